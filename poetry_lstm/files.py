@@ -1,0 +1,92 @@
+"""Atomic file writes: `write_json(path, obj)` leaves either the old file or the new one, never half.
+
+Every file the project writes goes through here: a temporary name in the same folder, then
+`os.replace`, which is atomic on POSIX and Windows.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .errors import PoetryError
+
+
+def _disk_error(path: Path, exc: OSError) -> PoetryError:
+    if exc.errno == errno.ENOSPC:
+        return PoetryError(f"The disk is full while writing {path}; free some space and run the command again.")
+    return PoetryError(f"Cannot write {path} ({exc.strerror or exc}); check the folder's permissions and free space.")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + suffix)
+        os.close(fd)
+    except OSError as exc:
+        raise _disk_error(path, exc) from None
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise _disk_error(path, exc) from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> None:
+    write_text(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
+    """Write one JSON object a line; returns how many."""
+    n = 0
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def read_json(path: str | os.PathLike, what: str = "file"):
+    """Read a JSON file or raise a PoetryError naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PoetryError(f"The {what} {path} is missing.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PoetryError(f"The {what} {path} is not valid JSON ({exc}); delete it and rebuild it.") from None
+
+
+def read_jsonl(path: str | os.PathLike, what: str = "file") -> list[dict]:
+    path = Path(path)
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f, 1):
+                if line.strip():
+                    rows.append(json.loads(line))
+    except FileNotFoundError:
+        raise PoetryError(f"The {what} {path} is missing.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PoetryError(f"The {what} {path} is corrupt near line {i} ({exc}); rebuild it.") from None
+    return rows

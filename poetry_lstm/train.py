@@ -1,0 +1,215 @@
+"""Train one model directory: `poetry-lstm train --mode word2vec` → `models/word2vec/`.
+
+Corpus → vocabulary (+ skip-gram vectors) → windows → stacked LSTM, with early stopping on
+validation loss, an atomic checkpoint every epoch (`models/.train-<mode>/`, for `--resume`), one
+sample poem per epoch in the log, and finally an atomically swapped-in model directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import files, vectors
+from .clean import load_corpus
+from .config import Config
+from .errors import PoetryError
+from .model import LstmStepper, Vocab, build_model, count_windows, line_hashes, poem_ids, seed_everything, window_dataset
+
+MIN_TRAIN_POEMS = 20
+SAMPLE_LINE = "白日依山尽"
+
+
+def training_texts(cfg: Config) -> tuple[list[str], list[str]]:
+    """(train, valid) poem texts; 五律 halves join train when the config says so."""
+    rows = load_corpus(cfg)
+    train = [r["text"] for r in rows if r["split"] == "train" and (cfg.train.use_halves or r["form"] == "wujue")]
+    valid = [r["text"] for r in rows if r["split"] == "valid"]
+    if len(train) < MIN_TRAIN_POEMS or not valid:
+        raise PoetryError(f"The corpus has {len(train)} training and {len(valid)} validation poems, too few to train; "
+                          f"crawl more poems (at least {MIN_TRAIN_POEMS} and a validation split) with `poetry-lstm crawl`.")
+    return train, valid
+
+
+def model_args(cfg: Config, mode: str, vocab: Vocab, vector_dim: int | None) -> dict:
+    m = cfg.model
+    return {"vocab_size": len(vocab), "mode": mode, "units": m.units, "layers": m.layers, "dropout": m.dropout,
+            "embedding_dim": vector_dim or m.embedding_dim, "fine_tune_vectors": cfg.train.fine_tune_vectors}
+
+
+def sample_poem(stepper: LstmStepper, vocab: Vocab, first_line: str, rng: np.random.Generator, temperature: float = 0.8) -> str:
+    """A quick unconstrained sample for the log: CJK characters only, punctuation placed by position."""
+    allowed = np.array([len(t) == 1 and "\u3400" <= t <= "\u9fff" for t in vocab.tokens])
+    text = first_line + "，"
+    logp, state = stepper.run(vocab.encode(text))
+    for pos in range(len(text), 24):
+        if pos in (11, 17, 23):
+            ch = "，" if pos == 17 else "。"
+        else:
+            p = np.exp(np.where(allowed, logp[0] / temperature, -np.inf))
+            ch = vocab.tokens[rng.choice(len(p), p=p / p.sum())]
+        text += ch
+        logp, state = stepper.step(np.array([vocab.id(ch)]), state)
+    return text
+
+
+def _epoch_callback(cfg, ckpt: Path, state: dict, vocab: Vocab, log):
+    import keras
+
+    class EpochEnd(keras.callbacks.Callback):
+        """History, atomic checkpoints, early stopping and a sample poem, all resumable from state.json."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            row = {"epoch": epoch + 1, "loss": logs["loss"], "val_loss": logs["val_loss"],
+                   "perplexity": math.exp(logs["loss"]), "val_perplexity": math.exp(logs["val_loss"]),
+                   "accuracy": logs["accuracy"], "val_accuracy": logs["val_accuracy"],
+                   "seconds": round(time.perf_counter() - self.started, 1)}
+            state["history"].append({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+            if row["val_loss"] < state["best_val_loss"]:
+                state.update(best_val_loss=row["val_loss"], best_epoch=epoch + 1, wait=0)
+                with files.atomic_path(ckpt / "best.weights.h5", suffix=".weights.h5") as tmp:
+                    self.model.save_weights(tmp)
+            else:
+                state["wait"] += 1
+            with files.atomic_path(ckpt / "last.keras", suffix=".keras") as tmp:
+                self.model.save(tmp)
+            state["epochs_done"] = epoch + 1
+            files.write_json(ckpt / "state.json", state)
+            sample = sample_poem(LstmStepper(self.model), vocab, SAMPLE_LINE, np.random.default_rng(epoch))
+            log(f"epoch {epoch + 1}: loss {row['loss']:.3f} val_loss {row['val_loss']:.3f} "
+                f"val_ppl {row['val_perplexity']:.1f} ({row['seconds']:.0f} s)  sample: {sample}")
+            if state["wait"] >= cfg.train.patience:
+                log(f"early stop: no better validation loss for {cfg.train.patience} epochs")
+                self.model.stop_training = True
+
+    return EpochEnd()
+
+
+def prepare_vectors(cfg: Config, train: list[str], out: Path, retrain: bool, log):
+    folder = out / "vectors"
+    kv = None if retrain else vectors.matching_vectors(folder, train, cfg.vectors)
+    if kv is not None:
+        log(f"reusing the skip-gram vectors in {folder} (same corpus and settings)")
+        return kv
+    started = time.perf_counter()
+    kv = vectors.train_vectors(train, cfg.vectors)
+    vectors.save_vectors(kv, folder, train, cfg.vectors)
+    log(f"skip-gram vectors: {len(kv.index_to_key)} characters in {time.perf_counter() - started:.0f} s")
+    for probe in vectors.PROBES:
+        log(f"  {probe}: " + " ".join(f"{c}{s:.2f}" for c, s in vectors.nearest(kv, probe, 6)))
+    return kv
+
+
+def _compiled(cfg: Config, args: dict, embedding: np.ndarray | None):
+    import keras
+
+    model = build_model(**args)
+    if embedding is not None:
+        model.get_layer("embedding").set_weights([embedding])
+    model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _load_checkpoint(ckpt: Path, args: dict):
+    import keras
+
+    state = files.read_json(ckpt / "state.json", "training checkpoint")
+    if state.get("model_args") != args:
+        raise PoetryError(f"The checkpoint in {ckpt} was made with other settings; run without --resume to start over.")
+    try:
+        return keras.saving.load_model(ckpt / "last.keras"), state
+    except Exception as exc:  # a torn or foreign file: Keras raises many types here
+        raise PoetryError(f"The checkpoint {ckpt / 'last.keras'} cannot be loaded ({exc.__class__.__name__}); run without --resume.") from None
+
+
+def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool = False, command: str = "", log=print) -> Path:
+    """Train `mode` and write its model directory; returns that directory."""
+    seed_everything(cfg.train.seed)
+    started = time.perf_counter()
+    train_texts, valid_texts = training_texts(cfg)
+    out = Path(cfg.paths.models_dir) / mode
+    ckpt = Path(cfg.paths.models_dir) / f".train-{mode}"
+    vocab = Vocab.build(train_texts, cfg.model.min_char_count)
+    embedding = None
+    if mode == "word2vec":
+        kv = prepare_vectors(cfg, train_texts, ckpt, retrain_vectors, log)
+        embedding = vectors.embedding_matrix(kv, vocab.tokens, cfg.train.seed)
+    args = model_args(cfg, mode, vocab, None if embedding is None else embedding.shape[1])
+    if resume and (ckpt / "state.json").exists():
+        model, state = _load_checkpoint(ckpt, args)
+        log(f"resuming after epoch {state['epochs_done']} from {ckpt}")
+    else:
+        model = _compiled(cfg, args, embedding)
+        state = {"model_args": args, "epochs_done": 0, "best_val_loss": float("inf"), "best_epoch": 0, "wait": 0,
+                 "history": [], "seconds_before": 0.0}
+    vocab.save(ckpt / "vocab.json")
+    m = cfg.model
+    train_ds = window_dataset(poem_ids(train_texts, vocab), m.window, m.stride, cfg.train.batch_size, cfg.train.shuffle_buffer, cfg.train.seed)
+    valid_ds = window_dataset(poem_ids(valid_texts, vocab), m.window, m.stride, cfg.train.batch_size)
+    n_windows = count_windows(len(train_texts), 25, m.window, m.stride)
+    log(f"{mode}: {len(train_texts)} training poems → {n_windows} windows of {m.window}; {len(valid_texts)} validation poems; "
+        f"vocabulary {len(vocab)}; {model.count_params():,} parameters")
+    if state["wait"] < cfg.train.patience and state["epochs_done"] < cfg.train.epochs:
+        model.fit(train_ds, validation_data=valid_ds, epochs=cfg.train.epochs, initial_epoch=state["epochs_done"],
+                  verbose=1 if sys.stdout.isatty() else 2, callbacks=[_epoch_callback(cfg, ckpt, state, vocab, log)])
+    state["seconds"] = state.get("seconds_before", 0.0) + time.perf_counter() - started
+    state["seconds_before"] = state["seconds"]
+    files.write_json(ckpt / "state.json", state)
+    model.load_weights(ckpt / "best.weights.h5")
+    write_model_dir(cfg, out, ckpt, model, args, vocab, train_texts, state, command)
+    log(f"saved {out} (best epoch {state['best_epoch']}, valid perplexity {math.exp(state['best_val_loss']):.1f})")
+    return out
+
+
+def _machine() -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"{platform.processor() or platform.machine()}, {len(gpus)} GPU(s), TensorFlow {tf.__version__}, Python {platform.python_version()}"
+
+
+def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab: Vocab, train_texts: list[str], state: dict, command: str) -> None:
+    """Build the whole directory under a temporary name, then swap it in: never half-written."""
+    from .card import model_card
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        clean_model = build_model(**args)  # no optimizer state: the shipped file stays small
+        clean_model.set_weights(model.get_weights())
+        clean_model.save(tmp / "model.keras")
+        vocab.save(tmp / "vocab.json")
+        report_path = Path(cfg.paths.corpus_dir) / "report.json"
+        report = files.read_json(report_path, "corpus report")
+        files.write_json(tmp / "corpus_report.json", report)
+        files.write_text(tmp / "train_lines.sha1", "\n".join(line_hashes(train_texts)) + "\n")
+        files.write_json(tmp / "history.json", state["history"])
+        config = {"model_args": args, "window": cfg.model.window, "stride": cfg.model.stride,
+                  "min_char_count": cfg.model.min_char_count, "train": dataclasses.asdict(cfg.train),
+                  "vectors": dataclasses.asdict(cfg.vectors) if args["mode"] == "word2vec" else None,
+                  "clean_forms": report.get("forms"), "command": command, "machine": _machine(),
+                  "wall_seconds": round(state["seconds"], 1), "best_epoch": state["best_epoch"],
+                  "training_poems": len(train_texts)}
+        files.write_json(tmp / "config.json", config)
+        if (ckpt / "vectors").exists():
+            shutil.copytree(ckpt / "vectors", tmp / "vectors")
+        files.write_text(tmp / "card.md", model_card(tmp, config, report))
+        old = out.parent / f".{out.name}.old"
+        if out.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
