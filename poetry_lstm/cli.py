@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter is not for users
 
 import click
 
@@ -119,6 +122,179 @@ def clean(ctx, forms):
     if forms:
         cfg = cfg.replace("clean", forms=[f.strip() for f in forms.split(",") if f.strip()])
     _clean(cfg)
+
+
+@cli.command()
+@click.option("--mode", type=click.Choice(["word2vec", "onehot"]), default=None, help="Input features (default from config).")
+@click.option("--fine-tune-vectors", is_flag=True, default=None, help="word2vec: let the skip-gram vectors learn too.")
+@click.option("--retrain-vectors", is_flag=True, help="word2vec: train new vectors even if matching ones exist.")
+@click.option("--resume", is_flag=True, help="Continue a stopped run from its last checkpoint.")
+@click.option("--epochs", type=int, default=None, help="Upper bound on epochs (early stopping may end sooner).")
+@click.option("--units", type=int, default=None, help="LSTM units per layer.")
+@click.option("--layers", type=int, default=None, help="Stacked LSTM layers (at least 2).")
+@click.option("--batch-size", type=int, default=None, help="Windows per step.")
+@click.option("--max-minutes", type=float, default=None, help="Stop after the epoch that passes this many minutes.")
+@click.option("--seed", type=int, default=None, help="The one seed (Python, NumPy, TensorFlow).")
+@click.pass_context
+@friendly
+def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, epochs, units, layers, batch_size, max_minutes, seed):
+    """Train a next-character LSTM on corpus/ into models/<mode>/.
+
+    \b
+    Examples:
+      poetry-lstm train --mode word2vec
+      poetry-lstm train --mode onehot --resume
+    """
+    cfg = config_of(ctx).replace("train", mode=mode, fine_tune_vectors=fine_tune_vectors, epochs=epochs,
+                                 batch_size=batch_size, max_minutes=max_minutes, seed=seed)
+    cfg = cfg.replace("model", units=units, layers=layers)
+    if cfg.model.layers < 2:
+        raise UserError("--layers must be at least 2: the network is a stacked LSTM.")
+    from .train import train as run_training
+    command = "poetry-lstm " + " ".join(sys.argv[1:])
+    run_training(cfg, cfg.train.mode, resume=resume, retrain_vectors=retrain_vectors, command=command,
+                 log=lambda msg: click.echo(msg))
+
+
+def _models_dir(cfg: Config, mode: str):
+    from pathlib import Path
+    return Path(cfg.paths.models_dir) / mode
+
+
+def _print_poem(poem, index: int) -> None:
+    mark = lambda ok: "✓" if ok else ("-" if ok is None else "✗")
+    click.echo(f"[{index}]" + (f"  {poem.form}" if poem.form else ""))
+    for line, end in zip(poem.lines, "，。，。"):
+        click.echo(f"    {line}{end}")
+    c = poem.checks
+    click.echo(f"    {mark(c['form'])} form  {mark(c['tone'])} tone  {mark(c['rhyme'])} rhyme  "
+               f"{mark(None if c['copied'] is None else not c['copied'])} new   score {poem.score:.2f}")
+    for w in poem.warnings:
+        click.echo(f"    note: {w}")
+
+
+@cli.command()
+@click.argument("first_line", required=False)
+@click.option("--n", type=click.IntRange(1, 20), default=None, help="How many poems.")
+@click.option("--mode", type=click.Choice(["word2vec", "onehot"]), default=None, help="Which model answers.")
+@click.option("--temperature", type=click.FloatRange(0.05, 5), default=None, help="Below 1: safer; above 1: wilder.")
+@click.option("--top-k", type=click.IntRange(0), default=None, help="Sample among the K likeliest allowed characters (0 = all).")
+@click.option("--top-p", type=click.FloatRange(0.01, 1), default=None, help="Nucleus sampling mass.")
+@click.option("--beam", type=click.IntRange(1, 64), default=None, help="Beam width (1 = sampling).")
+@click.option("--seed", type=int, default=None, help="Same seed, same poems.")
+@click.option("--no-tones", is_flag=True, help="Do not constrain 平仄.")
+@click.option("--no-rhyme", is_flag=True, help="Do not constrain the rhyme.")
+@click.option("--no-novelty", is_flag=True, help="Allow training lines and repeated characters.")
+@click.option("--acrostic", default=None, help="藏头诗: four characters that start the four lines.")
+@click.option("--theme", default=None, help="A theme in modern Chinese, e.g. 思念故乡的秋夜.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+@click.pass_context
+@friendly
+def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no_tones, no_rhyme, no_novelty, acrostic, theme, as_json):
+    """Finish a quatrain from its first line (or write one from heads or a theme).
+
+    \b
+    Examples:
+      poetry-lstm generate 床前明月光
+      poetry-lstm generate 床前明月光 --n 5 --beam 8 --json
+      poetry-lstm generate --acrostic 春夏秋冬
+      poetry-lstm generate --theme 思念故乡的秋夜
+    """
+    from .generate import acrostic_poem, complete_poem, theme_poem
+    from .model import load_model_dir
+
+    g = config_of(ctx).replace("generate", mode=mode, n=n, temperature=temperature, top_k=top_k, top_p=top_p,
+                               beam=beam, seed=seed).generate
+    given = [x for x in (first_line, acrostic, theme) if x is not None]
+    if len(given) != 1:
+        raise RefusedInput("Give exactly one of: a first line (e.g. 床前明月光), --acrostic 春夏秋冬, or --theme 思念故乡的秋夜.")
+    options = dict(n=g.n, temperature=g.temperature, top_k=g.top_k, top_p=g.top_p, beam=g.beam, seed=g.seed,
+                   tones=g.tones and not no_tones, rhyme=g.rhyme and not no_rhyme, novelty=g.novelty and not no_novelty,
+                   max_tries=g.max_tries)
+    if first_line is not None:
+        from .generate import normalize_line
+        normalize_line(first_line)  # refuse bad input before the model loads
+    trained = load_model_dir(_models_dir(config_of(ctx), g.mode))
+    if acrostic is not None:
+        result = acrostic_poem(trained, acrostic, **options)
+    elif theme is not None:
+        from .vectors import load_vectors
+        vec_dir = _models_dir(config_of(ctx), "word2vec") / "vectors"
+        result = theme_poem(trained, theme, vectors=load_vectors(vec_dir) if vec_dir.exists() else None, **options)
+    else:
+        result = complete_poem(trained, first_line, **options)
+    if as_json:
+        poems = [{"text": p.text, "lines": p.lines, "score": p.score, "form": p.form,
+                  "checks": {k: p.checks[k] for k in ("form", "tone", "tone_245", "rhyme", "copied")}, "warnings": p.warnings}
+                 for p in result.poems]
+        out = {"first_line": result.first_line, "mode": g.mode, "poems": poems, "warnings": result.warnings}
+        if theme is not None:
+            out.update(keywords=result.keywords, keyword_used=result.keyword_used)
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    if first_line is not None and result.first_line != first_line.strip().rstrip("，,。."):
+        click.echo(f"first line read as {result.first_line}")
+    if theme is not None:
+        click.echo(f"keywords: {' '.join(result.keywords)}; used {result.keyword_used}")
+    for w in result.warnings:
+        click.echo(f"note: {w}")
+    for i, poem in enumerate(result.poems, 1):
+        _print_poem(poem, i)
+
+
+@cli.command()
+@click.option("--mode", type=click.Choice(["word2vec", "onehot"]), default=None, help="One model (default: every model present).")
+@click.option("--file", "poem_file", type=click.Path(dir_okay=False), default=None, help="Score these quatrains (one a line) instead of the test split.")
+@click.option("--generate", "with_generation", is_flag=True, help="Also complete the test poems' first lines and report the poems' metrics.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N poems (quick checks).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
+@click.pass_context
+@friendly
+def evaluate(ctx, mode, poem_file, with_generation, limit, as_json):
+    """Perplexity and accuracy of lines 2–4 given line 1, beside a trigram baseline.
+
+    \b
+    Examples:
+      poetry-lstm evaluate --mode onehot --json
+      poetry-lstm evaluate --file my_poems.txt
+      poetry-lstm evaluate --generate
+    """
+    from .evaluate import evaluate_model, generation_report, poem_metrics, read_poem_file
+    from .metrics import format_table, train_ngrams
+    from .model import load_model_dir
+    from .train import split_texts
+
+    cfg = config_of(ctx)
+    modes = [mode] if mode else [m for m in ("word2vec", "onehot") if _models_dir(cfg, m).exists()]
+    if not modes:
+        raise UserError(f"No model in {cfg.paths.models_dir}; run `poetry-lstm train --mode word2vec` first.")
+    results, generation = {}, {}
+    for m in modes:
+        trained = load_model_dir(_models_dir(cfg, m))
+        splits = split_texts(cfg, bool(trained.config.get("train", {}).get("use_halves")))
+        poems = read_poem_file(poem_file) if poem_file else splits["test"]
+        poems = poems[:limit] if limit else poems
+        if not poems:
+            raise UserError("The corpus has no test poems; rebuild it with `poetry-lstm crawl`.")
+        results[m] = evaluate_model(trained, poems, splits["train"])
+        if with_generation:
+            first = [p[:5] for p in poems]
+            generation[f"{m}, constrained"] = generation_report(trained, first, splits["train"])
+            generation[f"{m}, unconstrained"] = generation_report(trained, first, splits["train"], tones=False, rhyme=False, novelty=False)
+    if with_generation:
+        generation["real poems"] = poem_metrics(poems, trained.line_hashes(), train_ngrams(splits["train"]), first_line_kept=1.0)
+    if as_json:
+        out = results[modes[0]] if len(modes) == 1 else {"models": results}
+        if len(modes) == 1:
+            out = dict(out)
+        if with_generation:
+            out["generation"] = generation
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    click.echo(format_table({m: {k: v for k, v in r.items() if k != "mode"} for m, r in results.items()}))
+    if with_generation:
+        click.echo("")
+        click.echo(format_table(generation))
 
 
 def main():

@@ -87,6 +87,8 @@ class TrainConfig:
     patience: int
     seed: int
     shuffle_buffer: int
+    steps_per_epoch: int
+    max_minutes: float
 
 
 @dataclass(frozen=True)

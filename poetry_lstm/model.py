@@ -175,3 +175,53 @@ class LstmStepper:
         for t in ids:
             logp, state = self.step(np.full(batch, t, dtype=np.int64), state)
         return logp, state
+
+
+MODEL_FILES = ("model.keras", "vocab.json", "config.json")
+
+
+@dataclass
+class TrainedModel:
+    """A loaded model directory: the Keras model, its vocabulary and config, and a NumPy stepper."""
+    path: Path
+    keras_model: object
+    vocab: Vocab
+    config: dict
+    stepper: LstmStepper
+    _line_hashes: set[str] | None = None
+
+    @property
+    def mode(self) -> str:
+        return self.config["model_args"]["mode"]
+
+    def line_hashes(self) -> set[str]:
+        """The training lines' hashes, read once per loaded model (the copy check runs per line end)."""
+        if self._line_hashes is None:
+            from .metrics import load_line_hashes
+            self._line_hashes = load_line_hashes(self.path / "train_lines.sha1")
+        return self._line_hashes
+
+
+def load_model_dir(path: str | Path) -> TrainedModel:
+    """Load `models/<mode>/` with Keras's safe mode, or raise a PoetryError saying what to run."""
+    path = Path(path)
+    mode = path.name
+    if not path.is_dir():
+        raise PoetryError(f"No model at {path}; run `poetry-lstm train --mode {mode}` to make one.")
+    missing = [f for f in MODEL_FILES if not (path / f).exists()]
+    if missing:
+        raise PoetryError(f"The model directory {path} lacks {', '.join(missing)}; run `poetry-lstm train --mode {mode}` again.")
+    vocab = Vocab.load(path / "vocab.json")
+    config = files.read_json(path / "config.json", "model config")
+    if not isinstance(config, dict) or not isinstance(config.get("model_args"), dict):
+        raise PoetryError(f"The model config {path / 'config.json'} is corrupt; run `poetry-lstm train --mode {mode}` again.")
+    import keras
+
+    try:
+        model = keras.saving.load_model(path / "model.keras", safe_mode=True)
+    except Exception as exc:  # a torn zip, a foreign file or a layer Keras refuses: all mean "rebuild it"
+        raise PoetryError(f"The model file {path / 'model.keras'} cannot be loaded ({exc.__class__.__name__}); "
+                          f"run `poetry-lstm train --mode {mode}` again.") from None
+    if model.output_shape[-1] != len(vocab):
+        raise PoetryError(f"The model in {path} predicts {model.output_shape[-1]} tokens but its vocabulary has {len(vocab)}; retrain it.")
+    return TrainedModel(path, model, vocab, config, LstmStepper(model))

@@ -21,17 +21,25 @@ from . import files, vectors
 from .clean import load_corpus
 from .config import Config
 from .errors import PoetryError
-from .model import LstmStepper, Vocab, build_model, count_windows, line_hashes, poem_ids, seed_everything, window_dataset
+from .model import LstmStepper, TrainedModel, Vocab, build_model, count_windows, line_hashes, poem_ids, seed_everything, window_dataset
 
 MIN_TRAIN_POEMS = 20
 SAMPLE_LINE = "白日依山尽"
 
 
+def split_texts(cfg: Config, use_halves: bool) -> dict[str, list[str]]:
+    """Poem texts per split; 五律 halves join train only when asked."""
+    out = {"train": [], "valid": [], "test": []}
+    for r in load_corpus(cfg):
+        if r["split"] in out and (use_halves or r["form"] == "wujue"):
+            out[r["split"]].append(r["text"])
+    return out
+
+
 def training_texts(cfg: Config) -> tuple[list[str], list[str]]:
-    """(train, valid) poem texts; 五律 halves join train when the config says so."""
-    rows = load_corpus(cfg)
-    train = [r["text"] for r in rows if r["split"] == "train" and (cfg.train.use_halves or r["form"] == "wujue")]
-    valid = [r["text"] for r in rows if r["split"] == "valid"]
+    """(train, valid) poem texts, refusing a corpus too small to learn from."""
+    splits = split_texts(cfg, cfg.train.use_halves)
+    train, valid = splits["train"], splits["valid"]
     if len(train) < MIN_TRAIN_POEMS or not valid:
         raise PoetryError(f"The corpus has {len(train)} training and {len(valid)} validation poems, too few to train; "
                           f"crawl more poems (at least {MIN_TRAIN_POEMS} and a validation split) with `poetry-lstm crawl`.")
@@ -60,7 +68,7 @@ def sample_poem(stepper: LstmStepper, vocab: Vocab, first_line: str, rng: np.ran
     return text
 
 
-def _epoch_callback(cfg, ckpt: Path, state: dict, vocab: Vocab, log):
+def _epoch_callback(cfg, ckpt: Path, state: dict, vocab: Vocab, log, run_started: float):
     import keras
 
     class EpochEnd(keras.callbacks.Callback):
@@ -88,6 +96,9 @@ def _epoch_callback(cfg, ckpt: Path, state: dict, vocab: Vocab, log):
             sample = sample_poem(LstmStepper(self.model), vocab, SAMPLE_LINE, np.random.default_rng(epoch))
             log(f"epoch {epoch + 1}: loss {row['loss']:.3f} val_loss {row['val_loss']:.3f} "
                 f"val_ppl {row['val_perplexity']:.1f} ({row['seconds']:.0f} s)  sample: {sample}")
+            if cfg.train.max_minutes and time.perf_counter() - run_started > 60 * cfg.train.max_minutes:
+                log(f"time budget of {cfg.train.max_minutes} min spent: stopping")
+                self.model.stop_training = True
             if state["wait"] >= cfg.train.patience:
                 log(f"early stop: no better validation loss for {cfg.train.patience} epochs")
                 self.model.stop_training = True
@@ -160,14 +171,18 @@ def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool
     n_windows = count_windows(len(train_texts), 25, m.window, m.stride)
     log(f"{mode}: {len(train_texts)} training poems → {n_windows} windows of {m.window}; {len(valid_texts)} validation poems; "
         f"vocabulary {len(vocab)}; {model.count_params():,} parameters")
+    steps = cfg.train.steps_per_epoch or None
+    if steps:  # "epochs" of a fixed number of steps: validation and checkpoints come more often
+        train_ds = train_ds.repeat()
     if state["wait"] < cfg.train.patience and state["epochs_done"] < cfg.train.epochs:
-        model.fit(train_ds, validation_data=valid_ds, epochs=cfg.train.epochs, initial_epoch=state["epochs_done"],
-                  verbose=1 if sys.stdout.isatty() else 2, callbacks=[_epoch_callback(cfg, ckpt, state, vocab, log)])
+        model.fit(train_ds, validation_data=valid_ds, epochs=cfg.train.epochs, initial_epoch=state["epochs_done"], steps_per_epoch=steps,
+                  verbose=1 if sys.stdout.isatty() else 2, shuffle=False, callbacks=[_epoch_callback(cfg, ckpt, state, vocab, log, time.perf_counter())])
     state["seconds"] = state.get("seconds_before", 0.0) + time.perf_counter() - started
     state["seconds_before"] = state["seconds"]
     files.write_json(ckpt / "state.json", state)
     model.load_weights(ckpt / "best.weights.h5")
-    write_model_dir(cfg, out, ckpt, model, args, vocab, train_texts, state, command)
+    test_texts = split_texts(cfg, False)["test"]
+    write_model_dir(cfg, out, ckpt, model, args, vocab, train_texts, test_texts, state, command)
     log(f"saved {out} (best epoch {state['best_epoch']}, valid perplexity {math.exp(state['best_val_loss']):.1f})")
     return out
 
@@ -179,7 +194,8 @@ def _machine() -> str:
     return f"{platform.processor() or platform.machine()}, {len(gpus)} GPU(s), TensorFlow {tf.__version__}, Python {platform.python_version()}"
 
 
-def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab: Vocab, train_texts: list[str], state: dict, command: str) -> None:
+def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab: Vocab, train_texts: list[str],
+                    test_texts: list[str], state: dict, command: str) -> None:
     """Build the whole directory under a temporary name, then swap it in: never half-written."""
     from .card import model_card
 
@@ -204,7 +220,13 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
         files.write_json(tmp / "config.json", config)
         if (ckpt / "vectors").exists():
             shutil.copytree(ckpt / "vectors", tmp / "vectors")
-        files.write_text(tmp / "card.md", model_card(tmp, config, report))
+        test = None
+        if test_texts:
+            from .evaluate import evaluate_model
+            test = evaluate_model(TrainedModel(tmp, clean_model, vocab, config, LstmStepper(clean_model)), test_texts, train_texts)
+            config["test"] = test
+            files.write_json(tmp / "config.json", config)
+        files.write_text(tmp / "card.md", model_card(tmp, config, report, test))
         old = out.parent / f".{out.name}.old"
         if out.exists():
             shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,62 @@
+"""The model card: `text = model_card(model_dir, config, corpus_report)` → `card.md`.
+
+Everything a reader needs to trust or rebuild the model: the exact command, what data (by the
+hash of its corpus report), how long on what machine, the curves' end points, the test scores
+(filled in by training's final evaluation), and what was tried (docs/tuning.md).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+TUNING = Path(__file__).resolve().parent.parent / "docs" / "tuning.md"
+
+
+def _report_sha1(report: dict) -> str:
+    return hashlib.sha1(json.dumps(report, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _size_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def model_card(folder: Path, config: dict, report: dict, test: dict | None = None) -> str:
+    args = config["model_args"]
+    history = json.loads((folder / "history.json").read_text(encoding="utf-8"))
+    best = min(history, key=lambda r: r["val_loss"]) if history else None
+    lines = [
+        f"# poetry-lstm model card: `{args['mode']}`",
+        "",
+        f"Made by: `{config['command']}`",
+        "",
+        "## Network",
+        f"- input: {'skip-gram character vectors (gensim, sg=1), ' + ('fine-tuned' if args['fine_tune_vectors'] else 'frozen') if args['mode'] == 'word2vec' else 'one-hot ids (as the identical trainable embedding lookup)'}, width {args['embedding_dim']}",
+        f"- {args['layers']} stacked LSTM layers × {args['units']} units, dropout {args['dropout']}, softmax over {args['vocab_size']} tokens",
+        f"- windows of {config['window']} positions, stride {config['stride']}; every position predicts its next character",
+        f"- Adam lr {config['train']['learning_rate']}, clipnorm {config['train']['clipnorm']}, batch {config['train']['batch_size']}, "
+        f"early stopping patience {config['train']['patience']}, seed {config['train']['seed']}",
+        "",
+        "## Data",
+        f"- corpus report sha1 `{_report_sha1(report)}` (copied here as `corpus_report.json`); cleaner forms {report.get('forms')}",
+        f"- {config['training_poems']} training poems{' (real 五绝 and 五律 halves)' if config['train']['use_halves'] and report.get('kept_wulv_halves') else ' (real 五绝)'}; "
+        f"splits {report.get('per_split')}",
+        "- chinese-poetry (MIT): Tang and Song poems; `train_lines.sha1` holds hashes of the training lines, not the lines",
+        "",
+        "## Training",
+        f"- machine: {config['machine']}",
+        f"- wall time {config['wall_seconds'] / 60:.1f} min, {len(history)} epochs, best epoch {config['best_epoch']}",
+    ]
+    if best:
+        lines.append(f"- best validation loss {best['val_loss']:.3f} (perplexity {math.exp(best['val_loss']):.1f}, "
+                     f"accuracy {best['val_accuracy']:.3f}); train loss then {best['loss']:.3f}")
+    lines.append(f"- directory size {_size_mb(folder):.1f} MB")
+    if test:
+        lines += ["", "## Test split (`poetry-lstm evaluate`)",
+                  f"- lines 2–4 given line 1, {test['poems']} poems: perplexity **{test['perplexity']:.1f}**, top-1 accuracy {test['accuracy']:.3f}",
+                  f"- trigram Kneser–Ney baseline on the same training poems: perplexity {test['baseline_perplexity']:.1f}, "
+                  f"accuracy {test['baseline_accuracy']:.3f}; ratio {test['ratio_to_baseline']:.2f}"]
+    if TUNING.exists():
+        lines += ["", "## What was tried", "", TUNING.read_text(encoding="utf-8").strip()]
+    return "\n".join(lines) + "\n"
