@@ -70,8 +70,8 @@ def cli(ctx, config_file):
 @click.option("--source", type=click.Choice(["chinese-poetry", "gushiwen"]), default=None, help="Where poems come from (default from config).")
 @click.option("--from", "source_path", type=click.Path(), default=None, help="chinese-poetry: a local clone/folder or the npm tarball instead of HTTP.")
 @click.option("--base-url", default=None, help="gushiwen: crawl this host instead of the real site.")
-@click.option("--max-pages", type=int, default=None, help="gushiwen: list pages per dynasty at most.")
-@click.option("--delay", type=float, default=None, help="gushiwen: seconds between requests (at least).")
+@click.option("--max-pages", type=click.IntRange(1), default=None, help="gushiwen: list pages per dynasty at most.")
+@click.option("--delay", type=click.FloatRange(0), default=None, help="gushiwen: seconds between requests (at least).")
 @click.option("--forms", default=None, help="Forms kept by the cleaner: wujue, or wujue,wulv to add 五律 halves to training.")
 @click.pass_context
 @friendly
@@ -129,10 +129,10 @@ def clean(ctx, forms):
 @click.option("--fine-tune-vectors", is_flag=True, default=None, help="word2vec: let the skip-gram vectors learn too.")
 @click.option("--retrain-vectors", is_flag=True, help="word2vec: train new vectors even if matching ones exist.")
 @click.option("--resume", is_flag=True, help="Continue a stopped run from its last checkpoint.")
-@click.option("--epochs", type=int, default=None, help="Upper bound on epochs (early stopping may end sooner).")
-@click.option("--units", type=int, default=None, help="LSTM units per layer.")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Upper bound on epochs (early stopping may end sooner).")
+@click.option("--units", type=click.IntRange(1), default=None, help="LSTM units per layer.")
 @click.option("--layers", type=int, default=None, help="Stacked LSTM layers (at least 2).")
-@click.option("--batch-size", type=int, default=None, help="Windows per step.")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Windows per step.")
 @click.option("--max-minutes", type=float, default=None, help="Stop after the epoch that passes this many minutes.")
 @click.option("--seed", type=int, default=None, help="The one seed (Python, NumPy, TensorFlow).")
 @click.pass_context
