@@ -65,7 +65,7 @@ def problem_of(text: str, forms: list[str]) -> tuple[str | None, list[list[str]]
     if len(IS_CJK.findall(body)) != len(body):
         return "stray_marks", []
     marks = LINE_END.findall(text)
-    if not all(m == "，" if i % 2 == 0 else m in STOPS for i, m in enumerate(marks)):
+    if len(marks) != n_lines or not all(m == "，" if i % 2 == 0 else m in STOPS for i, m in enumerate(marks)):
         return "punctuation", []
     return None, [segments[i:i + 4] for i in range(0, n_lines, 4)]
 

@@ -143,7 +143,7 @@ def _build(cls, values: dict, section: str):
         if key not in hints:
             raise PoetryError(f"Unknown config key [{section}] {key}; the keys of [{section}] are: {', '.join(hints)}.")
         if not _check_type(value, hints[key]):
-            name = getattr(hints[key], "__name__", str(hints[key]))
+            name = hints[key].__name__ if getattr(hints[key], "__origin__", None) is not list else f"a list of {hints[key].__args__[0].__name__}"
             raise PoetryError(f"Config key [{section}] {key} must be {name}, not {value!r}.")
     missing = [k for k in hints if k not in values]
     if missing:
@@ -160,6 +160,8 @@ def _read_toml(path: Path) -> dict:
         raise PoetryError(f"The config file {path} does not exist; pass an existing TOML file to --config.") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PoetryError(f"The config file {path} is not valid TOML ({exc}).") from None
+    except OSError as exc:  # a folder, no permission
+        raise PoetryError(f"Cannot read the config file {path} ({exc.strerror or exc}); pass a readable TOML file to --config.") from None
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -174,4 +176,9 @@ def load_config(path: str | Path | None = None) -> Config:
             data[section] = {**data[section], **values}
     types = {f.name: f.type for f in dataclasses.fields(Config)}
     hints = get_type_hints(Config)
-    return Config(**{name: _build(hints[name], data.get(name, {}), name) for name in types})
+    try:
+        return Config(**{name: _build(hints[name], data.get(name, {}), name) for name in types})
+    except PoetryError as exc:
+        if path is None:
+            raise
+        raise PoetryError(f"{path}: {exc}") from None  # the defaults are valid: the mistake is in this file

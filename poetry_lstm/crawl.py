@@ -6,9 +6,12 @@ or folder (`--from DIR`), or the npm tarball (`--from chinese-poetry-2.0.1.tgz`,
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import lzma
 import re
 import tarfile
+import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -64,16 +67,26 @@ def to_records(name: str, poems: list, stats: dict) -> Iterator[dict]:
 
 
 def files_from_tarball(path: Path) -> Iterator[tuple[str, bytes]]:
-    """(name, body) for every poem file in the tarball, without unpacking it to disk."""
+    """(name, body) for every poem file in the tarball, without unpacking it to disk.
+
+    Names are `<tarball>/<member>`, so an error about one file says where it came from.
+    """
     try:
         with tarfile.open(path, "r:*") as tar:
             members = sorted((m for m in tar.getmembers() if m.isfile() and _is_poem_file(m.name)), key=lambda m: _sort_key(m.name))
+            # tarfile takes a damaged header after the first member for the end of the archive, and
+            # gzip checks its CRC only at the end of the stream: read to the end, so a corrupt
+            # tarball fails here instead of silently losing poems.
+            while tar.fileobj.read(1 << 20):
+                pass
             if not members:
                 raise PoetryError(f"{path} holds no poet.tang/poet.song files; use the chinese-poetry npm tarball (npm pack chinese-poetry@2.0.1).")
             for m in tqdm(members, desc="tarball", unit="file"):
-                yield m.name, tar.extractfile(m).read()
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise PoetryError(f"{path} is not a readable tarball ({exc}); download it again with npm pack chinese-poetry@2.0.1.") from None
+                yield f"{path.as_posix()}/{m.name}", tar.extractfile(m).read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
+        # tarfile's "could not be opened" lists every method it tried, one a line: keep the first.
+        detail = (str(exc).splitlines() or [""])[0].rstrip(": ") or exc.__class__.__name__
+        raise PoetryError(f"{path} is not a readable tarball ({detail}); download it again with npm pack chinese-poetry@2.0.1.") from None
 
 
 def files_from_folder(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -82,7 +95,7 @@ def files_from_folder(path: Path) -> Iterator[tuple[str, bytes]]:
         raise PoetryError(f"{path} holds no poet.tang.*.json or poet.song.*.json files; point --from at a chinese-poetry clone.")
     for p in tqdm(found, desc="folder", unit="file"):
         try:
-            yield p.relative_to(path).as_posix(), p.read_bytes()
+            yield p.as_posix(), p.read_bytes()
         except OSError as exc:
             raise PoetryError(f"Cannot read {p} ({exc.strerror}); check the file.") from None
 
@@ -113,8 +126,10 @@ def crawl_chinese_poetry(cfg: Config, source_path: str | Path | None = None) -> 
         stream = files_from_folder(source_path) if source_path.is_dir() else files_from_tarball(source_path)
     stats = {"files": 0, "malformed": 0, "records": 0}
     records = []
-    for name, body in stream:
-        stats["files"] += 1
-        records.extend(to_records(name.rsplit("/", 1)[-1] if "://" in name else name, _parse(name, body), stats))
+    # closing: on a bad file the stream's progress bar ends its line now, not after the error is shown
+    with contextlib.closing(stream):
+        for name, body in stream:
+            stats["files"] += 1
+            records.extend(to_records(name.rsplit("/", 1)[-1] if "://" in name else name, _parse(name, body), stats))
     stats["records"] = files.write_jsonl(raw_path(cfg, SOURCE), records)
     return stats

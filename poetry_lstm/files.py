@@ -22,6 +22,10 @@ def _disk_error(path: Path, exc: OSError) -> PoetryError:
     return PoetryError(f"Cannot write {path} ({exc.strerror or exc}); check the folder's permissions and free space.")
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
@@ -35,6 +39,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        if tmp.exists():  # mkstemp makes 0600; a written file should get the usual umask mode
+            os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except OSError as exc:
         raise _disk_error(path, exc) from None
@@ -79,7 +85,7 @@ def read_json(path: str | os.PathLike, what: str = "file"):
 
 def read_jsonl(path: str | os.PathLike, what: str = "file") -> list[dict]:
     path = Path(path)
-    rows = []
+    rows, i = [], 0
     try:
         with open(path, encoding="utf-8") as f:
             for i, line in enumerate(f, 1):
@@ -87,6 +93,8 @@ def read_jsonl(path: str | os.PathLike, what: str = "file") -> list[dict]:
                     rows.append(json.loads(line))
     except FileNotFoundError:
         raise PoetryError(f"The {what} {path} is missing.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except OSError as exc:  # a folder in its place, no permission: `i` may not be set yet
+        raise PoetryError(f"Cannot read the {what} {path} ({exc.strerror or exc}); check it and rebuild it.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PoetryError(f"The {what} {path} is corrupt near line {i} ({exc}); rebuild it.") from None
     return rows

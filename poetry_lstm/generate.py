@@ -4,10 +4,12 @@ Form is built in (the decoder places ，。，。 and only lets CJK characters i
 tones, rhyme and novelty are masks over the vocabulary, and the model's log-probabilities are
 renormalised over what each mask allows. Sampling and beam search both advance every candidate
 in one batched NumPy step of the LSTM (`LstmStepper`), keeping its state between characters.
+Masks are built once per vocabulary and looked up per step, so a step costs little beyond the LSTM.
 """
 from __future__ import annotations
 
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -21,6 +23,7 @@ from .model import TrainedModel
 
 PUNCT = {5: "，", 11: "。", 17: "，", 23: "。"}  # positions of the decoder-placed marks
 RELAX_ORDER = ("novelty", "rhyme", "tones")  # what a dead end gives up first
+BOTH = frozenset({prosody.PING, prosody.ZE})
 
 
 @dataclass
@@ -46,19 +49,20 @@ def sample_next(logp: np.ndarray, allowed: np.ndarray, rng: np.random.Generator,
                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> int:
     """One token id from log-probabilities (vocab,), renormalised over `allowed` (vocab,) bool."""
     ids = np.flatnonzero(allowed)
-    logits = logp[ids] / max(temperature, 1e-6)
+    if not len(ids):
+        raise ValueError("no token is allowed")
+    logits = logp[ids]
     if 0 < top_k < len(ids):  # partial sort: only the head matters
         head = np.argpartition(-logits, top_k - 1)[:top_k]
-        order = head[np.argsort(-logits[head], kind="stable")]
-    else:
+        ids, logits = ids[head], logits[head]
+    if top_p < 1.0:  # the nucleus is a head of the sorted list; plain sampling needs no order
         order = np.argsort(-logits, kind="stable")
-    p = np.exp(logits[order] - logits[order[0]])
-    p /= p.sum()
-    if top_p < 1.0:  # nucleus: the smallest head whose mass reaches top_p
-        keep = int(np.searchsorted(np.cumsum(p), top_p) + 1)
-        p = p[:keep] / p[:keep].sum()
-        order = order[:keep]
-    return int(ids[order[rng.choice(len(p), p=p)]])
+        ids, logits = ids[order], logits[order]
+    cdf = np.cumsum(np.exp((logits - logits.max()) / max(temperature, 1e-6)))
+    if top_p < 1.0:  # the smallest head whose mass reaches top_p
+        cdf = cdf[: int(np.searchsorted(cdf, top_p * cdf[-1])) + 1]
+    # Inverse-CDF draw: one uniform number, without Generator.choice's per-call checks.
+    return int(ids[min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(cdf) - 1)])
 
 
 class VocabMasks:
@@ -68,19 +72,30 @@ class VocabMasks:
         self.tokens = tokens
         self.cjk = np.array([len(t) == 1 and bool(IS_CJK.match(t)) for t in tokens])
         readings = [prosody.reading(t) if c else (frozenset(), frozenset()) for t, c in zip(tokens, self.cjk)]
-        self.ping = np.array([prosody.PING in r[0] for r in readings])
-        self.ze = np.array([prosody.ZE in r[0] for r in readings])
+        ping, self.ze = (np.array([tone in r[0] for r in readings]) for tone in (prosody.PING, prosody.ZE))
+        # One mask per set of tones a slot may take: a step looks its mask up instead of building it.
+        self.by_tones = {frozenset(t): (ping if prosody.PING in t else False) | (self.ze if prosody.ZE in t else False)
+                         for t in ((), (prosody.PING,), (prosody.ZE,), BOTH)}
         self.groups: dict[str, np.ndarray] = {}
         for i, (_, groups) in enumerate(readings):
             for g in groups:
                 self.groups.setdefault(g, np.zeros(len(tokens), bool))[i] = True
-        self.has_group = np.array([bool(r[1]) for r in readings])
+        self._of_groups: dict[tuple, np.ndarray] = {}
 
-    def of_groups(self, groups) -> np.ndarray:
-        out = np.zeros(len(self.tokens), bool)
-        for g in groups:
-            out |= self.groups.get(g, False)
-        return out
+    def of_groups(self, groups, partner: bool = False) -> np.ndarray:
+        """Characters in any of `groups`; with `partner`, only of groups that hold two characters or more.
+
+        A rhyme opener (line 2's end, a 平-only line 1 end) needs a partner, or line 4 has no
+        different character to rhyme with: that dead end is avoided rather than relaxed.
+        """
+        key = (tuple(sorted(groups)), partner)
+        if key not in self._of_groups:
+            out = np.zeros(len(self.tokens), bool)
+            for g in key[0]:
+                if g in self.groups and (not partner or self.groups[g].sum() >= 2):
+                    out |= self.groups[g]
+            self._of_groups[key] = out
+        return self._of_groups[key]
 
 
 @lru_cache(maxsize=4)
@@ -88,15 +103,15 @@ def masks_for(tokens: tuple[str, ...]) -> VocabMasks:
     return VocabMasks(tokens)
 
 
-def line_tones(line_type: str, prefix: str, forced: dict[int, str]) -> set[str]:
-    """Tones for the next slot that keep an accepted variant reachable, honouring forced characters."""
-    pos = len(prefix)
-    out = set()
+@lru_cache(maxsize=65536)  # a prefix recurs across candidates, tries and poems
+def line_tones(line_type: str, prefix: str, forced: tuple = ()) -> frozenset[str]:
+    """Tones for slot len(prefix) that keep an accepted variant reachable; `forced`: later (slot, char)."""
+    pos, out = len(prefix), set()
     for v in prosody.VARIANTS[line_type]:
-        slots = {i: ch for i, ch in enumerate(prefix)} | {i: ch for i, ch in forced.items() if i > pos}
-        if all(prosody._LETTER[v[i]] in prosody.reading(ch)[0] for i, ch in slots.items()):
+        slots = list(enumerate(prefix)) + [(i, ch) for i, ch in forced if i > pos]
+        if all(prosody._LETTER[v[i]] in prosody.reading(ch)[0] for i, ch in slots):
             out.add(prosody._LETTER[v[pos]])
-    return out
+    return frozenset(out)
 
 
 @dataclass
@@ -109,9 +124,6 @@ class Candidate:
     generated: int = 0
     relaxed: list[str] = field(default_factory=list)
 
-    def text(self) -> str:
-        return "".join(self.chars)
-
 
 class Decoder:
     def __init__(self, trained: TrainedModel, tones=True, rhyme=True, novelty=True):
@@ -121,41 +133,41 @@ class Decoder:
         self.train_hashes = trained.line_hashes() if novelty else set()
 
     def allowed(self, c: Candidate, pos: int, drop: tuple = ()) -> np.ndarray:
-        """Mask of characters allowed at `pos` for candidate `c`, without the constraints in `drop`."""
-        mk, line, j = self.masks, pos // 6, pos % 6
-        m = mk.cjk.copy()
+        """Mask of characters allowed at `pos` for `c`, without the constraints in `drop` (may be shared: copy to write)."""
+        mk, line = self.masks, pos // 6
         on = {k: v and k not in drop for k, v in self.on.items()}
-        if on["tones"] and c.types:
-            start = line * 6
-            forced = {i - start: ch for i, ch in c.forced.items() if start <= i < start + 5}
-            tones = line_tones(c.types[line], "".join(c.chars[start:pos]), forced)
-            m &= (mk.ping if prosody.PING in tones else False) | (mk.ze if prosody.ZE in tones else False)
+        tones = BOTH
+        if on["tones"] and c.types and c.types[line]:
+            forced = tuple((i - line * 6, ch) for i, ch in sorted(c.forced.items()) if pos < i < line * 6 + 5)
+            tones = line_tones(c.types[line], "".join(c.chars[line * 6:pos]), forced)
+        m = mk.by_tones[tones] if on["tones"] else mk.cjk
         if on["rhyme"]:
-            first_end = c.chars[4]
-            if pos == 10:
-                m &= mk.has_group
-                if prosody.reading(first_end)[0] == {prosody.PING}:
-                    m &= mk.of_groups(prosody.rhyme_groups(first_end))
+            first_end = c.chars[4] or c.forced.get(4, "")
+            first_rhymes = prosody.reading(first_end)[0] == {prosody.PING}  # a 平-only line 1 end rhymes too
+            if pos == 4:  # known (check_rhyme needs it), and if 平-only, a rhyme opener
+                m = m & (mk.ze | mk.of_groups(mk.groups, partner=True))
+            elif pos == 10:
+                m = m & mk.of_groups(prosody.rhyme_groups(first_end) if first_rhymes else mk.groups, partner=True)
             elif pos == 16:
-                m &= mk.ze
+                m = m & mk.ze
             elif pos == 22:
                 groups = prosody.rhyme_groups(c.chars[10])
-                if prosody.reading(first_end)[0] == {prosody.PING}:
-                    groups &= prosody.rhyme_groups(first_end)
-                m &= mk.of_groups(groups)
-                m[self.vocab.id(c.chars[10])] = False
-        if on["novelty"]:
-            used = [ch for ch in c.chars if ch and len(ch) == 1]
-            for ch in {ch for ch in used if used.count(ch) >= 2}:
-                m[self.vocab.id(ch)] = False
+                m = m & mk.of_groups(groups & prosody.rhyme_groups(first_end) if first_rhymes else groups)
+                m[self.vocab.id(c.chars[10])] = False  # a new array: safe to write
+        if on["novelty"]:  # no character three times, counting forced characters still to come
+            counts = Counter(c.chars) + Counter(ch for i, ch in c.forced.items() if not c.chars[i])
+            twice = [self.vocab.id(ch) for ch, k in counts.items() if k >= 2 and len(ch) == 1]
+            if twice:
+                m = m.copy()
+                m[twice] = False
         return m
 
     def line_is_new(self, c: Candidate, pos: int, ch: str) -> bool:
-        """At a line end: the finished line is no training line and no earlier line of the poem."""
-        if not self.on["novelty"] or pos % 6 != 4:
+        """If `ch` completes its line: the line is no training line and no earlier line of the poem."""
+        start = pos - pos % 6
+        if not self.on["novelty"] or any(p not in c.forced for p in range(pos + 1, start + 5)):
             return True
-        start = pos - 4
-        line = "".join(c.chars[start:pos]) + ch
+        line = "".join(c.chars[start:pos]) + ch + "".join(c.forced[p] for p in range(pos + 1, start + 5))
         earlier = {"".join(c.chars[i:i + 5]) for i in range(0, start, 6)}
         return line not in earlier and line_hash(line) not in self.train_hashes
 
@@ -166,105 +178,109 @@ class Decoder:
         for name in RELAX_ORDER:
             if m.any():
                 break
-            dropped.append(name)
-            m = self.allowed(c, pos, tuple(dropped))
+            if self.on[name]:
+                dropped.append(name)
+                m = self.allowed(c, pos, tuple(dropped))
         return m, dropped
 
     def finish(self, c: Candidate) -> Poem:
-        text = c.text()
+        text = "".join(c.chars)
         checks = prosody.check_poem(text)
         lines = prosody.split_lines(text)
         generated = [ln for i, ln in enumerate(lines) if not all(p in c.forced for p in range(i * 6, i * 6 + 5))]
-        checks["copied"] = any(line_hash(ln) in self.train_hashes for ln in generated) if self.train_hashes else None
+        checks["copied"] = any(line_hash(ln) in self.train_hashes for ln in generated) if self.on["novelty"] else None
         warnings = [f"could not keep {name} at every step (the model had no allowed character)" for name in dict.fromkeys(c.relaxed)]
         return Poem(text, lines, round(c.logp / max(c.generated, 1), 4), checks, warnings, c.form)
 
 
-def _penalty(p: Poem) -> tuple:
-    return (len(p.warnings), -p.score)
-
-
-def sample_poems(dec: Decoder, seeds: list[Candidate], rng, temperature, top_k, top_p) -> list[Candidate]:
+def sample_poems(dec: Decoder, cands: list[Candidate], rng, temperature, top_k, top_p) -> list[Candidate]:
     """Fill every slot of each candidate by sampling, all candidates advancing in one batch."""
-    cands = seeds
-    stepper, vocab = dec.m.stepper, dec.vocab
+    stepper, tokens = dec.m.stepper, dec.vocab.tokens
     state = stepper.initial_state(len(cands))
-    prev = np.full(len(cands), vocab.id("<s>"))
+    prev = np.full(len(cands), dec.vocab.id("<s>"))
     for pos in range(24):
         logp, state = stepper.step(prev, state)  # (batch, vocab)
         for b, c in enumerate(cands):
-            if pos in PUNCT or pos in c.forced:
-                c.chars[pos] = PUNCT.get(pos) or c.forced[pos]
+            fixed = PUNCT.get(pos) or c.forced.get(pos)
+            if fixed:
+                c.chars[pos] = fixed
             else:
                 m, dropped = dec.options(c, pos)
-                c.relaxed += dropped
-                while True:
-                    i = sample_next(logp[b], m, rng, temperature, top_k, top_p)
-                    if dec.line_is_new(c, pos, vocab.tokens[i]) or m.sum() <= 1:
-                        break
+                i = sample_next(logp[b], m, rng, temperature, top_k, top_p)
+                while not dec.line_is_new(c, pos, tokens[i]):  # resample the line's last character
+                    m = m.copy()
                     m[i] = False
-                c.chars[pos] = vocab.tokens[i]
-                c.logp += float(logp[b, i])
-                c.generated += 1
-            prev[b] = vocab.id(c.chars[pos])
+                    if not m.any():  # every allowed ending repeats a line: keep it, marked
+                        dropped.append("novelty")
+                        break
+                    i = sample_next(logp[b], m, rng, temperature, top_k, top_p)
+                c.chars[pos], c.logp, c.generated = tokens[i], c.logp + float(logp[b, i]), c.generated + 1
+                c.relaxed += dropped
+            prev[b] = dec.vocab.id(c.chars[pos])
     return cands
 
 
 def beam_poems(dec: Decoder, seed: Candidate, width: int) -> list[Candidate]:
-    """Beam search over the free slots; ranks by the model's own log-probability."""
-    stepper, vocab = dec.m.stepper, dec.vocab
+    """Beam search over the free slots, ranked by the model's own log-probability.
+
+    All beams share the seed's forced slots, so a forced step only appends; a free step takes the
+    best `width` (beam, character) pairs from the whole (beams, vocab) score table at once.
+    """
+    stepper, tokens, size = dec.m.stepper, dec.vocab.tokens, len(dec.vocab)
     beams, state = [seed], stepper.initial_state(1)
-    prev = np.array([vocab.id("<s>")])
+    prev = np.array([dec.vocab.id("<s>")])
     for pos in range(24):
         logp, state = stepper.step(prev, state)  # (beams, vocab)
-        scored = []
-        for b, c in enumerate(beams):
-            if pos in PUNCT or pos in c.forced:
-                scored.append((c.logp, b, vocab.id(PUNCT.get(pos) or c.forced[pos]), [], False))
-                continue
-            m, dropped = dec.options(c, pos)
-            ids = np.flatnonzero(m)
-            best = ids[np.argsort(-logp[b, ids], kind="stable")[: width * 2]]
-            fresh = [i for i in best if dec.line_is_new(c, pos, vocab.tokens[i])]
-            if not fresh:  # every likely line is a training line: keep the likeliest, marked
-                fresh, dropped = best[:1], dropped + ["novelty"]
-            scored += [(c.logp + float(logp[b, i]), b, int(i), dropped, True) for i in fresh]
-        scored.sort(key=lambda s: -s[0])
-        new, keep = [], []
-        for total, b, i, dropped, counts in scored[:width]:
-            c = beams[b]
-            n = Candidate(list(c.chars), c.forced, c.types, c.form, total, c.generated + counts, c.relaxed + dropped)
-            n.chars[pos] = vocab.tokens[i] if counts else (PUNCT.get(pos) or c.forced[pos])
-            new.append(n)
-            keep.append((b, i))
-        beams = new
-        rows = np.array([b for b, _ in keep])
+        fixed = PUNCT.get(pos) or seed.forced.get(pos)
+        if fixed:
+            for c in beams:
+                c.chars[pos] = fixed
+            prev = np.full(len(beams), dec.vocab.id(fixed))
+            continue
+        masks, drops = zip(*(dec.options(c, pos) for c in beams))
+        totals = np.where(np.stack(masks), logp + np.array([[c.logp] for c in beams]), -np.inf).ravel()
+        k = min(2 * width, int(np.isfinite(totals).sum()))
+        top = np.argpartition(-totals, k - 1)[:k]
+        top = top[np.argsort(-totals[top], kind="stable")]
+        fresh = lambda f: dec.line_is_new(beams[f // size], pos, tokens[f % size])
+        picked = [f for f in top if fresh(f)][:width]
+        if not picked:  # the likely choices all repeat a line: look further down the table
+            rest = np.flatnonzero(np.isfinite(totals))
+            picked = [f for f in rest[np.argsort(-totals[rest], kind="stable")] if fresh(f)][:1]
+        novelty = [] if picked else ["novelty"]
+        rows, ids = np.divmod(np.array(picked or top[:1]), size)  # nothing new anywhere: the likeliest, marked
+        beams = [Candidate(beams[b].chars[:pos] + [tokens[i]] + beams[b].chars[pos + 1:], seed.forced, seed.types, seed.form,
+                           beams[b].logp + float(logp[b, i]), beams[b].generated + 1, beams[b].relaxed + list(drops[b]) + novelty)
+                 for b, i in zip(rows, ids)]
         state = [(h[rows], c_[rows]) for h, c_ in state]
-        prev = np.array([i for _, i in keep])
+        prev = ids
     return beams
 
 
 def decode(trained: TrainedModel, make_seed, *, n=3, temperature=0.8, top_k=30, top_p=0.95, beam=1, seed=0,
            tones=True, rhyme=True, novelty=True, max_tries=20) -> list[Poem]:
-    """`make_seed(rng)` → a fresh Candidate; returns n distinct poems, cleanest and likeliest first."""
+    """`make_seed(rng)` → a fresh Candidate; returns n distinct poems, cleanest and likeliest first.
+
+    A dead end gives a constraint up for that step only (the poem says which); sampling then draws
+    again, at most `max_tries` rounds of n, until n poems kept every constraint.
+    """
     dec = Decoder(trained, tones, rhyme, novelty)
     rng = np.random.default_rng(seed)
     found: dict[str, Poem] = {}
     if beam > 1:
         for c in beam_poems(dec, make_seed(rng), max(beam, n)):
-            found.setdefault(c.text(), dec.finish(c))
+            found.setdefault("".join(c.chars), dec.finish(c))
     else:
-        for _ in range(max_tries):
-            clean = [p for p in found.values() if not p.warnings]
-            if len(clean) >= n:
+        for _ in range(max(max_tries, 1)):
+            if sum(not p.warnings for p in found.values()) >= n:
                 break
             for c in sample_poems(dec, [make_seed(rng) for _ in range(n)], rng, temperature, top_k, top_p):
-                found.setdefault(c.text(), dec.finish(c))
-    return sorted(found.values(), key=_penalty)[:n]
+                found.setdefault("".join(c.chars), dec.finish(c))
+    return sorted(found.values(), key=lambda p: (len(p.warnings), -p.score))[:n]
 
 
 def choose_form(line: str | None, rng, forced: dict[int, str], tones: bool) -> tuple[str | None, tuple | None, list[str]]:
-    """A form the given first line fits (or, with no first line, one the forced characters fit)."""
+    """A form the given first line fits (or, with no first line, one the forced line heads fit)."""
     if not tones:
         return None, None, []
     if line is not None:
@@ -272,11 +288,17 @@ def choose_form(line: str | None, rng, forced: dict[int, str], tones: bool) -> t
         if not fitting:
             form = str(rng.choice(list(prosody.FORMS)))
             return form, (None,) + prosody.FORMS[form][1:], [f"the first line fits none of the four tone patterns; lines 2–4 follow {form}"]
-    else:
-        fitting = [f for f, types in prosody.FORMS.items()
-                   if all(line_tones(types[i // 6], "", {i % 6: ch}) for i, ch in forced.items() if i % 6 == 0)] or list(prosody.FORMS)
+    else:  # a head fits a line type when some variant can go on after it
+        heads = {i // 6: ch for i, ch in forced.items() if i % 6 == 0}
+        fitting = [f for f, types in prosody.FORMS.items() if all(line_tones(types[k], ch) for k, ch in heads.items())]
+        fitting = fitting or list(prosody.FORMS)
     form = str(rng.choice(fitting))
     return form, prosody.FORMS[form], []
+
+
+def _not_cjk(text: str) -> str:
+    bad = [ch for ch in text if not IS_CJK.match(ch)]
+    return f", and {''.join(bad)!r} {'is not a Chinese character' if len(bad) == 1 else 'are not Chinese characters'}" if bad else ""
 
 
 def normalize_line(raw: str, what: str = "The first line") -> str:
@@ -289,10 +311,8 @@ def normalize_line(raw: str, what: str = "The first line") -> str:
     if inner:
         raise InputError(f"{what} has punctuation inside ({''.join(inner)}); type five characters without it, e.g. 床前明月光.")
     text = to_simplified(text)
-    bad = [ch for ch in text if not IS_CJK.match(ch)]
-    if len(text) != 5 or bad:
-        extra = f", and {''.join(bad)!r} {'is' if len(bad) == 1 else 'are'} not Chinese characters" if bad else ""
-        raise InputError(f"{what} must be five Chinese characters, but it has {len(text)}{extra}; e.g. 床前明月光.")
+    if len(text) != 5 or _not_cjk(text):
+        raise InputError(f"{what} must be five Chinese characters, but it has {len(text)}{_not_cjk(text)}; e.g. 床前明月光.")
     return text
 
 
@@ -312,14 +332,16 @@ def complete_poem(trained: TrainedModel, first_line: str, **options) -> Result:
         return Candidate([""] * 24, dict(enumerate(line)), types, form)
 
     poems = decode(trained, make_seed, **options)
+    if options.get("rhyme", True) and not prosody.is_known(line[-1]):
+        notes.append(f"{line[-1]} has no known tone in 平水韵, so the rhyme check cannot pass")
     return Result(line, poems, unknown_warning(trained, line) + notes)
 
 
 def acrostic_poem(trained: TrainedModel, heads: str, **options) -> Result:
     """A 藏头诗: line i starts with heads[i]; the first line is generated too."""
     heads = to_simplified((heads or "").strip())
-    if len(heads) != 4 or not all(IS_CJK.match(ch) for ch in heads):
-        raise InputError(f"An acrostic needs four Chinese characters, one per line (e.g. 春夏秋冬), not {heads!r}.")
+    if len(heads) != 4 or _not_cjk(heads):
+        raise InputError(f"An acrostic needs four Chinese characters, one per line (e.g. 春夏秋冬), but {heads!r} has {len(heads)}{_not_cjk(heads)}.")
     forced = {i * 6: ch for i, ch in enumerate(heads)}
 
     def make_seed(rng):
@@ -336,18 +358,14 @@ def theme_keywords(trained: TrainedModel, theme: str, vectors=None) -> list[tupl
     import jieba.analyse
 
     jieba.setLogLevel(60)  # its "Building prefix dict" chatter is not for users
+    usable = lambda c: c in trained.vocab and prosody.is_known(c)
     found = []
     for word in jieba.analyse.extract_tags(to_simplified(theme), topK=8):
         chars = []
-        for ch in word:
-            if not IS_CJK.match(ch):
-                continue
-            if ch in trained.vocab and prosody.is_known(ch):
-                chars.append(ch)
-            elif vectors is not None and ch in vectors.key_to_index:
-                # An unknown character borrows its nearest neighbours that the model does know.
-                near = [c for c, _ in vectors.most_similar(ch, topn=20) if c in trained.vocab and prosody.is_known(c)]
-                chars += near[:2]
+        for ch in filter(IS_CJK.match, word):
+            # A character the model lacks borrows its two nearest neighbours that it knows.
+            near = [] if vectors is None or ch not in vectors.key_to_index else [c for c, _ in vectors.most_similar(ch, topn=20)]
+            chars += [ch] if usable(ch) else [c for c in near if usable(c)][:2]
         if chars:
             found.append((word, list(dict.fromkeys(chars))))
     return found
@@ -363,12 +381,11 @@ def theme_poem(trained: TrainedModel, theme: str, vectors=None, **options) -> Re
     word, chars = keywords[0]
     ch = chars[0]
 
-    def make_seed(rng):
+    def make_seed(rng):  # the keyword goes where its tone fits line 1 of the chosen form
         form, types, _ = choose_form(None, rng, {}, options.get("tones", True))
         fits = lambda j: any(prosody._LETTER[v[j]] in prosody.reading(ch)[0] for v in prosody.VARIANTS[types[0]])
         spots = [j for j in range(5) if not types or fits(j)] or list(range(5))
-        j = int(rng.choice(spots))
-        return Candidate([""] * 24, {j: ch}, types, form)
+        return Candidate([""] * 24, {int(rng.choice(spots)): ch}, types, form)
 
     poems = decode(trained, make_seed, **options)
     return Result(poems[0].lines[0] if poems else "", poems, [], [w for w, _ in keywords], f"{word} → {ch}")

@@ -101,14 +101,22 @@ def window_dataset(poems: np.ndarray, window: int, stride: int, batch_size: int,
     """tf.data of (inputs, targets), each (batch, window): every position predicts its next token.
 
     Windows are cut inside the pipeline from the (poems, 25) id array, so memory holds the poems
-    once whatever the window and stride.
+    once whatever the window and stride. With `shuffle`, the poems are fully shuffled first (the
+    corpus lists 五绝 before 五律 halves, more than any window buffer holds), then the windows
+    within a buffer of `shuffle`.
     """
     import tensorflow as tf
 
+    if window < 1 or stride < 1:
+        raise PoetryError(f"Window and stride must be at least 1, not {window} and {stride}.")
     if window + 1 > poems.shape[1]:
         raise PoetryError(f"Window {window} is longer than a poem ({poems.shape[1] - 1} targets); choose at most {poems.shape[1] - 1}.")
     ds = tf.data.Dataset.from_tensor_slices(poems)
+    if shuffle:
+        ds = ds.shuffle(len(poems), seed=seed, reshuffle_each_iteration=True)  # 100 bytes a poem
     ds = ds.flat_map(lambda p: tf.data.Dataset.from_tensor_slices(tf.signal.frame(p, window + 1, stride)))
+    # flat_map hides the length; stating it lets Keras end an epoch without an "ran out of data" warning.
+    ds = ds.apply(tf.data.experimental.assert_cardinality(count_windows(len(poems), poems.shape[1], window, stride)))
     if shuffle:
         ds = ds.shuffle(shuffle, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(lambda w: (w[:, :-1], w[:, 1:]), num_parallel_calls=tf.data.AUTOTUNE)
@@ -213,7 +221,7 @@ def load_model_dir(path: str | Path) -> TrainedModel:
         raise PoetryError(f"The model directory {path} lacks {', '.join(missing)}; run `poetry-lstm train --mode {mode}` again.")
     vocab = Vocab.load(path / "vocab.json")
     config = files.read_json(path / "config.json", "model config")
-    if not isinstance(config, dict) or not isinstance(config.get("model_args"), dict):
+    if not isinstance(config, dict) or not isinstance(config.get("model_args"), dict) or "mode" not in config["model_args"]:
         raise PoetryError(f"The model config {path / 'config.json'} is corrupt; run `poetry-lstm train --mode {mode}` again.")
     import keras
 
@@ -224,4 +232,8 @@ def load_model_dir(path: str | Path) -> TrainedModel:
                           f"run `poetry-lstm train --mode {mode}` again.") from None
     if model.output_shape[-1] != len(vocab):
         raise PoetryError(f"The model in {path} predicts {model.output_shape[-1]} tokens but its vocabulary has {len(vocab)}; retrain it.")
-    return TrainedModel(path, model, vocab, config, LstmStepper(model))
+    try:
+        stepper = LstmStepper(model)
+    except (ValueError, IndexError):  # a loadable Keras file of another network: no embedding/lstm_0/next_char
+        raise PoetryError(f"The model file {path / 'model.keras'} is not a poetry-lstm network; run `poetry-lstm train --mode {mode}` again.") from None
+    return TrainedModel(path, model, vocab, config, stepper)

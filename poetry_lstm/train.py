@@ -61,14 +61,15 @@ def sample_poem(stepper: LstmStepper, vocab: Vocab, first_line: str, rng: np.ran
         if pos in (11, 17, 23):
             ch = "，" if pos == 17 else "。"
         else:
-            p = np.exp(np.where(allowed, logp[0] / temperature, -np.inf))
+            z = np.where(allowed, logp[0] / temperature, -np.inf)
+            p = np.exp(z - z.max())  # shifted: a confident model must not underflow every allowed character to 0
             ch = vocab.tokens[rng.choice(len(p), p=p / p.sum())]
         text += ch
         logp, state = stepper.step(np.array([vocab.id(ch)]), state)
     return text
 
 
-def _epoch_callback(cfg, ckpt: Path, state: dict, vocab: Vocab, log, run_started: float):
+def _epoch_callback(cfg, ckpt: Path, state: dict, vocab: Vocab, log, run_started: float, started: float):
     import keras
 
     class EpochEnd(keras.callbacks.Callback):
@@ -92,6 +93,7 @@ def _epoch_callback(cfg, ckpt: Path, state: dict, vocab: Vocab, log, run_started
             with files.atomic_path(ckpt / "last.keras", suffix=".keras") as tmp:
                 self.model.save(tmp)
             state["epochs_done"] = epoch + 1
+            state["seconds"] = state["seconds_before"] + time.perf_counter() - started  # survives a kill
             files.write_json(ckpt / "state.json", state)
             sample = sample_poem(LstmStepper(self.model), vocab, SAMPLE_LINE, np.random.default_rng(epoch))
             log(f"epoch {epoch + 1}: loss {row['loss']:.3f} val_loss {row['val_loss']:.3f} "
@@ -159,6 +161,9 @@ def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool
     args = model_args(cfg, mode, vocab, None if embedding is None else embedding.shape[1])
     if resume and (ckpt / "state.json").exists():
         model, state = _load_checkpoint(ckpt, args)
+        if (ckpt / "vocab.json").exists() and Vocab.load(ckpt / "vocab.json") != vocab:
+            raise PoetryError(f"The corpus changed since the checkpoint in {ckpt} (other vocabulary); run without --resume to start over.")
+        state["seconds_before"] = state.get("seconds", state.get("seconds_before", 0.0))  # wall time of the runs before
         log(f"resuming after epoch {state['epochs_done']} from {ckpt}")
     else:
         model = _compiled(cfg, args, embedding)
@@ -166,7 +171,9 @@ def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool
                  "history": [], "seconds_before": 0.0}
     vocab.save(ckpt / "vocab.json")
     m = cfg.model
-    train_ds = window_dataset(poem_ids(train_texts, vocab), m.window, m.stride, cfg.train.batch_size, cfg.train.shuffle_buffer, cfg.train.seed)
+    # A resumed run must not replay the first run's shuffle order: offset the seed by the epochs done.
+    train_ds = window_dataset(poem_ids(train_texts, vocab), m.window, m.stride, cfg.train.batch_size, cfg.train.shuffle_buffer,
+                              cfg.train.seed + state["epochs_done"])
     valid_ds = window_dataset(poem_ids(valid_texts, vocab), m.window, m.stride, cfg.train.batch_size)
     n_windows = count_windows(len(train_texts), 25, m.window, m.stride)
     log(f"{mode}: {len(train_texts)} training poems → {n_windows} windows of {m.window}; {len(valid_texts)} validation poems; "
@@ -176,10 +183,12 @@ def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool
         train_ds = train_ds.repeat()
     if state["wait"] < cfg.train.patience and state["epochs_done"] < cfg.train.epochs:
         model.fit(train_ds, validation_data=valid_ds, epochs=cfg.train.epochs, initial_epoch=state["epochs_done"], steps_per_epoch=steps,
-                  verbose=1 if sys.stdout.isatty() else 2, shuffle=False, callbacks=[_epoch_callback(cfg, ckpt, state, vocab, log, time.perf_counter())])
+                  verbose=1 if sys.stdout.isatty() else 2, shuffle=False, callbacks=[_epoch_callback(cfg, ckpt, state, vocab, log, time.perf_counter(), started)])
     state["seconds"] = state.get("seconds_before", 0.0) + time.perf_counter() - started
     state["seconds_before"] = state["seconds"]
     files.write_json(ckpt / "state.json", state)
+    if not (ckpt / "best.weights.h5").exists():  # every validation loss was NaN
+        raise PoetryError(f"Training reached no finite validation loss in {state['epochs_done']} epochs; lower [train] learning_rate and run again without --resume.")
     model.load_weights(ckpt / "best.weights.h5")
     test_texts = split_texts(cfg, False)["test"]
     write_model_dir(cfg, out, ckpt, model, args, vocab, train_texts, test_texts, state, command)
@@ -212,7 +221,7 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
         files.write_text(tmp / "train_lines.sha1", "\n".join(line_hashes(train_texts)) + "\n")
         files.write_json(tmp / "history.json", state["history"])
         config = {"model_args": args, "window": cfg.model.window, "stride": cfg.model.stride,
-                  "min_char_count": cfg.model.min_char_count, "train": dataclasses.asdict(cfg.train),
+                  "min_char_count": cfg.model.min_char_count, "train": {**dataclasses.asdict(cfg.train), "mode": args["mode"]},
                   "vectors": dataclasses.asdict(cfg.vectors) if args["mode"] == "word2vec" else None,
                   "clean_forms": report.get("forms"), "command": command, "machine": _machine(),
                   "wall_seconds": round(state["seconds"], 1), "best_epoch": state["best_epoch"],

@@ -1,0 +1,227 @@
+"""The web page: `streamlit run app.py` — type the first line of a 五言绝句, get the poem.
+
+Models come from `cfg.paths.models_dir` of `load_config($POETRY_LSTM_CONFIG)` (a relative path
+is taken from this folder). The helpers live in `poetry_lstm/page.py`; this file is the glue.
+"""
+from __future__ import annotations
+
+import os
+import random
+import threading
+from pathlib import Path
+
+import streamlit as st
+
+from poetry_lstm import files, page
+from poetry_lstm.config import load_config
+from poetry_lstm.errors import InputError, PoetryError
+
+ROOT = Path(__file__).resolve().parent
+MODE_LABELS = {"line": "首句续写 first line", "acrostic": "藏头诗 acrostic", "theme": "主题 theme"}
+INPUTS = {  # mode → (label, placeholder, help)
+    "line": ("第一句（五个字）", "白日依山尽", "五个汉字，繁简皆可；末尾的，。可有可无。"),
+    "acrostic": ("藏头四字", "春夏秋冬", "四个汉字，分别作四句的第一个字。"),
+    "theme": ("主题（现代汉语）", "思念故乡的秋夜", "几句话描述主题；jieba 提取关键词，第一句会含其中一字。"),
+}
+
+st.set_page_config(page_title="五言绝句 · poetry-lstm", page_icon="🖋", layout="wide")
+
+
+@st.cache_resource(show_spinner="载入模型…")
+def get_model(path: str):
+    """The model (NumPy weights) with its decoder masks and training-line hashes, once per process."""
+    from poetry_lstm.generate import masks_for
+
+    trained = page.load_model_fast(path)
+    masks_for(trained.vocab.tokens)
+    trained.line_hashes()
+    return trained
+
+
+@st.cache_resource(show_spinner="载入字向量…")
+def get_vectors(folder: str):
+    return page.load_vectors_fast(folder)
+
+
+@st.cache_resource
+def warm_jieba() -> threading.Thread:
+    """Build jieba's dictionary in the background once someone picks the theme mode."""
+    def work():
+        import jieba
+        jieba.setLogLevel(60)
+        jieba.initialize()
+    thread = threading.Thread(target=work, daemon=True, name="jieba-warmup")
+    thread.start()
+    return thread
+
+
+@st.cache_data(show_spinner=False)
+def read_json(path: str, mtime: float):
+    return files.read_json(Path(path), Path(path).name)
+
+
+def json_in(folder: Path, name: str):
+    path = folder / name
+    return read_json(str(path), path.stat().st_mtime) if path.exists() else None
+
+
+@st.cache_data(show_spinner="作诗中…", max_entries=256)
+def make_poems(model_path: str, mode: str, text: str, options: tuple):
+    from poetry_lstm.generate import acrostic_poem, complete_poem, theme_poem
+
+    trained, opts = get_model(model_path), dict(options)
+    if mode == "acrostic":
+        return acrostic_poem(trained, text, **opts)
+    if mode == "theme":
+        if not (text or "").strip():
+            raise InputError("The theme is empty; describe it in a few words, e.g. 思念故乡的秋夜.")
+        vectors_dir = Path(model_path).parent / "word2vec" / "vectors"
+        kv = get_vectors(str(vectors_dir)) if (vectors_dir / "vectors.bin").exists() else None
+        warm_jieba().join()
+        return theme_poem(trained, text, vectors=kv, **opts)
+    return complete_poem(trained, text, **opts)
+
+
+def new_seed():
+    st.session_state.seed = random.randrange(2**31 - 1)
+
+
+# --- configuration and model -------------------------------------------------------------
+try:
+    cfg = load_config(os.environ.get("POETRY_LSTM_CONFIG") or None)
+except PoetryError as exc:
+    st.error(page.md_escape(exc))
+    st.stop()
+gen = cfg.generate
+MODELS = page.models_dir(cfg.paths.models_dir, ROOT)
+missing = {m: page.missing_model_message(MODELS / m, m) for m in page.MODES}
+
+st.markdown(page.CSS, unsafe_allow_html=True)
+st.session_state.setdefault("seed", gen.seed)
+with st.sidebar:
+    st.header("设置")
+    model_name = st.radio("模型 model", page.MODES, index=page.MODES.index(gen.mode) if gen.mode in page.MODES else 0,
+                          key="model", horizontal=True,
+                          format_func=lambda m: m + ("（未训练）" if missing[m] else ""),
+                          help="word2vec：输入为冻结的 skip-gram 字向量；onehot：可训练的独热投影。")
+    mode = st.radio("方式 mode", list(MODE_LABELS), format_func=MODE_LABELS.get, key="mode")
+    n = st.slider("候选数 candidates", 1, 6, min(max(gen.n, 1), 6))
+    temperature = st.slider("温度 temperature", 0.1, 2.0, float(min(max(gen.temperature, 0.1), 2.0)), 0.05)
+    top_k = st.slider("top-k（0 = 不限）", 0, 100, min(max(gen.top_k, 0), 100))
+    beam = st.slider("束宽 beam width（1 = 采样）", 1, 10, min(max(gen.beam, 1), 10))
+    seed_col, button_col = st.columns([3, 2], vertical_alignment="bottom")
+    seed = seed_col.number_input("种子 seed", min_value=0, max_value=2**31 - 1, step=1, key="seed")
+    button_col.button("🎲 新种子", on_click=new_seed, help="换一个随机种子")
+    tones = st.toggle("平仄 tones", value=gen.tones)
+    rhyme = st.toggle("押韵 rhyme", value=gen.rhyme)
+
+if missing[model_name]:
+    st.title("五言绝句")
+    st.error(missing[model_name])
+    st.stop()
+try:
+    trained = get_model(str(MODELS / model_name))
+except PoetryError as exc:
+    st.error(str(exc))
+    st.stop()
+if mode == "theme":
+    warm_jieba()
+
+tab_poem, tab_model, tab_corpus = st.tabs(["作诗", "模型", "语料"])
+
+# --- 作诗 ---------------------------------------------------------------------------------
+with tab_poem:
+    label, example, help_text = INPUTS[mode]
+    with st.form(f"ask_{mode}", border=False):
+        text_col, button_col = st.columns([5, 1], vertical_alignment="bottom")
+        text = text_col.text_input(label, key=f"text_{mode}", placeholder=example, help=help_text,
+                                   max_chars=200 if mode == "theme" else 40)
+        submitted = button_col.form_submit_button("生成", type="primary")
+    if submitted:
+        st.session_state.request = (mode, text)
+    request = st.session_state.get("request")
+    if request and request[0] == mode:
+        options = (("n", n), ("temperature", float(temperature)), ("top_k", int(top_k)), ("top_p", gen.top_p),
+                   ("beam", int(beam)), ("seed", int(seed)), ("tones", tones), ("rhyme", rhyme),
+                   ("novelty", gen.novelty), ("max_tries", gen.max_tries))
+        try:
+            result = make_poems(str(MODELS / model_name), mode, request[1], options)
+        except InputError as exc:
+            st.error(f"⚠️ {page.md_escape(exc)}", icon=None)
+        else:
+            if mode == "theme":
+                st.caption("jieba 关键词：" + page.md_escape("、".join(result.keywords))
+                           + " · 采用：" + page.md_escape(result.keyword_used or "—"))
+            for note in result.warnings:
+                st.caption("⚠️ " + page.md_escape(note))
+            if not result.poems:
+                st.warning("The model found no poem with these settings; try another seed or turn a constraint off.")
+            columns = st.columns(max(len(result.poems), 1))
+            for col, poem in zip(columns, result.poems):
+                with col:
+                    st.markdown(page.poem_html(poem.text, poem.score, poem.checks, poem.form), unsafe_allow_html=True)
+                    for note in poem.warnings:
+                        st.caption("⚠️ " + page.md_escape(note))
+            st.markdown(page.LEGEND, unsafe_allow_html=True)
+            st.caption(f"{model_name} · seed {int(seed)} · temperature {temperature:g} · top-k {top_k} · beam {beam}")
+    else:
+        st.caption(f"例：{example}。输入后按 生成（或回车）。")
+
+# --- 模型 ---------------------------------------------------------------------------------
+with tab_model:
+    import pandas as pd
+
+    present = [m for m in page.MODES if not missing[m]]
+    st.subheader("训练曲线")
+    rows = page.history_rows({m: json_in(MODELS / m, "history.json") for m in present})
+    if rows:
+        for col, (metric, title) in zip(st.columns(2), (("loss", "交叉熵 loss"), ("perplexity", "困惑度 perplexity"))):
+            col.vega_lite_chart(page.curves_spec(rows, metric, title))
+    else:
+        st.info("No history.json beside the models.")
+
+    st.subheader("测试集评估")
+    st.caption("第 2–4 句在给定第 1 句时的每字困惑度与 top-1 准确率；基线为同一训练集上的字三元 Kneser–Ney 模型。")
+    st.dataframe(pd.DataFrame(page.evaluation_rows({m: json_in(MODELS / m, "config.json") for m in present})), hide_index=True)
+
+    st.subheader("字向量探索")
+    vectors_dir = MODELS / "word2vec" / "vectors"
+    if not (vectors_dir / "vectors.bin").exists():
+        st.info("No skip-gram vectors; make them with `poetry-lstm train --mode word2vec`.")
+    else:
+        from poetry_lstm.vectors import nearest
+
+        kv = get_vectors(str(vectors_dir))
+        probe = st.text_input("字 character", value="月", max_chars=1, key="probe").strip()
+        if probe and probe not in kv:
+            st.warning(f"「{page.md_escape(probe)}」 has no vector (it is not in the training poems); try 月, 山 or 春.")
+        near = nearest(kv, probe, 10) if probe in kv else []
+        left, right = st.columns([1, 3])
+        left.dataframe(pd.DataFrame(near, columns=["近邻 neighbour", "余弦相似度 cosine"]), hide_index=True)
+        points = page.explorer_points(kv, probe, [c for c, _ in near])
+        if points:
+            right.vega_lite_chart(page.scatter_spec(points, f"{len(points)} 个常用字的 skip-gram 向量 · PCA 二维投影（可缩放）"))
+
+# --- 语料 ---------------------------------------------------------------------------------
+with tab_corpus:
+    report = next((r for r in (json_in(MODELS / m, "corpus_report.json") for m in [model_name, *page.MODES]) if r), None)
+    if not report:
+        st.info("No corpus_report.json beside the models; `poetry-lstm train` copies it there.")
+    else:
+        split = report.get("per_split") or {}
+        cols = st.columns(5)
+        cols[0].metric("读入记录 records", f"{report.get('records_read', 0):,}")
+        cols[1].metric("保留绝句 kept", f"{report.get('kept', 0):,}")
+        cols[2].metric("训练/验证/测试", " / ".join(str(split.get(s, 0)) for s in ("train", "valid", "test")))
+        cols[3].metric("字种 characters", f"{report.get('vocabulary_size', 0):,}")
+        coverage = report.get("coverage_top") or {}
+        if coverage:
+            top_n = min(coverage, key=int)
+            cols[4].metric(f"前 {top_n} 字覆盖", f"{coverage[top_n]:.1%}")
+        bars = page.report_bars(report)
+        left, right = st.columns(2)
+        left.vega_lite_chart(page.bar_spec(bars["dynasty"], "dynasty", "poems", "各朝代绝句数"))
+        right.vega_lite_chart(page.bar_spec(bars["dropped"], "reason", "records", "剔除原因 dropped", horizontal=True))
+        st.vega_lite_chart(page.bar_spec(bars["top"], "char", "count", "最常见的字", big_labels=True))
+        if coverage:
+            st.caption("常用字覆盖率：" + "，".join(f"前 {k} 字 {v:.1%}" for k, v in coverage.items()))

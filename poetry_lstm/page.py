@@ -1,0 +1,429 @@
+"""Helpers for the Streamlit page (`app.py`): fast loading, poem HTML, chart data, PCA.
+
+Nothing here imports Streamlit, TensorFlow or gensim. The page needs the decoder's weights, not
+Keras: `load_model_fast` reads the arrays out of `model.keras` (a zip holding a Keras config and
+an HDF5 weights file) with h5py and builds the same NumPy `LstmStepper` the decoder always uses,
+so the first poem does not wait the several seconds `import keras` takes on a small CPU.
+Anything it does not recognise falls back to `load_model_dir`. Likewise `load_vectors_fast`
+reads gensim's word2vec binary format with NumPy (falling back to gensim).
+
+Every string that ends up in HTML goes through `html.escape` here.
+"""
+from __future__ import annotations
+
+import html
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from . import files, prosody
+from .errors import PoetryError
+from .model import MODEL_FILES, LstmStepper, TrainedModel, Vocab, load_model_dir
+
+MODES = ("word2vec", "onehot")
+CJK_RANGES = (("\u4e00", "\u9fff"), ("\u3400", "\u4dbf"))
+
+
+def is_cjk(ch: str) -> bool:
+    return len(ch) == 1 and any(lo <= ch <= hi for lo, hi in CJK_RANGES)
+
+
+def models_dir(configured: str, root: Path) -> Path:
+    """The configured models folder; a relative path is taken from the repository root."""
+    path = Path(configured).expanduser()
+    return path if path.is_absolute() else Path(root) / path
+
+
+def missing_model_message(folder: Path, mode: str) -> str | None:
+    """None if `folder` holds a model, else a sentence naming the command that makes one."""
+    missing = [f for f in MODEL_FILES if not (folder / f).exists()]
+    if not missing:
+        return None
+    what = f"No {mode} model at {folder}" if not folder.is_dir() else f"The model folder {folder} lacks {', '.join(missing)}"
+    return f"{what}; make one with `poetry-lstm train --mode {mode}`."
+
+
+# --- the model without Keras ---------------------------------------------------------------
+
+_ALLOWED_LAYERS = {"InputLayer", "Embedding", "LSTM", "Dropout", "Dense"}
+
+
+def _snake(name: str) -> str:
+    """Keras's `naming.to_snake_case` for class names: "InputLayer" → "input_layer", "LSTM" → "lstm"."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+class _Layer:
+    def __init__(self, weights: list[np.ndarray]):
+        self._weights = weights
+
+    def get_weights(self) -> list[np.ndarray]:
+        return self._weights
+
+
+class WeightsOnly:
+    """Just enough of a Keras model (`get_layer(name).get_weights()`) for `LstmStepper`."""
+
+    def __init__(self, layers: dict[str, list[np.ndarray]]):
+        self.layers = layers
+
+    def get_layer(self, name: str) -> _Layer:
+        if name not in self.layers:
+            raise ValueError(f"No such layer: {name}")
+        return _Layer(self.layers[name])
+
+
+def read_keras_weights(path: Path) -> dict[str, list[np.ndarray]]:
+    """{layer name: weight arrays} of a Keras 3 `.keras` file, checked against its own config.
+
+    Keras stores layer i's variables under `layers/<snake class name>[_k]/…` (k counting earlier
+    layers of the same class), LSTM ones under `…/cell/vars`. Raises ValueError on anything else.
+    """
+    import h5py
+
+    with zipfile.ZipFile(path) as z:
+        config = json.loads(z.read("config.json"))
+        weights_bytes = z.read("model.weights.h5")
+    layers = config["config"]["layers"]
+    out: dict[str, list[np.ndarray]] = {}
+    used: dict[str, int] = {}
+    with h5py.File(io.BytesIO(weights_bytes), "r") as h5:
+        for layer in layers:
+            cls, lc = layer["class_name"], layer["config"]
+            if cls not in _ALLOWED_LAYERS:
+                raise ValueError(f"unexpected layer {cls}")
+            stored = _snake(cls)
+            if stored in used:
+                used[stored] += 1
+                stored = f"{stored}_{used[stored]}"
+            else:
+                used[stored] = 0
+            if cls == "LSTM":
+                if (lc.get("activation"), lc.get("recurrent_activation"), lc.get("use_bias"), lc.get("go_backwards"),
+                        lc.get("unroll", False)) != ("tanh", "sigmoid", True, False, False):
+                    raise ValueError("an LSTM the NumPy stepper does not model")
+                group = h5[f"layers/{stored}/cell/vars"]
+            elif cls in ("Embedding", "Dense"):
+                if cls == "Dense" and (lc.get("activation") != "softmax" or not lc.get("use_bias", True)):
+                    raise ValueError("an output layer the NumPy stepper does not model")
+                group = h5[f"layers/{stored}/vars"]
+            else:
+                continue
+            out[lc["name"]] = [np.asarray(group[str(i)]) for i in range(len(group))]
+    return out
+
+
+def stepper_from_file(path: Path, vocab_size: int) -> LstmStepper:
+    layers = read_keras_weights(path)
+    stepper = LstmStepper(WeightsOnly(layers))
+    width = stepper.embedding.shape[1]
+    units = stepper.units
+    if stepper.embedding.shape[0] != vocab_size or stepper.out_w.shape != (units, vocab_size) or not stepper.cells:
+        raise ValueError("weights do not match the vocabulary")
+    for kernel, recurrent, bias in stepper.cells:
+        if kernel.shape != (width, 4 * units) or recurrent.shape != (units, 4 * units) or bias.shape != (4 * units,):
+            raise ValueError("LSTM weights of unexpected shape")
+        width = units
+    return stepper
+
+
+def load_model_fast(path: str | Path) -> TrainedModel:
+    """A `TrainedModel` whose stepper comes straight from the weights file (`keras_model` is None).
+
+    Falls back to `load_model_dir` (Keras, safe mode) when the file is not the layout we know;
+    raises PoetryError, as that does, for a missing or broken model.
+    """
+    path = Path(path)
+    if missing_model_message(path, path.name):
+        return load_model_dir(path)  # raises its PoetryError naming the command
+    vocab = Vocab.load(path / "vocab.json")
+    config = files.read_json(path / "config.json", "model config")
+    try:
+        if not isinstance(config, dict) or not isinstance(config.get("model_args"), dict):
+            raise ValueError("no model_args")
+        stepper = stepper_from_file(path / "model.keras", len(vocab))
+    except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile):
+        return load_model_dir(path)
+    return TrainedModel(path, None, vocab, config, stepper)
+
+
+# --- skip-gram vectors without gensim ----------------------------------------------------
+
+class CharVectors:
+    """The part of gensim's KeyedVectors the page and `theme_keywords` use."""
+
+    def __init__(self, keys: list[str], vectors: np.ndarray):
+        self.index_to_key = list(keys)
+        self.key_to_index = {k: i for i, k in enumerate(self.index_to_key)}
+        self.vectors = vectors.astype(np.float32)
+        self.vector_size = vectors.shape[1]
+        norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+        self._unit = self.vectors / np.maximum(norms, 1e-12)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.key_to_index
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.vectors[self.key_to_index[key]]
+
+    def most_similar(self, key: str, topn: int = 10) -> list[tuple[str, float]]:
+        """Cosine neighbours of `key`, the key itself left out (as gensim does)."""
+        i = self.key_to_index[key]
+        sims = self._unit @ self._unit[i]
+        order = np.argsort(-sims, kind="stable")
+        return [(self.index_to_key[j], float(sims[j])) for j in order if j != i][:topn]
+
+
+def read_word2vec_binary(path: Path) -> CharVectors:
+    """The word2vec C binary format gensim writes: a "count dim" line, then `word ` + float32s."""
+    data = Path(path).read_bytes()
+    end = data.index(b"\n")
+    count, dim = (int(x) for x in data[:end].split())
+    pos, keys, rows = end + 1, [], np.empty((count, dim), np.float32)
+    for i in range(count):
+        space = data.index(b" ", pos)
+        keys.append(data[pos:space].decode("utf-8").lstrip("\n"))
+        pos = space + 1
+        rows[i] = np.frombuffer(data, dtype="<f4", count=dim, offset=pos)
+        pos += 4 * dim
+    if pos < len(data) and data[pos:].strip():
+        raise ValueError("trailing bytes")
+    return CharVectors(keys, rows)
+
+
+def load_vectors_fast(folder: str | Path):
+    """Vectors from `<folder>/vectors.bin`, by NumPy; gensim's reader if ours does not understand it."""
+    path = Path(folder) / "vectors.bin"
+    if not path.exists():
+        raise PoetryError(f"No character vectors at {path}; run `poetry-lstm train --mode word2vec`.")
+    try:
+        return read_word2vec_binary(path)
+    except (ValueError, UnicodeDecodeError, IndexError):
+        from .vectors import load_vectors
+        return load_vectors(folder)
+
+
+# --- poems as HTML -----------------------------------------------------------------------
+
+TONE_LABEL = {prosody.PING: "平", prosody.ZE: "仄", prosody.BOTH: "平仄", prosody.UNKNOWN: "？"}
+TONE_CLASS = {prosody.PING: "ping", prosody.ZE: "ze", prosody.BOTH: "both", prosody.UNKNOWN: "unknown"}
+CHECK_LABELS = (("form", "格式"), ("tone", "平仄"), ("tone_245", "二四五"), ("rhyme", "押韵"), ("copied", "新句"))
+
+CSS = """<style>
+.pl-poem{font-family:"Noto Serif CJK SC","Source Han Serif SC","Songti SC","STSong","Noto Sans CJK SC",serif;margin:0.2rem 0 1.2rem 0;}
+.pl-line{display:flex;align-items:flex-end;gap:0.15em;margin:0.1em 0;}
+.pl-ch{display:inline-flex;flex-direction:column;align-items:center;width:1.25em;font-size:2.4rem;line-height:1.15;padding:0.05em 0;border-radius:0.2em;}
+.pl-hz{display:block;}
+.pl-tone{display:block;font-size:0.72rem;line-height:1.2;font-family:"Noto Sans CJK SC",sans-serif;}
+.pl-ping .pl-tone,.pl-tone.pl-ping{color:#1f6fb2;}
+.pl-tone.pl-ze{color:#b23a1f;}
+.pl-tone.pl-both{color:#7a5bb0;}
+.pl-tone.pl-unknown{color:#999;}
+.pl-rhyme{background:#ffe9a8;box-shadow:0 0 0 2px #e0a800 inset;}
+.pl-punct{font-size:1.6rem;color:#888;padding-bottom:0.9rem;}
+.pl-checks{margin-top:0.5rem;display:flex;flex-wrap:wrap;gap:0.3rem;font-family:"Noto Sans CJK SC",sans-serif;}
+.pl-badge{font-size:0.8rem;padding:0.05rem 0.45rem;border-radius:0.6rem;border:1px solid;}
+.pl-pass{color:#1b7a35;border-color:#1b7a35;background:#eaf7ee;}
+.pl-fail{color:#a32020;border-color:#a32020;background:#fbeaea;}
+.pl-na{color:#777;border-color:#bbb;}
+.pl-meta{font-size:0.85rem;color:#555;margin-top:0.35rem;font-family:"Noto Sans CJK SC",sans-serif;}
+.pl-legend{font-size:0.8rem;color:#555;}
+</style>"""
+
+LEGEND = ('<div class="pl-legend">字下小字为声调：<span class="pl-tone pl-ping" style="display:inline">平</span>、'
+          '<span class="pl-tone pl-ze" style="display:inline">仄</span>、'
+          '<span class="pl-tone pl-both" style="display:inline">平仄</span>（多音，可平可仄）、'
+          '<span class="pl-tone pl-unknown" style="display:inline">？</span>（韵书未收）；'
+          '<span class="pl-rhyme" style="padding:0 0.2em">底色</span>为韵脚。</div>')
+
+
+def _badge(label: str, state: bool | None, title: str = "") -> str:
+    cls, mark = ("pl-na", "–") if state is None else (("pl-pass", "✓") if state else ("pl-fail", "✗"))
+    return f'<span class="pl-badge {cls}" title="{html.escape(title)}">{mark} {html.escape(label)}</span>'
+
+
+def check_badges(checks: dict) -> list[tuple[str, bool | None]]:
+    """(label, passed) per check; "新句" passes when no generated line copies a training line."""
+    out = []
+    for key, label in CHECK_LABELS:
+        value = checks.get(key)
+        if key == "copied":
+            value = None if value is None else not value
+        out.append((label, None if value is None else bool(value)))
+    return out
+
+
+def poem_html(text: str, score: float | None = None, checks: dict | None = None, form: str | None = None) -> str:
+    """One quatrain, line by line, each character over its tone, rhyme characters highlighted.
+
+    One line of HTML (Streamlit reads it as Markdown: blank lines or indentation would break it).
+    """
+    lines = prosody.split_lines(text)
+    rhymes = set(prosody.rhyme_chars(text))
+    parts = [f'<div class="pl-poem" data-text="{html.escape(text)}">']
+    for i, line in enumerate(lines):
+        parts.append('<div class="pl-line">')
+        for j, ch in enumerate(line):
+            tone = prosody.tone_of(ch)
+            rhyme = " pl-rhyme" if i * 6 + j in rhymes else ""
+            title = f"{ch}：{TONE_LABEL[tone]}" + ("，韵脚" if rhyme else "")
+            parts.append(f'<span class="pl-ch{rhyme}" title="{html.escape(title)}"><span class="pl-hz">{html.escape(ch)}</span>'
+                         f'<span class="pl-tone pl-{TONE_CLASS[tone]}">{html.escape(TONE_LABEL[tone])}</span></span>')
+        parts.append(f'<span class="pl-punct">{"，" if i % 2 == 0 else "。"}</span></div>')
+    if checks is not None:
+        parts.append('<div class="pl-checks">')
+        parts += [_badge(label, state) for label, state in check_badges(checks)]
+        unknown = checks.get("unknown") or []
+        if unknown:
+            parts.append(_badge("韵书未收：" + "".join(unknown), False))
+        parts.append("</div>")
+    meta = []
+    if score is not None:
+        meta.append(f"得分 {score:.3f}（每字平均对数概率，越接近 0 越顺）")
+    if form:
+        meta.append(f"格式：{form}")
+    if meta:
+        parts.append(f'<div class="pl-meta">{html.escape(" · ".join(meta))}</div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]#|<>~$:])")
+
+
+def md_escape(text: str) -> str:
+    """User text made literal for Markdown elements (st.error, st.caption): no links, no emphasis, no HTML."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
+
+
+# --- the 模型 and 语料 tabs --------------------------------------------------------------
+
+def history_rows(histories: dict[str, list[dict]]) -> list[dict]:
+    """Long-form rows (model, epoch, split, loss, perplexity) for the training curves."""
+    rows = []
+    for mode, history in histories.items():
+        for row in history or []:
+            for split, prefix in (("train", ""), ("valid", "val_")):
+                loss, ppl = row.get(f"{prefix}loss"), row.get(f"{prefix}perplexity")
+                if loss is None:
+                    continue
+                rows.append({"model": mode, "epoch": row.get("epoch"), "split": split, "series": f"{mode} {split}",
+                             "loss": loss, "perplexity": ppl})
+    return rows
+
+
+def evaluation_rows(configs: dict[str, dict]) -> list[dict]:
+    """One row per model from config.json's "test" entry (None where a model has none)."""
+    rows = []
+    for mode, config in configs.items():
+        test = (config or {}).get("test") or {}
+        rows.append({"模型 model": mode, "test poems": test.get("poems"), "perplexity": _round(test.get("perplexity"), 2),
+                     "accuracy": _round(test.get("accuracy"), 4), "baseline perplexity": _round(test.get("baseline_perplexity"), 2),
+                     "ratio to baseline": _round(test.get("ratio_to_baseline"), 3), "best epoch": (config or {}).get("best_epoch")})
+    return rows
+
+
+def _round(x, n):
+    return None if x is None else round(float(x), n)
+
+
+def pca_fit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean (d,), axes (2, d)): the first two principal axes of the rows of x, by NumPy SVD.
+
+    Each axis is signed so the point furthest along it lies on its positive side, so the picture
+    does not flip between runs or machines."""
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    axes = np.zeros((2, x.shape[1]))
+    axes[: min(2, len(vt))] = vt[:2]
+    proj = (x - mean) @ axes.T
+    for k in range(2):
+        if proj[np.abs(proj[:, k]).argmax(), k] < 0:
+            axes[k] = -axes[k]
+    return mean, axes
+
+
+def pca_2d(x: np.ndarray) -> np.ndarray:
+    """(n, d) → (n, 2): the rows centred and projected on their first two principal axes."""
+    mean, axes = pca_fit(x)
+    return (np.asarray(x, dtype=np.float64) - mean) @ axes.T
+
+
+def common_characters(kv, limit: int = 300) -> list[str]:
+    """The `limit` most frequent CJK characters of the vectors (gensim orders keys by frequency)."""
+    return [k for k in kv.index_to_key if is_cjk(k)][:limit]
+
+
+def explorer_points(kv, query: str, neighbours: list[str], limit: int = 300) -> list[dict]:
+    """Scatter rows (char, x, y, role): the PCA of the common characters, with the query and its
+    neighbours marked (and placed by the same projection when they are not common)."""
+    chars = common_characters(kv, limit)
+    if len(chars) < 3:
+        return []
+    mean, axes = pca_fit(np.stack([kv[c] for c in chars]))
+    chars += [c for c in dict.fromkeys([query, *neighbours]) if c and c not in chars and c in kv]
+    xy = (np.stack([kv[c] for c in chars]).astype(np.float64) - mean) @ axes.T
+    near = set(neighbours)
+    role = lambda c: "查询 query" if c == query else ("近邻 neighbour" if c in near else "常用字 common")
+    return [{"char": c, "x": round(float(a), 4), "y": round(float(b), 4), "role": role(c)} for c, (a, b) in zip(chars, xy)]
+
+
+def report_bars(report: dict) -> dict[str, list[dict]]:
+    """Rows for the corpus figures: per dynasty, drops per reason, most frequent characters."""
+    dynasty = [{"dynasty": k or "（未标）", "poems": v} for k, v in (report.get("per_dynasty") or {}).items()]
+    dropped = [{"reason": k, "records": v} for k, v in (report.get("dropped") or {}).items()]
+    top = [{"char": c, "count": n} for c, n in (report.get("top_characters") or [])]
+    return {"dynasty": dynasty, "dropped": dropped, "top": top}
+
+
+# --- Vega-Lite specs (what st.altair_chart would send, without Altair's per-run validation) ----
+
+_FONT = "Noto Sans CJK SC, sans-serif"
+_CONFIG = {"font": _FONT, "axis": {"labelFont": _FONT, "titleFont": _FONT}, "legend": {"labelFont": _FONT, "titleFont": _FONT},
+           "title": {"font": _FONT}}
+
+
+def curves_spec(rows: list[dict], metric: str, title: str) -> dict:
+    """Per-epoch lines: colour = model, dash = train/valid."""
+    return {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "title": title, "width": "container", "height": 300,
+            "config": _CONFIG, "data": {"values": rows}, "mark": {"type": "line", "point": True},
+            "encoding": {"x": {"field": "epoch", "type": "quantitative", "title": "epoch", "axis": {"tickMinStep": 1}},
+                         "y": {"field": metric, "type": "quantitative", "title": metric, "scale": {"zero": False}},
+                         "color": {"field": "model", "type": "nominal", "title": "模型"},
+                         "strokeDash": {"field": "split", "type": "nominal", "title": "数据"},
+                         "tooltip": [{"field": "series"}, {"field": "epoch"}, {"field": metric, "format": ".3f"}]}}
+
+
+def bar_spec(rows: list[dict], category: str, value: str, title: str, horizontal: bool = False, big_labels: bool = False) -> dict:
+    """Bars sorted by value, largest first."""
+    cat = {"field": category, "type": "nominal", "title": "", "sort": "-x" if horizontal else "-y"}
+    if big_labels:
+        cat["axis"] = {"labelAngle": 0, "labelFontSize": 14}
+    val = {"field": value, "type": "quantitative", "title": value}
+    return {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "title": title, "width": "container",
+            "height": max(120, 26 * len(rows)) if horizontal else 300, "config": _CONFIG, "data": {"values": rows},
+            "mark": {"type": "bar", "tooltip": True},
+            "encoding": {"y": cat, "x": val} if horizontal else {"x": cat, "y": val}}
+
+
+def scatter_spec(points: list[dict], title: str) -> dict:
+    """The PCA picture: every character drawn as itself, the query and its neighbours large and coloured."""
+    enc = {"x": {"field": "x", "type": "quantitative", "title": "PC 1"},
+           "y": {"field": "y", "type": "quantitative", "title": "PC 2"},
+           "text": {"field": "char", "type": "nominal"}, "tooltip": [{"field": "char"}, {"field": "role"}]}
+    common = "datum.role === '常用字 common'"
+    return {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "title": title, "width": "container", "height": 420,
+            "config": _CONFIG, "data": {"values": points},
+            "layer": [
+                {"transform": [{"filter": common}], "mark": {"type": "text", "fontSize": 12, "color": "#9aa0a6", "font": _FONT},
+                 "encoding": enc, "params": [{"name": "zoom", "select": "interval", "bind": "scales"}]},
+                {"transform": [{"filter": f"!({common})"}], "mark": {"type": "text", "fontSize": 22, "fontWeight": "bold", "font": _FONT},
+                 "encoding": {**enc, "color": {"field": "role", "type": "nominal", "title": "",
+                                               "scale": {"domain": ["查询 query", "近邻 neighbour"], "range": ["#d62728", "#1f77b4"]}}}},
+            ]}

@@ -1,0 +1,149 @@
+"""The page in a real browser: `streamlit run app.py` on a free port, driven by headless Chromium.
+
+Run with `-s` to see the timings. Set POETRY_LSTM_SCREENSHOT=docs/screenshot.png to keep a
+screenshot of the page with a poem (the tiny test models, unless POETRY_LSTM_CONFIG of the
+test is changed). Skips only where Chromium or the playwright package cannot be found.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def chromium_path() -> str | None:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser_parts():
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        pytest.skip("the Python playwright package is not installed (pip install playwright)")
+    chromium = chromium_path()
+    if chromium is None:
+        pytest.skip("no Chromium found at /usr/bin/chromium or on PATH (apt-get install chromium)")
+    return sync_playwright, expect, chromium
+
+
+@pytest.fixture(scope="module")
+def server(tiny_root, tiny_models, tmp_path_factory, browser_parts):
+    """`streamlit run app.py` on a free port with the tiny models; terminated however the test ends."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    env = {**os.environ, "POETRY_LSTM_CONFIG": str(tiny_root / "config.toml")}
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer within 60 s:\n{log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+        yield url, log_path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+IDLE = "() => document.querySelector('.stApp')?.getAttribute('data-test-script-state') === 'notRunning'"
+
+
+def test_browser_poem_timing_error_and_screenshot(server, browser_parts, tmp_path):
+    sync_playwright, expect, chromium = browser_parts
+    url, log_path = server
+    first, later, bad = "山水风月花", "江南春日好", "abc"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
+            opened = time.perf_counter()
+            page.goto(url)
+            box = page.get_by_placeholder("白日依山尽")
+            box.wait_for(state="visible", timeout=60_000)
+            t0 = time.perf_counter() - opened
+            button = page.get_by_role("button", name="生成")
+
+            box.fill(first)
+            started = time.perf_counter()
+            button.click()
+            poem = page.locator(f'.pl-poem[data-text^="{first}，"]').first
+            poem.wait_for(state="visible", timeout=30_000)
+            t1 = time.perf_counter() - started
+            total = time.perf_counter() - opened
+
+            lines = poem.locator(".pl-line")
+            assert lines.count() == 4
+            shown = ["".join(lines.nth(i).locator(".pl-hz").all_inner_texts()) for i in range(4)]
+            assert shown[0] == first and all(len(line) == 5 for line in shown)
+            assert poem.locator(".pl-tone").count() == 20  # a tone under every character
+            assert page.locator(".pl-poem").count() == 3
+
+            page.wait_for_function(IDLE, timeout=30_000)  # a person reads the poem before asking again
+            box.fill(later)
+            started = time.perf_counter()
+            button.click()
+            page.locator(f'.pl-poem[data-text^="{later}，"]').first.wait_for(state="visible", timeout=30_000)
+            t2 = time.perf_counter() - started
+            print(f"\npage ready {t0:.2f} s after opening; opening, typing and first poem {total:.2f} s in all")
+            print(f"first poem {t1:.2f} s, later {t2:.2f} s")
+
+            page.wait_for_function(IDLE, timeout=30_000)  # the whole page drawn before the picture
+            shot = tmp_path / "page.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            if os.environ.get("POETRY_LSTM_SCREENSHOT"):
+                target = Path(os.environ["POETRY_LSTM_SCREENSHOT"])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(shot, target)
+            print(f"screenshot {shot}")
+
+            box.fill(bad)
+            button.click()
+            message = page.get_by_text("must be five Chinese characters")
+            message.wait_for(state="visible", timeout=30_000)
+            assert "e.g." in message.inner_text()
+            expect(page.locator(".pl-poem")).to_have_count(0, timeout=10_000)  # the old poems go once the run ends
+            assert "Traceback" not in page.content()
+        finally:
+            browser.close()
+    # Generous ceilings (the CPU may be shared); the targets are 3 s and 0.5 s, see the printout.
+    assert t1 < 15 and t2 < 5, (t1, t2)
+    assert "Traceback" not in log_path.read_text(errors="replace")

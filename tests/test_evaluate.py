@@ -1,0 +1,164 @@
+"""Held-out scoring and `poetry-lstm evaluate`: `python -m pytest tests/test_evaluate.py -q`.
+
+Scores the tiny onehot model of conftest's `tiny_models` on a hand-made file of quatrains and
+checks the counts, the numbers (against the NumPy stepper) and the command's JSON.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from poetry_lstm import evaluate
+from poetry_lstm.baseline import SCORED_POSITIONS
+from poetry_lstm.cli import cli
+from poetry_lstm.errors import PoetryError
+from poetry_lstm.evaluate import evaluate_model, model_scores, read_poem_file
+from poetry_lstm.model import load_model_dir
+from poetry_lstm.train import split_texts
+from conftest import tiny_config
+
+OOV = "龘"  # a CJK character no synthetic poem uses
+
+
+@pytest.fixture(scope="module")
+def onehot(tiny_models):
+    return load_model_dir(tiny_models / "onehot")
+
+
+@pytest.fixture(scope="module")
+def poem_file(onehot, tmp_path_factory):
+    """Three quatrains of known characters; the second has an unknown one in line 2 (scored)
+    and the third one in line 1 (given, not scored)."""
+    chars = [t for t in onehot.vocab.tokens[3:] if "\u4e00" <= t <= "\u9fff"]
+    rng = np.random.default_rng(5)
+    line = lambda: "".join(rng.choice(chars, 5))
+    poems = [f"{line()}，{line()}。{line()}，{line()}。" for _ in range(3)]
+    poems[1] = poems[1][:7] + OOV + poems[1][8:]
+    poems[2] = OOV + poems[2][1:]
+    path = tmp_path_factory.mktemp("eval") / "poems.txt"
+    path.write_text("\n".join(poems[:2]) + "\n\n  " + poems[2] + "  \n", encoding="utf-8")  # blank line, spaces
+    return path, poems
+
+
+def test_read_poem_file(poem_file):
+    path, poems = poem_file
+    assert read_poem_file(path) == poems
+
+
+@pytest.mark.parametrize("content,match", [
+    ("白日依山尽，黄河入海流。欲穷千里目，更上一层楼。\n白日依山尽，黄河入海流\n", r"Line 2 of .* is not a quatrain"),
+    ("\n\n白日依山尽,黄河入海流.欲穷千里目,更上一层楼.\n", r"Line 3 of"),
+    ("白日依山，黄河入海流。欲穷千里目，更上一层楼。\n", r"Line 1 of"),
+    ("\n  \n", r"holds no poems"),
+])
+def test_read_poem_file_refuses_bad_lines(tmp_path, content, match):
+    path = tmp_path / "bad.txt"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(PoetryError, match=match) as info:
+        read_poem_file(path)
+    assert "\n" not in str(info.value)
+
+
+def test_read_poem_file_missing_or_binary(tmp_path):
+    with pytest.raises(PoetryError, match="does not exist"):
+        read_poem_file(tmp_path / "nope.txt")
+    (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(PoetryError, match="UTF-8"):
+        read_poem_file(tmp_path / "bin.txt")
+
+
+def test_counts_and_scores_on_a_file(onehot, poem_file, tiny_root):
+    _, poems = poem_file
+    train = split_texts(tiny_config(tiny_root), True)["train"]
+    result = evaluate_model(onehot, poems, train)
+    assert result["mode"] == "onehot" and result["poems"] == 3
+    assert result["chars"] == 15 * 3 and result["unknown"] == 1  # line 1's unknown is given, not scored
+    assert 1 < result["perplexity"] < len(onehot.vocab) * 2 and 0 <= result["accuracy"] <= 1
+    assert result["baseline_perplexity"] > 1 and 0 <= result["baseline_accuracy"] <= 1
+    assert result["ratio_to_baseline"] == pytest.approx(result["perplexity"] / result["baseline_perplexity"])
+    # The same numbers, the slow way: the NumPy stepper character by character.
+    log_prob, correct = 0.0, 0
+    for poem in poems:
+        ids = onehot.vocab.encode(poem)
+        state = onehot.stepper.initial_state(1)
+        for t in range(24):
+            logp, state = onehot.stepper.step(np.array([ids[t]]), state)
+            if t in SCORED_POSITIONS:  # logp predicts poem[t] = ids[t + 1]
+                log_prob += logp[0, ids[t + 1]]
+                correct += int(logp[0].argmax() == ids[t + 1])
+    assert result["perplexity"] == pytest.approx(math.exp(-log_prob / 45), rel=1e-3)
+    assert result["accuracy"] == pytest.approx(correct / 45)
+
+
+def test_chunks_give_the_same_scores(onehot, poem_file, monkeypatch):
+    _, poems = poem_file
+    whole = model_scores(onehot, poems)
+    monkeypatch.setattr(evaluate, "CHUNK", 2)
+    assert model_scores(onehot, poems) == pytest.approx(whole)
+
+
+def _run(args):
+    return CliRunner().invoke(cli, args)
+
+
+def test_cli_evaluate_file_json(tiny_root, tiny_models, poem_file):
+    path, _ = poem_file
+    result = _run(["--config", str(tiny_root / "config.toml"), "evaluate", "--file", str(path), "--json", "--mode", "onehot"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)  # one JSON object, nothing else on stdout
+    assert isinstance(out, dict)
+    assert {"perplexity", "accuracy", "baseline_perplexity", "poems"} <= set(out)
+    assert out["poems"] == 3 and out["chars"] == 45 and out["unknown"] == 1 and out["mode"] == "onehot"
+
+
+def test_cli_evaluate_test_split_matches_training_report(tiny_root, tiny_models):
+    result = _run(["--config", str(tiny_root / "config.toml"), "evaluate", "--json", "--mode", "onehot"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    config = json.loads((tiny_models / "onehot" / "config.json").read_text(encoding="utf-8"))
+    assert out["poems"] == config["test"]["poems"] == len(split_texts(tiny_config(tiny_root), False)["test"])
+    for key in ("perplexity", "accuracy", "baseline_perplexity"):
+        assert out[key] == pytest.approx(config["test"][key], rel=1e-5)
+
+
+def _error_line(result) -> str:
+    assert result.exit_code not in (0, None) and isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, result.output
+    return errors[0]
+
+
+def test_cli_evaluate_malformed_line_names_it(tiny_root, tiny_models, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("白日依山尽，黄河入海流。欲穷千里目，更上一层楼。\n床前明月光\n", encoding="utf-8")
+    line = _error_line(_run(["--config", str(tiny_root / "config.toml"), "evaluate", "--file", str(bad), "--mode", "onehot"]))
+    assert "Line 2" in line and str(bad) in line
+
+
+@pytest.mark.parametrize("damage", ["truncate", "vocab", "missing"])
+def test_cli_evaluate_broken_model_dir(tiny_root, tiny_models, tmp_path, damage):
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models / "onehot", models / "onehot")
+    if damage == "truncate":
+        data = (models / "onehot" / "model.keras").read_bytes()
+        (models / "onehot" / "model.keras").write_bytes(data[:1000])
+    elif damage == "vocab":
+        (models / "onehot" / "vocab.json").write_text("garbage", encoding="utf-8")
+    else:
+        (models / "onehot" / "config.json").unlink()
+    toml = tmp_path / "cfg.toml"
+    toml.write_text((tiny_root / "config.toml").read_text(encoding="utf-8").replace(str(tiny_root / "models"), str(models)), encoding="utf-8")
+    line = _error_line(_run(["--config", str(toml), "evaluate", "--mode", "onehot"]))
+    assert "poetry-lstm train" in line or "rebuild" in line
+
+
+def test_cli_evaluate_without_models(tmp_path):
+    toml = tmp_path / "cfg.toml"
+    toml.write_text(f'[paths]\nmodels_dir = "{tmp_path / "models"}"\n', encoding="utf-8")
+    assert "run `poetry-lstm train" in _error_line(_run(["--config", str(toml), "evaluate"]))

@@ -1,0 +1,347 @@
+"""Decoding on the tiny real models and on stand-in steppers: `python -m pytest tests/test_generate.py -q`.
+
+A `TableStepper` replaces the LSTM where a test needs the model to want something specific
+(one 仄 character everywhere, punctuation, a copy of the first line): the constraints must win.
+"""
+import dataclasses
+import json
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from poetry_lstm import generate as G
+from poetry_lstm import prosody as P
+from poetry_lstm.cli import cli
+from poetry_lstm.errors import InputError
+from poetry_lstm.metrics import line_hash
+from poetry_lstm.model import SPECIALS, TrainedModel, Vocab, load_model_dir
+
+FIT = ["床前明月光", "白日依山尽", "春眠不觉晓", "千山鸟飞绝"]  # each fits a form (asserted below)
+ALL_OFF = dict(tones=False, rhyme=False, novelty=False)
+
+
+class TableStepper:
+    """Stand-in for LstmStepper: the next token's log-probabilities depend on the previous token only."""
+
+    def __init__(self, table: np.ndarray):
+        self.table = table - np.log(np.exp(table).sum(axis=1, keepdims=True))
+
+    def initial_state(self, batch):
+        return [(np.zeros((batch, 1)), np.zeros((batch, 1)))]
+
+    def step(self, ids, state):
+        return self.table[np.asarray(ids)], state
+
+
+def prefer(vocab: Vocab, wants: dict) -> TableStepper:
+    """Every token unlikely; `wants` maps a character (or (previous, next)) to a strong preference."""
+    table = np.full((len(vocab), len(vocab)), -10.0)
+    for key, score in wants.items():
+        if isinstance(key, tuple):
+            table[vocab.id(key[0]), vocab.id(key[1])] = score
+        else:
+            table[:, vocab.id(key)] = score
+    return TableStepper(table)
+
+
+def fake_model(tmp_path, chars: str, wants: dict | None = None) -> TrainedModel:
+    """A model over exactly these characters (plus ，。) that wants nothing in particular unless told."""
+    vocab = Vocab(SPECIALS + ("，", "。") + tuple(chars))
+    return TrainedModel(tmp_path, None, vocab, {"model_args": {"mode": "fake"}}, prefer(vocab, wants or {}), set())
+
+
+def assert_shape(poem: G.Poem, first: str | None = None):
+    assert P.check_form(poem.text) and len(poem.text) == 24
+    assert [poem.text[i] for i in (5, 11, 17, 23)] == list("，。，。")
+    assert len(poem.lines) == 4 and all(len(ln) == 5 for ln in poem.lines)
+    if first:
+        assert poem.lines[0] == first
+
+
+def assert_regulated(poem: G.Poem, first: str | None = None):
+    """Tones of one form, rhyme on a 平声 group with two different characters, 仄 at line 3's end."""
+    assert_shape(poem, first)
+    assert P.check_tone(poem.text) and P.check_rhyme(poem.text), poem
+    l2, l3, l4 = poem.lines[1][-1], poem.lines[2][-1], poem.lines[3][-1]
+    assert l2 != l4 and P.rhyme_groups(l2) & P.rhyme_groups(l4) and P.ZE in P.reading(l3)[0]
+    if first:
+        assert poem.form in P.forms_for_first_line(first)
+        assert all(P.line_fits(ln, t) for ln, t in zip(poem.lines, P.FORMS[poem.form]))
+    assert not poem.warnings and poem.checks["tone"] and poem.checks["rhyme"]
+
+
+@pytest.fixture(scope="module")
+def models(tiny_models):
+    return {mode: load_model_dir(tiny_models / mode) for mode in ("word2vec", "onehot")}
+
+
+@pytest.fixture(scope="module")
+def w2v(models):
+    return models["word2vec"]
+
+
+# --- sampling on a hand-made distribution --------------------------------------------------------
+
+def test_sample_next_on_a_hand_made_distribution():
+    p = np.array([0.05, 0.4, 0.3, 0.2, 0.05])
+    logp, everything = np.log(p), np.ones(5, bool)
+    rng = np.random.default_rng(0)
+    draw = lambda n=2000, allowed=everything, **kw: Counter(G.sample_next(logp, allowed, rng, **kw) for _ in range(n))
+    assert draw(top_k=1) == {1: 2000}
+    assert draw(top_p=0.01) == {1: 2000}
+    assert draw(temperature=1e-4) == {1: 2000}
+    assert set(draw(top_k=2)) == {1, 2}
+    assert set(draw(top_p=0.65)) == {1, 2}  # 0.4 < 0.65 ≤ 0.7: the nucleus is the two likeliest
+    counts = draw(20000)  # plain sampling follows the distribution
+    assert max(abs(counts[i] / 20000 - p[i]) for i in range(5)) < 0.015
+    no_best = np.array([True, False, True, True, False])
+    assert draw(allowed=no_best, top_k=1) == {2: 2000}
+    counts = draw(20000, allowed=no_best)  # renormalised over what is allowed: 0.05, 0.3, 0.2 → /0.55
+    assert set(counts) == {0, 2, 3} and abs(counts[2] / 20000 - 0.3 / 0.55) < 0.015
+    assert set(draw(allowed=no_best, temperature=5.0)) == {0, 2, 3}  # hot, still never a disallowed id
+    same = [G.sample_next(logp, everything, np.random.default_rng(7)) for _ in range(3)]
+    assert len(set(same)) == 1
+    with pytest.raises(ValueError):
+        G.sample_next(logp, np.zeros(5, bool), rng)
+
+
+# --- form, tones, rhyme on the tiny real models --------------------------------------------------
+
+@pytest.mark.parametrize("beam", [1, 8])
+@pytest.mark.parametrize("mode", ["word2vec", "onehot"])
+def test_constrained_poems_keep_form_tones_and_rhyme(models, mode, beam):
+    for line in FIT:
+        assert P.forms_for_first_line(line)
+        result = G.complete_poem(models[mode], line, n=3, beam=beam, seed=1)
+        assert result.first_line == line and len(result.poems) == 3
+        for poem in result.poems:
+            assert_regulated(poem, line)
+
+
+def test_unconstrained_poems_keep_form_only(w2v):
+    poems = [p for s in range(4) for p in G.complete_poem(w2v, "床前明月光", n=3, seed=s, **ALL_OFF).poems]
+    for poem in poems:
+        assert_shape(poem, "床前明月光")
+        assert poem.form is None and poem.checks["copied"] is None
+    # The tiny model is near uniform: unconstrained, it rarely lands on all the rules by chance.
+    assert not all(p.checks["tone"] and p.checks["rhyme"] for p in poems)
+
+
+def test_form_is_built_even_when_the_model_wants_punctuation(w2v):
+    model = dataclasses.replace(w2v, stepper=prefer(w2v.vocab, {"，": 10.0, "<unk>": 9.0, "。": 9.0}))
+    for beam in (1, 4):
+        for poem in G.complete_poem(model, "床前明月光", n=2, beam=beam, **ALL_OFF).poems:
+            assert_shape(poem, "床前明月光")
+
+
+def test_constraints_win_over_a_model_that_wants_one_ze_character(w2v):
+    assert P.reading("雪") == (frozenset({P.ZE}), frozenset())  # only 仄, rhymes with nothing
+    model = dataclasses.replace(w2v, stepper=prefer(w2v.vocab, {"雪": 10.0}))
+    free = G.complete_poem(model, "床前明月光", n=1, **ALL_OFF).poems[0]
+    assert free.text == "床前明月光，雪雪雪雪雪。雪雪雪雪雪，雪雪雪雪雪。"
+    assert not free.checks["tone"] and not free.checks["rhyme"]
+    for beam in (1, 8):
+        tones = G.complete_poem(model, "床前明月光", n=2, beam=beam, rhyme=False, novelty=False).poems
+        rhyme = G.complete_poem(model, "床前明月光", n=2, beam=beam, tones=False, novelty=False).poems
+        both = G.complete_poem(model, "床前明月光", n=2, beam=beam).poems
+        for poem in tones:
+            assert P.check_tone(poem.text) and "雪" in poem.text and not poem.warnings
+        for poem in rhyme:
+            assert P.check_rhyme(poem.text) and poem.lines[2][-1] == "雪" and not poem.warnings
+        for poem in both:
+            assert_regulated(poem, "床前明月光")
+            assert 1 <= poem.text.count("雪") <= 2  # wanted where allowed, never three times
+
+
+# --- novelty --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("beam", [1, 8])
+def test_novelty_avoids_training_lines(tmp_path, tiny_models, beam):
+    folder = tmp_path / "word2vec"
+    shutil.copytree(tiny_models / "word2vec", folder)
+    (folder / "train_lines.sha1").write_text("", encoding="utf-8")
+    greedy = dict(n=1, beam=beam, seed=2)  # the same seed replays `before` exactly unless lines are blocked
+    before = G.complete_poem(load_model_dir(folder), "白日依山尽", **greedy).poems[0]
+    assert_regulated(before, "白日依山尽")
+    assert before.checks["copied"] is False
+    # The lines the model would write become training lines: it must write others.
+    blocked = {line_hash(ln) for ln in before.lines[1:]}
+    (folder / "train_lines.sha1").write_text("".join(h + "\n" for h in sorted(blocked)), encoding="utf-8")
+    after = G.complete_poem(load_model_dir(folder), "白日依山尽", **greedy).poems[0]
+    assert_regulated(after, "白日依山尽")
+    assert not {line_hash(ln) for ln in after.lines} & blocked and after.checks["copied"] is False
+    assert G.complete_poem(load_model_dir(folder), "白日依山尽", novelty=False, **greedy).poems[0].checks["copied"] is None
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+def test_novelty_against_a_model_that_copies_the_first_line(w2v, beam):
+    line = "春江花月夜"  # all in the tiny vocabulary, so the model sees them
+    chain = {(a, b): 10.0 for a, b in zip(["，", "。", *line], [line[0], line[0], *line[1:], "，"])}
+    model = dataclasses.replace(w2v, stepper=prefer(w2v.vocab, chain))
+    copied = G.complete_poem(model, line, n=1, beam=beam, **ALL_OFF).poems[0]
+    assert copied.text == "春江花月夜，春江花月夜。春江花月夜，春江花月夜。"
+    poems = G.complete_poem(model, line, n=3, beam=beam, tones=False, rhyme=False).poems
+    assert len({p.text for p in poems}) == len(poems) == 3  # candidates distinct
+    for poem in poems:
+        assert_shape(poem, line)
+        assert len(set(poem.lines)) == 4  # no line repeats the first line or another line
+        assert max(Counter("".join(poem.lines)).values()) <= 2 and not poem.warnings
+
+
+def test_no_character_three_times_counts_heads_still_to_come(w2v):
+    model = dataclasses.replace(w2v, stepper=prefer(w2v.vocab, {"秋": 10.0}))
+    for poem in G.acrostic_poem(model, "春夏秋冬", n=2, tones=False, rhyme=False).poems:
+        assert poem.text.count("秋") == 2  # one head, one more: none before the head would make three
+
+
+# --- seeds and beam -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["word2vec", "onehot"])
+def test_same_seed_same_poems_other_seeds_differ(models, mode):
+    texts = lambda seed, **kw: [p.text for p in G.complete_poem(models[mode], "春眠不觉晓", n=3, seed=seed, **kw).poems]
+    assert texts(5) == texts(5)
+    assert texts(5, beam=8) == texts(5, beam=8)
+    assert len({tuple(texts(s)) for s in range(4)}) >= 3
+    heads = lambda seed: [p.text for p in G.acrostic_poem(models[mode], "春夏秋冬", n=2, seed=seed).poems]
+    assert heads(3) == heads(3) and heads(3) != heads(4)
+
+
+def test_beam_width_eight_gives_eight_distinct_poems(w2v):
+    first = G.complete_poem(w2v, "千山鸟飞绝", n=8, beam=8)
+    again = G.complete_poem(w2v, "千山鸟飞绝", n=8, beam=8)
+    texts = [p.text for p in first.poems]
+    assert texts == [p.text for p in again.poems] and len(set(texts)) == 8
+    scores = [p.score for p in first.poems]
+    assert scores == sorted(scores, reverse=True) and not any(p.warnings for p in first.poems)
+
+
+# --- dead ends ----------------------------------------------------------------------------------
+
+def test_dead_end_rhyme_is_relaxed_and_named(tmp_path):
+    # 光 is the only 下平七阳 character: line 2 cannot open a rhyme that line 4 can close.
+    model = fake_model(tmp_path, "前明月光雪日夜木石竹叶酒山天人花春风秋")
+    started = time.perf_counter()
+    result = G.complete_poem(model, "床前明月光", n=2, seed=0)
+    assert time.perf_counter() - started < 10
+    for poem in result.poems:
+        assert_shape(poem, "床前明月光")
+        assert not poem.checks["rhyme"] and poem.checks["tone"]
+        assert any("rhyme" in w for w in poem.warnings) and not any("tones" in w for w in poem.warnings)
+    beam = G.complete_poem(model, "床前明月光", n=2, beam=4).poems[0]
+    assert any("rhyme" in w for w in beam.warnings)
+
+
+def test_step_with_nothing_allowed_returns_marked_poem(w2v, monkeypatch):
+    real = G.Decoder.allowed
+
+    def nothing_at_16(self, c, pos, drop=()):  # slot 16 (line 3's end) takes nothing unless tones go
+        return np.zeros(len(self.vocab), bool) if pos == 16 and "tones" not in drop else real(self, c, pos, drop)
+
+    monkeypatch.setattr(G.Decoder, "allowed", nothing_at_16)
+    for beam in (1, 8):
+        started = time.perf_counter()
+        result = G.complete_poem(w2v, "白日依山尽", n=3, beam=beam, max_tries=5)
+        assert time.perf_counter() - started < 10 and len(result.poems) == 3
+        for poem in result.poems:
+            assert_shape(poem, "白日依山尽")
+            assert any("tones" in w for w in poem.warnings)
+
+
+# --- acrostic and theme ---------------------------------------------------------------------------
+
+def test_acrostic(w2v):
+    result = G.acrostic_poem(w2v, " 春夏秋冬 ", n=3)
+    for poem in result.poems:
+        assert [ln[0] for ln in poem.lines] == list("春夏秋冬")
+        assert_regulated(poem)
+    assert result.first_line == result.poems[0].lines[0]
+    assert G.acrostic_poem(w2v, "春夏秋東", n=1).poems[0].lines[3][0] == "东"  # traditional heads
+    for bad, says in [("春夏秋", "has 3"), ("春夏秋冬雪", "has 5"), ("", "has 0"), ("ab秋冬", "'ab' are not")]:
+        with pytest.raises(InputError, match=says):
+            G.acrostic_poem(w2v, bad)
+
+
+def test_theme_through_real_jieba(w2v):
+    result = G.theme_poem(w2v, "思念故乡的秋夜", n=3)
+    assert result.keywords[:2] == ["秋夜", "思念"]  # 故乡: neither character is in the tiny vocabulary
+    word, ch = result.keyword_used.split(" → ")
+    assert word in result.keywords and ch in word
+    for poem in result.poems:
+        assert ch in poem.lines[0]
+        assert_regulated(poem)
+    for bad in ("abc", "的了吗", "  "):
+        with pytest.raises(InputError):
+            G.theme_poem(w2v, bad)
+
+
+def test_theme_maps_missing_characters_through_vectors(tmp_path, tiny_models):
+    from poetry_lstm.vectors import load_vectors
+
+    vectors = load_vectors(tiny_models / "word2vec" / "vectors")
+    from conftest import CHARS
+    model = fake_model(tmp_path, CHARS.replace("秋", "").replace("夜", ""))
+    with pytest.raises(InputError):
+        G.theme_poem(model, "秋夜")
+    near = {c for k in "秋夜" for c, _ in vectors.most_similar(k, topn=20)}
+    result = G.theme_poem(model, "秋夜", vectors=vectors, n=2)
+    ch = result.keyword_used.split(" → ")[1]
+    assert ch in near and ch in model.vocab and all(ch in p.lines[0] for p in result.poems)
+
+
+# --- input -----------------------------------------------------------------------------------------
+
+def test_first_line_forms_accepted(w2v):
+    for raw in ("床前明月光", "床前明月光，", "床前明月光,", " 床前明月光。 ", "床前明月光.", "牀前明月光"):
+        result = G.complete_poem(w2v, raw, n=1)
+        assert result.first_line == "床前明月光" and result.poems[0].text.startswith("床前明月光，")
+    result = G.complete_poem(w2v, "舉頭望明月", n=1)
+    assert result.first_line == "举头望明月" and result.poems[0].lines[0] == "举头望明月"
+    assert any("举头" in w and "vocabulary" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("raw, says", [
+    ("", "is empty"), ("   ", "is empty"), ("床前明月", "has 4"), ("床前明月光光", "has 6"),
+    ("床前,明月光", "punctuation inside"), ("床前明月光，疑是地上霜。", "punctuation inside"),
+    ("床前明月ab", "has 6, and 'ab' are not Chinese"), ("床前 明月光", "' ' is not a Chinese character"),
+])
+def test_first_line_refused(raw, says):
+    with pytest.raises(InputError, match=says):
+        G.normalize_line(raw)
+
+
+@pytest.fixture(scope="module")
+def run_cli(tiny_root, tiny_models):
+    def run(*args):
+        result = CliRunner().invoke(cli, ["--config", str(tiny_root / "config.toml"), "generate", *args])
+        assert "Traceback" not in result.output
+        return result
+    return run
+
+
+@pytest.mark.parametrize("args, says", [
+    ([""], "is empty"), (["床前明月"], "has 4"), (["床前明月abc"], "'abc' are not Chinese"),
+    (["床前。明月光"], "punctuation inside"), (["--acrostic", "春夏秋"], "four Chinese characters"),
+    (["--theme", "的了吗"], "no keyword"), (["--theme", "abc"], "no keyword"), ([], "exactly one of"),
+])
+def test_cli_refuses_with_one_sentence_and_exit_2(run_cli, args, says):
+    result = run_cli(*args)
+    assert result.exit_code == 2, result.output
+    assert says in result.stderr and result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+
+
+def test_cli_json(run_cli):
+    result = run_cli("牀前明月光。", "--json", "--n", "2", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["first_line"] == "床前明月光" and len(out["poems"]) == 2
+    for poem in out["poems"]:
+        assert len(poem["text"]) == 24 and len(poem["lines"]) == 4 and isinstance(poem["score"], float)
+        assert {"form", "tone", "rhyme", "copied"} <= set(poem["checks"]) and isinstance(poem["warnings"], list)
+        assert poem["checks"]["tone"] and poem["checks"]["rhyme"] and poem["checks"]["copied"] is False
+    again = json.loads(run_cli("床前明月光", "--json", "--n", "2", "--seed", "3").stdout)
+    assert again["poems"] == out["poems"]
