@@ -24,7 +24,13 @@ INPUTS = {  # mode → (label, placeholder, help)
     "theme": ("主题（现代汉语）", "思念故乡的秋夜", "几句话描述主题；jieba 提取关键词，第一句会含其中一字。"),
 }
 
-st.set_page_config(page_title="五言绝句 · poetry-lstm", page_icon="🖋", layout="wide")
+st.set_page_config(page_title="五言绝句 · poetry-lstm", layout="wide")
+
+
+@st.cache_resource
+def one_blas_thread() -> list[str]:
+    """The decoder's tiny matrix products run far faster on one BLAS thread (see page.limit_blas_threads)."""
+    return page.limit_blas_threads(1)
 
 
 @st.cache_resource(show_spinner="载入模型…")
@@ -73,8 +79,6 @@ def make_poems(model_path: str, mode: str, text: str, options: tuple):
     if mode == "acrostic":
         return acrostic_poem(trained, text, **opts)
     if mode == "theme":
-        if not (text or "").strip():
-            raise InputError("The theme is empty; describe it in a few words, e.g. 思念故乡的秋夜.")
         vectors_dir = Path(model_path).parent / "word2vec" / "vectors"
         kv = get_vectors(str(vectors_dir)) if (vectors_dir / "vectors.bin").exists() else None
         warm_jieba().join()
@@ -109,16 +113,17 @@ with st.sidebar:
     temperature = st.slider("温度 temperature", 0.1, 2.0, float(min(max(gen.temperature, 0.1), 2.0)), 0.05)
     top_k = st.slider("top-k（0 = 不限）", 0, 100, min(max(gen.top_k, 0), 100))
     beam = st.slider("束宽 beam width（1 = 采样）", 1, 10, min(max(gen.beam, 1), 10))
-    seed_col, button_col = st.columns([3, 2], vertical_alignment="bottom")
-    seed = seed_col.number_input("种子 seed", min_value=0, max_value=2**31 - 1, step=1, key="seed")
-    button_col.button("🎲 新种子", on_click=new_seed, help="换一个随机种子")
+    seed = st.number_input("种子 seed", min_value=0, max_value=2**31 - 1, step=1, key="seed", help="同一种子，同样的诗")
+    st.button("新种子 new seed", icon=":material/casino:", on_click=new_seed, help="换一个随机种子")
     tones = st.toggle("平仄 tones", value=gen.tones)
     rhyme = st.toggle("押韵 rhyme", value=gen.rhyme)
 
+st.title("五言绝句")
+st.caption("输入第一句，LSTM 续成一首合平仄、押平水韵的五言绝句；也可作藏头诗，或按主题作诗。")
 if missing[model_name]:
-    st.title("五言绝句")
     st.error(missing[model_name])
     st.stop()
+one_blas_thread()
 try:
     trained = get_model(str(MODELS / model_name))
 except PoetryError as exc:
@@ -156,9 +161,11 @@ with tab_poem:
                 st.caption("⚠️ " + page.md_escape(note))
             if not result.poems:
                 st.warning("The model found no poem with these settings; try another seed or turn a constraint off.")
-            columns = st.columns(max(len(result.poems), 1))
-            for col, poem in zip(columns, result.poems):
-                with col:
+            per_row = 3
+            for i, poem in enumerate(result.poems):
+                if i % per_row == 0:
+                    row = st.columns(per_row)
+                with row[i % per_row]:
                     st.markdown(page.poem_html(poem.text, poem.score, poem.checks, poem.form), unsafe_allow_html=True)
                     for note in poem.warnings:
                         st.caption("⚠️ " + page.md_escape(note))
@@ -209,19 +216,24 @@ with tab_corpus:
         st.info("No corpus_report.json beside the models; `poetry-lstm train` copies it there.")
     else:
         split = report.get("per_split") or {}
-        cols = st.columns(5)
-        cols[0].metric("读入记录 records", f"{report.get('records_read', 0):,}")
-        cols[1].metric("保留绝句 kept", f"{report.get('kept', 0):,}")
-        cols[2].metric("训练/验证/测试", " / ".join(str(split.get(s, 0)) for s in ("train", "valid", "test")))
-        cols[3].metric("字种 characters", f"{report.get('vocabulary_size', 0):,}")
         coverage = report.get("coverage_top") or {}
+        row = st.columns(4)
+        row[0].metric("读入记录 records", f"{report.get('records_read', 0):,}")
+        row[1].metric("保留绝句 kept", f"{report.get('kept', 0):,}")
+        row[2].metric("字种 characters", f"{report.get('vocabulary_size', 0):,}")
         if coverage:
             top_n = min(coverage, key=int)
-            cols[4].metric(f"前 {top_n} 字覆盖", f"{coverage[top_n]:.1%}")
+            row[3].metric(f"前 {top_n} 字覆盖 coverage", f"{coverage[top_n]:.1%}")
+        row = st.columns(4)
+        for col, (name, label) in zip(row, (("train", "训练 train"), ("valid", "验证 valid"), ("test", "测试 test"))):
+            col.metric(label, f"{split.get(name, 0):,}")
         bars = page.report_bars(report)
         left, right = st.columns(2)
-        left.vega_lite_chart(page.bar_spec(bars["dynasty"], "dynasty", "poems", "各朝代绝句数"))
-        right.vega_lite_chart(page.bar_spec(bars["dropped"], "reason", "records", "剔除原因 dropped", horizontal=True))
-        st.vega_lite_chart(page.bar_spec(bars["top"], "char", "count", "最常见的字", big_labels=True))
+        left.vega_lite_chart(page.bar_spec(bars["dynasty"], "dynasty", "poems", "各朝代绝句数 per dynasty", big_labels=True))
+        if bars["dropped"]:
+            right.vega_lite_chart(page.bar_spec(bars["dropped"], "reason", "records", "剔除原因 dropped", horizontal=True))
+        else:
+            right.caption("剔除原因 dropped：没有剔除任何记录。")
+        st.vega_lite_chart(page.bar_spec(bars["top"], "char", "count", "最常见的字 most frequent characters", big_labels=True))
         if coverage:
             st.caption("常用字覆盖率：" + "，".join(f"前 {k} 字 {v:.1%}" for k, v in coverage.items()))

@@ -77,8 +77,9 @@ def build_model(vocab_size: int, mode: str, units: int, layers: int, dropout: fl
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")  # (batch, time)
     if mode == "word2vec":
         dim = embedding_dim if vectors is None else vectors.shape[1]
-        init = "uniform" if vectors is None else keras.initializers.Constant(vectors)
-        x = L.Embedding(vocab_size, dim, embeddings_initializer=init, trainable=fine_tune_vectors, name="embedding")(ids)
+        # Vectors are set as weights below, not as a Constant initialiser, which would copy the
+        # whole matrix into the saved model's config.
+        x = L.Embedding(vocab_size, dim, trainable=fine_tune_vectors, name="embedding")(ids)
     elif mode == "onehot":
         # one_hot(ids) @ W (vocab, dim) is exactly row lookup W[ids]: the same trainable linear map of
         # one-hot inputs, without materialising (batch, time, vocab) floats.
@@ -89,7 +90,10 @@ def build_model(vocab_size: int, mode: str, units: int, layers: int, dropout: fl
         x = L.LSTM(units, return_sequences=True, name=f"lstm_{i}")(x)  # (batch, time, units)
         x = L.Dropout(dropout, name=f"dropout_{i}")(x)
     probs = L.Dense(vocab_size, activation="softmax", name="next_char")(x)  # (batch, time, vocab)
-    return keras.Model(ids, probs, name=f"poetry_lstm_{mode}")
+    model = keras.Model(ids, probs, name=f"poetry_lstm_{mode}")
+    if mode == "word2vec" and vectors is not None:
+        model.get_layer("embedding").set_weights([vectors])
+    return model
 
 
 def poem_ids(texts: list[str], vocab: Vocab) -> np.ndarray:

@@ -144,12 +144,44 @@ def load_model_fast(path: str | Path) -> TrainedModel:
     vocab = Vocab.load(path / "vocab.json")
     config = files.read_json(path / "config.json", "model config")
     try:
-        if not isinstance(config, dict) or not isinstance(config.get("model_args"), dict):
+        if not isinstance(config, dict) or not isinstance(config.get("model_args"), dict) or "mode" not in config["model_args"]:
             raise ValueError("no model_args")
         stepper = stepper_from_file(path / "model.keras", len(vocab))
-    except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile):
+    except (ValueError, KeyError, IndexError, TypeError, OSError, zipfile.BadZipFile):
         return load_model_dir(path)
     return TrainedModel(path, None, vocab, config, stepper)
+
+
+def limit_blas_threads(n: int = 1) -> list[str]:
+    """Set OpenBLAS (NumPy's BLAS) to `n` threads in this process; returns the libraries it set.
+
+    The decoder multiplies a handful of rows by each weight matrix per character: far too little
+    work to share between threads, and on a busy 2-core machine the threads spin against the
+    other load. One thread makes a step ~10-30x faster there. Linux only (reads /proc/self/maps);
+    elsewhere, or without OpenBLAS, it does nothing.
+    """
+    import ctypes
+    import os
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+            paths = {line.split(None, 5)[-1].strip() for line in f if "openblas" in line.lower()}
+    except OSError:
+        return []
+    done = []
+    for path in sorted(p for p in paths if os.path.isfile(p)):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("openblas_set_num_threads", "openblas_set_num_threads64_", "scipy_openblas_set_num_threads64_",
+                     "scipy_openblas_set_num_threads"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn(ctypes.c_int(n))
+                done.append(path)
+                break
+    return done
 
 
 # --- skip-gram vectors without gensim ----------------------------------------------------
@@ -212,7 +244,10 @@ def load_vectors_fast(folder: str | Path):
 
 TONE_LABEL = {prosody.PING: "平", prosody.ZE: "仄", prosody.BOTH: "平仄", prosody.UNKNOWN: "？"}
 TONE_CLASS = {prosody.PING: "ping", prosody.ZE: "ze", prosody.BOTH: "both", prosody.UNKNOWN: "unknown"}
-CHECK_LABELS = (("form", "格式"), ("tone", "平仄"), ("tone_245", "二四五"), ("rhyme", "押韵"), ("copied", "新句"))
+CHECK_LABELS = (("form", "格式"), ("tone", "格律"), ("tone_245", "二四五"), ("rhyme", "押韵"), ("copied", "新句"))
+CHECK_TITLES = {"格式": "五字四句，，。，。", "格律": "四句平仄合四种格式之一（一三五不论）",
+                "二四五": "宽：只看每句第二、四、五字的平仄", "押韵": "二、四句押同一平声韵，第三句仄收",
+                "新句": "生成的句子都不是训练集里的原句"}
 
 CSS = """<style>
 .pl-poem{font-family:"Noto Serif CJK SC","Source Han Serif SC","Songti SC","STSong","Noto Sans CJK SC",serif;margin:0.2rem 0 1.2rem 0;}
@@ -239,7 +274,8 @@ LEGEND = ('<div class="pl-legend">字下小字为声调：<span class="pl-tone p
           '<span class="pl-tone pl-ze" style="display:inline">仄</span>、'
           '<span class="pl-tone pl-both" style="display:inline">平仄</span>（多音，可平可仄）、'
           '<span class="pl-tone pl-unknown" style="display:inline">？</span>（韵书未收）；'
-          '<span class="pl-rhyme" style="padding:0 0.2em">底色</span>为韵脚。</div>')
+          '<span class="pl-rhyme" style="padding:0 0.2em">底色</span>为韵脚；'
+          '得分为生成各字的平均对数概率，越接近 0 越顺。</div>')
 
 
 def _badge(label: str, state: bool | None, title: str = "") -> str:
@@ -277,16 +313,16 @@ def poem_html(text: str, score: float | None = None, checks: dict | None = None,
         parts.append(f'<span class="pl-punct">{"，" if i % 2 == 0 else "。"}</span></div>')
     if checks is not None:
         parts.append('<div class="pl-checks">')
-        parts += [_badge(label, state) for label, state in check_badges(checks)]
+        parts += [_badge(label, state, CHECK_TITLES.get(label, "")) for label, state in check_badges(checks)]
         unknown = checks.get("unknown") or []
         if unknown:
             parts.append(_badge("韵书未收：" + "".join(unknown), False))
         parts.append("</div>")
     meta = []
     if score is not None:
-        meta.append(f"得分 {score:.3f}（每字平均对数概率，越接近 0 越顺）")
+        meta.append(f"得分 {score:.3f}")
     if form:
-        meta.append(f"格式：{form}")
+        meta.append(form)
     if meta:
         parts.append(f'<div class="pl-meta">{html.escape(" · ".join(meta))}</div>')
     parts.append("</div>")
@@ -377,7 +413,7 @@ def explorer_points(kv, query: str, neighbours: list[str], limit: int = 300) -> 
 def report_bars(report: dict) -> dict[str, list[dict]]:
     """Rows for the corpus figures: per dynasty, drops per reason, most frequent characters."""
     dynasty = [{"dynasty": k or "（未标）", "poems": v} for k, v in (report.get("per_dynasty") or {}).items()]
-    dropped = [{"reason": k, "records": v} for k, v in (report.get("dropped") or {}).items()]
+    dropped = [{"reason": k, "records": v} for k, v in (report.get("dropped") or {}).items() if v]
     top = [{"char": c, "count": n} for c, n in (report.get("top_characters") or [])]
     return {"dynasty": dynasty, "dropped": dropped, "top": top}
 
@@ -404,10 +440,10 @@ def bar_spec(rows: list[dict], category: str, value: str, title: str, horizontal
     """Bars sorted by value, largest first."""
     cat = {"field": category, "type": "nominal", "title": "", "sort": "-x" if horizontal else "-y"}
     if big_labels:
-        cat["axis"] = {"labelAngle": 0, "labelFontSize": 14}
+        cat["axis"] = {"labelAngle": 0, "labelFontSize": 14, "labelOverlap": False}
     val = {"field": value, "type": "quantitative", "title": value}
     return {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "title": title, "width": "container",
-            "height": max(120, 26 * len(rows)) if horizontal else 300, "config": _CONFIG, "data": {"values": rows},
+            "height": max(200, 28 * len(rows)) if horizontal else 300, "config": _CONFIG, "data": {"values": rows},
             "mark": {"type": "bar", "tooltip": True},
             "encoding": {"y": cat, "x": val} if horizontal else {"x": cat, "y": val}}
 

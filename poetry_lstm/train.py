@@ -126,9 +126,7 @@ def prepare_vectors(cfg: Config, train: list[str], out: Path, retrain: bool, log
 def _compiled(cfg: Config, args: dict, embedding: np.ndarray | None):
     import keras
 
-    model = build_model(**args)
-    if embedding is not None:
-        model.get_layer("embedding").set_weights([embedding])
+    model = build_model(**args, vectors=embedding)
     model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model

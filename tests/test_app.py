@@ -34,7 +34,7 @@ def test_poem_html_shows_tones_rhyme_and_checks():
 def test_poem_html_marks_failures_and_unknown():
     text = "床前明月光，疑是地上霜。举头望明月，低头思故乡。"  # 静夜思 breaks the tone rules
     out = page.poem_html(text, None, prosody.check_poem(text) | {"copied": None})
-    assert "✗ 平仄" in out and "– 新句" in out  # no training hashes: the copy check is not applicable
+    assert "✗ 格律" in out and "– 新句" in out  # no training hashes: the copy check is not applicable
 
 
 def test_html_and_markdown_escaping():
@@ -80,6 +80,14 @@ def test_fast_loader_falls_back_and_reports_missing(tmp_path, tiny_models):
         page.load_model_fast(tmp_path / "word2vec")
     assert "poetry-lstm train --mode onehot" in page.missing_model_message(tmp_path / "onehot", "onehot")
     assert page.missing_model_message(tiny_models / "onehot", "onehot") is None
+
+
+def test_report_bars_leave_out_empty_reasons():
+    bars = page.report_bars({"per_dynasty": {"唐": 3, "": 1}, "dropped": {"digits": 2, "malformed_record": 0},
+                             "top_characters": [["月", 9], ["山", 4]]})
+    assert bars["dynasty"] == [{"dynasty": "唐", "poems": 3}, {"dynasty": "（未标）", "poems": 1}]
+    assert bars["dropped"] == [{"reason": "digits", "records": 2}]
+    assert [r["char"] for r in bars["top"]] == ["月", "山"]
 
 
 def test_models_dir_relative_to_root(tmp_path):
@@ -142,7 +150,7 @@ def test_traditional_first_line_with_a_stop(app):
     assert poems(app) and all(p.startswith("白云归江东，") for p in poems(app))
 
 
-@pytest.mark.parametrize("mode,text,message", [
+BAD_INPUTS = [  # (mode, text, part of the message)
     ("line", "", "is empty"),
     ("line", "山水风月", "must be five Chinese characters, but it has 4"),
     ("line", "山水风月花云", "but it has 6"),
@@ -152,12 +160,18 @@ def test_traditional_first_line_with_a_stop(app):
     ("acrostic", "ab春夏", "four Chinese characters"),
     ("theme", "", "theme is empty"),
     ("theme", "hello world 123", "no keyword the model can use"),
-])
-def test_bad_input_gives_a_message_not_a_traceback(app, mode, text, message):
-    ask(app, text, mode)
-    assert any(message in e for e in errors(app)), errors(app)
-    assert any("e.g." in e for e in errors(app))  # an example of what works
-    assert not poems(app)
+]
+
+
+def test_bad_input_gives_a_message_not_a_traceback(app):
+    for mode, text, message in BAD_INPUTS:
+        ask(app, text, mode)
+        shown = errors(app)
+        assert len(shown) == 1 and message in shown[0], (mode, text, shown)
+        assert "e.g." in shown[0], shown  # with an example of what works
+        assert not poems(app), (mode, text)
+    ask(app, "山水风月花")  # and the page still works afterwards
+    assert poems(app) and not errors(app)
 
 
 def test_acrostic(app):
@@ -210,7 +224,7 @@ def test_new_seed_button(app):
 
 def test_model_tab_explorer_and_corpus(app):
     # Training curves, the evaluation table and the explorer's neighbours table all render.
-    assert len(app.get("vega_lite_chart")) == 6  # 2 curves, the PCA, 3 corpus figures
+    assert len(app.get("vega_lite_chart")) == 5  # 2 curves, the PCA, dynasties and top characters (the tiny corpus drops nothing)
     tables = [d.value for d in app.dataframe]
     evaluation = next(t for t in tables if "perplexity" in t.columns)
     assert list(evaluation["模型 model"]) == ["word2vec", "onehot"]
@@ -219,7 +233,8 @@ def test_model_tab_explorer_and_corpus(app):
     assert len(neighbours) > 0 and neighbours["余弦相似度 cosine"].between(-1, 1).all()
     app.text_input(key="probe").input("Q").run()
     assert not app.exception and any("has no vector" in w.value for w in app.warning)
-    assert any(m.label.startswith("保留绝句") for m in app.metric)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["保留绝句 kept"] == "300" and metrics["训练 train"] != "0"
 
 
 def test_missing_models_say_which_command(tmp_path, monkeypatch):

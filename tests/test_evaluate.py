@@ -78,7 +78,7 @@ def test_counts_and_scores_on_a_file(onehot, poem_file, tiny_root):
     result = evaluate_model(onehot, poems, train)
     assert result["mode"] == "onehot" and result["poems"] == 3
     assert result["chars"] == 15 * 3 and result["unknown"] == 1  # line 1's unknown is given, not scored
-    assert 1 < result["perplexity"] < len(onehot.vocab) * 2 and 0 <= result["accuracy"] <= 1
+    assert 1 < result["perplexity"] < len(onehot.vocab) * 5 and 0 <= result["accuracy"] <= 1
     assert result["baseline_perplexity"] > 1 and 0 <= result["baseline_accuracy"] <= 1
     assert result["ratio_to_baseline"] == pytest.approx(result["perplexity"] / result["baseline_perplexity"])
     # The same numbers, the slow way: the NumPy stepper character by character.

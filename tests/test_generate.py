@@ -236,6 +236,15 @@ def test_dead_end_rhyme_is_relaxed_and_named(tmp_path):
     assert any("rhyme" in w for w in beam.warnings)
 
 
+def test_line_2_avoids_a_rhyme_group_line_4_could_not_close(tmp_path):
+    # 人 is alone in 上平十一真 here and the model wants it everywhere: line 2 must not end on it.
+    model = fake_model(tmp_path, "白日依山尽前天明月雪夜木石竹叶酒人", {"人": 10.0})
+    for beam in (1, 4):
+        for poem in G.complete_poem(model, "白日依山尽", n=2, beam=beam).poems:
+            assert_regulated(poem, "白日依山尽")
+            assert poem.lines[1][-1] != "人" and "人" in poem.text
+
+
 def test_step_with_nothing_allowed_returns_marked_poem(w2v, monkeypatch):
     real = G.Decoder.allowed
 

@@ -241,15 +241,13 @@ def test_resume_after_kill(tiny_root, tmp_path):
     proc = subprocess.Popen(_command() + ["--config", str(toml), "train", "--mode", "onehot"], cwd=ROOT, env=env,
                             stdout=log1, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and proc.poll() is None:
+        deadline, checkpointed = time.monotonic() + 90, False
+        while not checkpointed and time.monotonic() < deadline and proc.poll() is None:
             try:
-                if json.loads(state_path.read_text(encoding="utf-8"))["epochs_done"] >= 1:
-                    break
+                checkpointed = json.loads(state_path.read_text(encoding="utf-8"))["epochs_done"] >= 1
             except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.2)
-        assert proc.poll() is None, (tmp_path / "first.log").read_text()
+                time.sleep(0.2)
+        assert checkpointed and proc.poll() is None, "no checkpoint within 90 s:\n" + (tmp_path / "first.log").read_text()
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:

@@ -1,0 +1,186 @@
+"""How long one poem takes: `python bench/generate_latency.py [--model models/word2vec]`.
+
+With the model loaded, the median time to complete one poem (n=1) over 20 first lines:
+(1) sampling with tones, rhyme and novelty on, (2) beam width 8 with the same constraints, and
+(3) the tutorial way: one `model.predict` of the whole window per character (sampling, no
+constraints), with the speed-up (3)/(1). Then the cold start of `poetry-lstm generate 床前明月光`
+(a fresh process until the poems are printed, median of 3) and what it is made of, each part
+timed in its own fresh process. Targets on a 2-core CPU: (1) ≤ 50 ms, (2) ≤ 300 ms, (3)/(1) ≥ 10.
+
+`--blas-threads N` sets OPENBLAS_NUM_THREADS for this run and the processes it starts: the
+decoder's matrix-vector products are small, and on a busy machine threaded BLAS can be slower.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+if "--blas-threads" in sys.argv:  # must be set before NumPy loads OpenBLAS
+    os.environ["OPENBLAS_NUM_THREADS"] = sys.argv[sys.argv.index("--blas-threads") + 1]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import argparse
+import importlib.util
+import json
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FALLBACK_LINES = ["床前明月光", "白日依山尽", "春眠不觉晓", "千山鸟飞绝", "红豆生南国", "空山不见人", "移舟泊烟渚",
+                  "向晚意不适", "松下问童子", "独坐幽篁里", "君自故乡来", "北斗七星高", "绿蚁新醅酒", "功盖三分国",
+                  "打起黄莺儿", "鸣筝金粟柱", "故国三千里", "清明时节雨", "夜来风雨声", "举头望明月"]
+
+# Each part of a cold start, timed in a fresh process (imports are cached after the first).
+PARTS = r"""
+import json, os, sys, time
+t = time.perf_counter
+out, t0 = {}, t()
+import numpy; out["import numpy"] = t() - t0; t1 = t()
+import tensorflow; out["import tensorflow"] = t() - t1; t1 = t()
+import keras; out["import keras (after tensorflow)"] = t() - t1; t1 = t()
+import poetry_lstm.cli; from poetry_lstm.model import load_model_dir; from poetry_lstm import generate as G
+out["import poetry_lstm"] = t() - t1; t1 = t()
+m = load_model_dir(sys.argv[1]); out["load model (keras.saving.load_model + weights)"] = t() - t1; t1 = t()
+G.normalize_line("床前明月光"); out["OpenCC dictionaries (first to_simplified)"] = t() - t1; t1 = t()
+G.masks_for(m.vocab.tokens); out["平水韵 table + vocabulary masks"] = t() - t1; t1 = t()
+m.line_hashes(); out["read train_lines.sha1"] = t() - t1; t1 = t()
+G.complete_poem(m, "床前明月光", n=3); out["first complete_poem (n=3)"] = t() - t1; t1 = t()
+G.complete_poem(m, "床前明月光", n=3, seed=1); out["second complete_poem (n=3)"] = t() - t1
+out["total in process"] = t() - t0
+print(json.dumps(out))
+"""
+# The same without TensorFlow: page.load_model_fast reads the weights with h5py (when present).
+FAST_PARTS = r"""
+import json, sys, time
+t = time.perf_counter
+out, t0 = {}, t()
+import numpy, poetry_lstm.cli; from poetry_lstm import generate as G, page; out["import numpy, poetry_lstm (no tensorflow)"] = t() - t0; t1 = t()
+m = page.load_model_fast(sys.argv[1]); assert m.keras_model is None
+out["page.load_model_fast (h5py, no keras)"] = t() - t1; t1 = t()
+G.complete_poem(m, "床前明月光", n=3); out["first complete_poem (n=3), with all first-use costs"] = t() - t1
+out["total in process"] = t() - t0
+print(json.dumps(out))
+"""
+
+
+def first_lines(count: int) -> list[str]:
+    """First lines of the held-out test poems, or famous ones where the corpus is absent."""
+    corpus = ROOT / "corpus" / "quatrains.jsonl"
+    lines = []
+    if corpus.exists():
+        with open(corpus, encoding="utf-8") as f:
+            for row in f:
+                poem = json.loads(row)
+                if poem.get("split") == "test":
+                    lines.append(poem["lines"][0])
+                if len(lines) == count:
+                    break
+    return lines if len(lines) == count else FALLBACK_LINES[:count]
+
+
+def timed(fn, items) -> list[float]:
+    out = []
+    for i, item in enumerate(items):
+        started = time.perf_counter()
+        fn(i, item)
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def tutorial_poem(trained, line: str, rng, temperature: float = 0.8) -> str:
+    """The textbook loop: re-run the network over the whole window for every new character."""
+    import numpy as np
+
+    window, text = int(trained.config.get("window", 24)), line
+    while len(text) < 24:
+        ids = np.array([trained.vocab.encode(text)[-window:]], dtype=np.int32)
+        probs = trained.keras_model.predict(ids, verbose=0)[0, -1].astype(np.float64)
+        p = np.exp(np.log(probs + 1e-12) / temperature)
+        text += trained.vocab.tokens[rng.choice(len(p), p=p / p.sum())]
+    return text
+
+
+def fmt(seconds: list[float]) -> str:
+    return f"median {statistics.median(seconds) * 1000:8.1f} ms   (min {min(seconds) * 1000:.1f}, max {max(seconds) * 1000:.1f})"
+
+
+def cold_start(model: Path, runs: int) -> None:
+    if model.name not in ("word2vec", "onehot"):
+        print(f"cold start: skipped (the CLI picks models by mode, and {model.name!r} is neither word2vec nor onehot)")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config.toml"
+        config.write_text(f'[paths]\nmodels_dir = "{model.resolve().parent.as_posix()}"\n', encoding="utf-8")
+        exe = shutil.which("poetry-lstm")
+        command = ([exe] if exe else [sys.executable, "-m", "poetry_lstm.cli"]) + \
+            ["--config", str(config), "generate", "床前明月光", "--mode", model.name]
+        walls = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+            walls.append(time.perf_counter() - started)
+            if done.returncode:
+                print(f"cold start: the command failed ({done.returncode}): {done.stderr.strip()[-300:]}")
+                return
+    print(f"cold start `poetry-lstm generate 床前明月光` (n=3, fresh process to printed poems): {fmt(walls)}")
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    print(f"  {'python start-up':52s} {(time.perf_counter() - started) * 1000:8.0f} ms")
+    done = subprocess.run([sys.executable, "-c", PARTS, str(model)], capture_output=True, text=True, cwd=ROOT)
+    if done.returncode:
+        print(f"  parts: failed: {done.stderr.strip()[-300:]}")
+        return
+    for name, seconds in json.loads(done.stdout.strip().splitlines()[-1]).items():
+        print(f"  {name:52s} {seconds * 1000:8.0f} ms")
+    if importlib.util.find_spec("poetry_lstm.page") is None:
+        return
+    done = subprocess.run([sys.executable, "-c", FAST_PARTS, str(model)], capture_output=True, text=True, cwd=ROOT)
+    print("  without tensorflow (what `generate` could do):" if not done.returncode else f"  fast path failed: {done.stderr.strip()[-200:]}")
+    for name, seconds in (json.loads(done.stdout.strip().splitlines()[-1]).items() if not done.returncode else ()):
+        print(f"    {name:50s} {seconds * 1000:8.0f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=str(ROOT / "models" / "word2vec"), help="model directory (default models/word2vec)")
+    parser.add_argument("--lines", type=int, default=20, help="first lines to time (default 20)")
+    parser.add_argument("--tutorial-lines", type=int, default=5, help="first lines for the slow tutorial loop (default 5)")
+    parser.add_argument("--cold-runs", type=int, default=3, help="cold starts to time; 0 skips them")
+    parser.add_argument("--blas-threads", type=int, default=None, help="OPENBLAS_NUM_THREADS for this run")
+    args = parser.parse_args()
+
+    import numpy as np
+
+    from poetry_lstm.generate import complete_poem, masks_for
+    from poetry_lstm.model import load_model_dir
+
+    model = Path(args.model)
+    trained = load_model_dir(model)
+    lines = first_lines(args.lines)
+    masks_for(trained.vocab.tokens), trained.line_hashes(), complete_poem(trained, lines[0], n=1)  # warm caches
+    stepper = trained.stepper
+    print(f"model {model}: vocabulary {len(trained.vocab)}, {len(stepper.cells)} LSTM layers × {stepper.units} units; "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, {os.cpu_count()} CPUs")
+    state = stepper.initial_state(1)
+    step = timed(lambda i, _: stepper.step(np.array([3]), state), range(200))
+    print(f"one LSTM step (batch 1, NumPy):                  {fmt(step)}")
+    warned = []
+    sample = timed(lambda i, line: warned.append(complete_poem(trained, line, n=1, seed=i).poems[0].warnings), lines)
+    print(f"(1) sampling, all constraints, n=1:              {fmt(sample)}   [{sum(map(bool, warned))}/{len(lines)} with a relaxed constraint]")
+    beam = timed(lambda i, line: complete_poem(trained, line, n=1, beam=8, seed=i), lines)
+    print(f"(2) beam width 8, all constraints, n=1:          {fmt(beam)}")
+    rng = np.random.default_rng(0)
+    tutorial_poem(trained, lines[0], rng)  # Keras traces predict on its first call
+    slow = timed(lambda i, line: tutorial_poem(trained, line, rng), lines[: args.tutorial_lines])
+    print(f"(3) tutorial: model.predict per character:       {fmt(slow)}   over {len(slow)} lines")
+    print(f"    speed-up (3)/(1): {statistics.median(slow) / statistics.median(sample):.0f}×")
+    if args.cold_runs:
+        cold_start(model, args.cold_runs)
+
+
+if __name__ == "__main__":
+    main()
