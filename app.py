@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from poetry_lstm import files, page
+from poetry_lstm import files, page, weights
 from poetry_lstm.config import load_config
 from poetry_lstm.errors import InputError, PoetryError
 
@@ -29,8 +29,8 @@ st.set_page_config(page_title="五言绝句 · poetry-lstm", layout="wide")
 
 @st.cache_resource
 def one_blas_thread() -> list[str]:
-    """The decoder's tiny matrix products run far faster on one BLAS thread (see page.limit_blas_threads)."""
-    return page.limit_blas_threads(1)
+    """The decoder's tiny matrix products run far faster on one BLAS thread (see weights.limit_blas_threads)."""
+    return weights.limit_blas_threads(1)
 
 
 @st.cache_resource(show_spinner="载入模型…")
@@ -38,7 +38,7 @@ def get_model(path: str):
     """The model (NumPy weights) with its decoder masks and training-line hashes, once per process."""
     from poetry_lstm.generate import masks_for
 
-    trained = page.load_model_fast(path)
+    trained = weights.load_model_fast(path)
     masks_for(trained.vocab.tokens)
     trained.line_hashes()
     return trained
@@ -46,7 +46,7 @@ def get_model(path: str):
 
 @st.cache_resource(show_spinner="载入字向量…")
 def get_vectors(folder: str):
-    return page.load_vectors_fast(folder)
+    return weights.load_vectors_fast(folder)
 
 
 @st.cache_resource
@@ -98,7 +98,7 @@ except PoetryError as exc:
     st.stop()
 gen = cfg.generate
 MODELS = page.models_dir(cfg.paths.models_dir, ROOT)
-missing = {m: page.missing_model_message(MODELS / m, m) for m in page.MODES}
+missing = {m: weights.missing_model_message(MODELS / m, m) for m in page.MODES}
 
 st.markdown(page.CSS, unsafe_allow_html=True)
 st.session_state.setdefault("seed", gen.seed)

@@ -8,7 +8,6 @@ hash of the text. With `forms = ["wujue", "wulv"]`, 五律 halves join the train
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections import Counter
 from pathlib import Path

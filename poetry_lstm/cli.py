@@ -201,7 +201,7 @@ def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no
       poetry-lstm generate --theme 思念故乡的秋夜
     """
     from .generate import acrostic_poem, complete_poem, theme_poem
-    from .model import load_model_dir
+    from .weights import limit_blas_threads, load_model_fast, load_vectors_fast
 
     g = config_of(ctx).replace("generate", mode=mode, n=n, temperature=temperature, top_k=top_k, top_p=top_p,
                                beam=beam, seed=seed).generate
@@ -214,13 +214,13 @@ def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no
     if first_line is not None:
         from .generate import normalize_line
         normalize_line(first_line)  # refuse bad input before the model loads
-    trained = load_model_dir(_models_dir(config_of(ctx), g.mode))
+    limit_blas_threads(1)  # one poem is many tiny matrix products: extra BLAS threads only spin
+    trained = load_model_fast(_models_dir(config_of(ctx), g.mode))  # NumPy weights: no TensorFlow start-up
     if acrostic is not None:
         result = acrostic_poem(trained, acrostic, **options)
     elif theme is not None:
-        from .vectors import load_vectors
         vec_dir = _models_dir(config_of(ctx), "word2vec") / "vectors"
-        result = theme_poem(trained, theme, vectors=load_vectors(vec_dir) if vec_dir.exists() else None, **options)
+        result = theme_poem(trained, theme, vectors=load_vectors_fast(vec_dir) if vec_dir.exists() else None, **options)
     else:
         result = complete_poem(trained, first_line, **options)
     if as_json:

@@ -72,8 +72,7 @@ def evaluate_model(trained: TrainedModel, poems: list[str], train_poems: list[st
 def generation_report(trained: TrainedModel, first_lines: list[str], train_poems: list[str], seed: int = 0, **options) -> dict:
     """Metrics of EVALUATION.md over one poem completed from each first line (fixed seed)."""
     from .generate import complete_poem
-    from .metrics import summarize, train_ngrams
-    from .prosody import rates
+    from .metrics import train_ngrams
 
     poems, kept = [], 0
     for i, line in enumerate(first_lines):

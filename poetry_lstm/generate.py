@@ -80,22 +80,17 @@ class VocabMasks:
         for i, (_, groups) in enumerate(readings):
             for g in groups:
                 self.groups.setdefault(g, np.zeros(len(tokens), bool))[i] = True
-        self._of_groups: dict[tuple, np.ndarray] = {}
+        self.all_groups = frozenset(self.groups)
 
-    def of_groups(self, groups, partner: bool = False) -> np.ndarray:
-        """Characters in any of `groups`; with `partner`, only of groups that hold two characters or more.
-
-        A rhyme opener (line 2's end, a 平-only line 1 end) needs a partner, or line 4 has no
-        different character to rhyme with: that dead end is avoided rather than relaxed.
-        """
-        key = (tuple(sorted(groups)), partner)
-        if key not in self._of_groups:
-            out = np.zeros(len(self.tokens), bool)
-            for g in key[0]:
-                if g in self.groups and (not partner or self.groups[g].sum() >= 2):
-                    out |= self.groups[g]
-            self._of_groups[key] = out
-        return self._of_groups[key]
+    @lru_cache(maxsize=4096)  # a handful of group sets recur all the time
+    def of_groups(self, groups: frozenset, partner: bool = False) -> np.ndarray:
+        """Characters in any of `groups`; with `partner`, only groups of two characters or more: a rhyme
+        opener (line 2's end, a 平-only line 1 end) needs one, or line 4 would have nothing to rhyme with."""
+        out = np.zeros(len(self.tokens), bool)
+        for g in groups & self.all_groups:
+            if not partner or self.groups[g].sum() >= 2:
+                out |= self.groups[g]
+        return out
 
 
 @lru_cache(maxsize=4)
@@ -145,9 +140,9 @@ class Decoder:
             first_end = c.chars[4] or c.forced.get(4, "")
             first_rhymes = prosody.reading(first_end)[0] == {prosody.PING}  # a 平-only line 1 end rhymes too
             if pos == 4:  # known (check_rhyme needs it), and if 平-only, a rhyme opener
-                m = m & (mk.ze | mk.of_groups(mk.groups, partner=True))
+                m = m & (mk.ze | mk.of_groups(mk.all_groups, partner=True))
             elif pos == 10:
-                m = m & mk.of_groups(prosody.rhyme_groups(first_end) if first_rhymes else mk.groups, partner=True)
+                m = m & mk.of_groups(prosody.rhyme_groups(first_end) if first_rhymes else mk.all_groups, partner=True)
             elif pos == 16:
                 m = m & mk.ze
             elif pos == 22:
@@ -173,14 +168,14 @@ class Decoder:
 
     def options(self, c: Candidate, pos: int) -> tuple[np.ndarray, list[str]]:
         """The allowed mask, giving up constraints (novelty, then rhyme, then tones) only at a dead end."""
-        dropped: list[str] = []
-        m = self.allowed(c, pos)
-        for name in RELAX_ORDER:
-            if m.any():
-                break
-            if self.on[name]:
-                dropped.append(name)
-                m = self.allowed(c, pos, tuple(dropped))
+        dropped, m = [], self.allowed(c, pos)
+        for name in (name for name in RELAX_ORDER if self.on[name] and not m.any()):
+            dropped.append(name)
+            m = self.allowed(c, pos, tuple(dropped))
+        for name in dropped[:-1]:  # take back what the dead end did not need, so the warning names the culprit
+            rest = tuple(d for d in dropped if d != name)
+            if (kept := self.allowed(c, pos, rest)).any():
+                dropped, m = list(rest), kept
         return m, dropped
 
     def finish(self, c: Candidate) -> Poem:
@@ -279,19 +274,15 @@ def decode(trained: TrainedModel, make_seed, *, n=3, temperature=0.8, top_k=30, 
     return sorted(found.values(), key=lambda p: (len(p.warnings), -p.score))[:n]
 
 
-def choose_form(line: str | None, rng, forced: dict[int, str], tones: bool) -> tuple[str | None, tuple | None, list[str]]:
-    """A form the given first line fits (or, with no first line, one the forced line heads fit)."""
+def choose_form(rng, tones: bool, line: str | None = None, heads: str = "") -> tuple[str | None, tuple | None, list[str]]:
+    """(form, its line types, notes): a form the given first line fits, or one whose lines each head can start."""
     if not tones:
         return None, None, []
-    if line is not None:
-        fitting = prosody.forms_for_first_line(line)
-        if not fitting:
-            form = str(rng.choice(list(prosody.FORMS)))
-            return form, (None,) + prosody.FORMS[form][1:], [f"the first line fits none of the four tone patterns; lines 2–4 follow {form}"]
-    else:  # a head fits a line type when some variant can go on after it
-        heads = {i // 6: ch for i, ch in forced.items() if i % 6 == 0}
-        fitting = [f for f, types in prosody.FORMS.items() if all(line_tones(types[k], ch) for k, ch in heads.items())]
-        fitting = fitting or list(prosody.FORMS)
+    fitting = prosody.forms_for_first_line(line) if line else (
+        [f for f, types in prosody.FORMS.items() if all(line_tones(t, h) for t, h in zip(types, heads))] or list(prosody.FORMS))
+    if not fitting:  # only a given first line can fit none; lines 2–4 still follow a form
+        form = str(rng.choice(list(prosody.FORMS)))
+        return form, (None,) + prosody.FORMS[form][1:], [f"the first line fits none of the four tone patterns; lines 2–4 follow {form}"]
     form = str(rng.choice(fitting))
     return form, prosody.FORMS[form], []
 
@@ -327,8 +318,7 @@ def complete_poem(trained: TrainedModel, first_line: str, **options) -> Result:
     notes: list[str] = []
 
     def make_seed(rng):
-        form, types, why = choose_form(line, rng, {}, options.get("tones", True))
-        notes[:] = why
+        form, types, notes[:] = choose_form(rng, options.get("tones", True), line=line)
         return Candidate([""] * 24, dict(enumerate(line)), types, form)
 
     poems = decode(trained, make_seed, **options)
@@ -342,11 +332,10 @@ def acrostic_poem(trained: TrainedModel, heads: str, **options) -> Result:
     heads = to_simplified((heads or "").strip())
     if len(heads) != 4 or _not_cjk(heads):
         raise InputError(f"An acrostic needs four Chinese characters, one per line (e.g. 春夏秋冬), but {heads!r} has {len(heads)}{_not_cjk(heads)}.")
-    forced = {i * 6: ch for i, ch in enumerate(heads)}
 
     def make_seed(rng):
-        form, types, _ = choose_form(None, rng, forced, options.get("tones", True))
-        return Candidate([""] * 24, dict(forced), types, form)
+        form, types, _ = choose_form(rng, options.get("tones", True), heads=heads)
+        return Candidate([""] * 24, {i * 6: ch for i, ch in enumerate(heads)}, types, form)
 
     poems = decode(trained, make_seed, **options)
     return Result(poems[0].lines[0] if poems else "", poems, unknown_warning(trained, heads))
@@ -378,11 +367,10 @@ def theme_poem(trained: TrainedModel, theme: str, vectors=None, **options) -> Re
     keywords = theme_keywords(trained, theme, vectors)
     if not keywords:
         raise InputError(f"The theme {theme.strip()!r} has no keyword the model can use; try plainer words, e.g. 思念故乡的秋夜.")
-    word, chars = keywords[0]
-    ch = chars[0]
+    word, (ch, *_) = keywords[0]
 
     def make_seed(rng):  # the keyword goes where its tone fits line 1 of the chosen form
-        form, types, _ = choose_form(None, rng, {}, options.get("tones", True))
+        form, types, _ = choose_form(rng, options.get("tones", True))
         fits = lambda j: any(prosody._LETTER[v[j]] in prosody.reading(ch)[0] for v in prosody.VARIANTS[types[0]])
         spots = [j for j in range(5) if not types or fits(j)] or list(range(5))
         return Candidate([""] * 24, {int(rng.choice(spots)): ch}, types, form)

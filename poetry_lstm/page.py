@@ -1,28 +1,18 @@
-"""Helpers for the Streamlit page (`app.py`): fast loading, poem HTML, chart data, PCA.
+"""Helpers for the Streamlit page (`app.py`): `page.poem_html(text, score, checks, form)`.
 
-Nothing here imports Streamlit, TensorFlow or gensim. The page needs the decoder's weights, not
-Keras: `load_model_fast` reads the arrays out of `model.keras` (a zip holding a Keras config and
-an HDF5 weights file) with h5py and builds the same NumPy `LstmStepper` the decoder always uses,
-so the first poem does not wait the several seconds `import keras` takes on a small CPU.
-Anything it does not recognise falls back to `load_model_dir`. Likewise `load_vectors_fast`
-reads gensim's word2vec binary format with NumPy (falling back to gensim).
-
-Every string that ends up in HTML goes through `html.escape` here.
+Poem HTML, chart data and the PCA, with nothing that imports Streamlit, TensorFlow or gensim
+(fast loading lives in `weights.py`). Every string that ends up in HTML goes through
+`html.escape` here.
 """
 from __future__ import annotations
 
 import html
-import io
-import json
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from . import files, prosody
-from .errors import PoetryError
-from .model import MODEL_FILES, LstmStepper, TrainedModel, Vocab, load_model_dir
+from . import prosody
 
 MODES = ("word2vec", "onehot")
 CJK_RANGES = (("\u4e00", "\u9fff"), ("\u3400", "\u4dbf"))
@@ -36,208 +26,6 @@ def models_dir(configured: str, root: Path) -> Path:
     """The configured models folder; a relative path is taken from the repository root."""
     path = Path(configured).expanduser()
     return path if path.is_absolute() else Path(root) / path
-
-
-def missing_model_message(folder: Path, mode: str) -> str | None:
-    """None if `folder` holds a model, else a sentence naming the command that makes one."""
-    missing = [f for f in MODEL_FILES if not (folder / f).exists()]
-    if not missing:
-        return None
-    what = f"No {mode} model at {folder}" if not folder.is_dir() else f"The model folder {folder} lacks {', '.join(missing)}"
-    return f"{what}; make one with `poetry-lstm train --mode {mode}`."
-
-
-# --- the model without Keras ---------------------------------------------------------------
-
-_ALLOWED_LAYERS = {"InputLayer", "Embedding", "LSTM", "Dropout", "Dense"}
-
-
-def _snake(name: str) -> str:
-    """Keras's `naming.to_snake_case` for class names: "InputLayer" → "input_layer", "LSTM" → "lstm"."""
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-class _Layer:
-    def __init__(self, weights: list[np.ndarray]):
-        self._weights = weights
-
-    def get_weights(self) -> list[np.ndarray]:
-        return self._weights
-
-
-class WeightsOnly:
-    """Just enough of a Keras model (`get_layer(name).get_weights()`) for `LstmStepper`."""
-
-    def __init__(self, layers: dict[str, list[np.ndarray]]):
-        self.layers = layers
-
-    def get_layer(self, name: str) -> _Layer:
-        if name not in self.layers:
-            raise ValueError(f"No such layer: {name}")
-        return _Layer(self.layers[name])
-
-
-def read_keras_weights(path: Path) -> dict[str, list[np.ndarray]]:
-    """{layer name: weight arrays} of a Keras 3 `.keras` file, checked against its own config.
-
-    Keras stores layer i's variables under `layers/<snake class name>[_k]/…` (k counting earlier
-    layers of the same class), LSTM ones under `…/cell/vars`. Raises ValueError on anything else.
-    """
-    import h5py
-
-    with zipfile.ZipFile(path) as z:
-        config = json.loads(z.read("config.json"))
-        weights_bytes = z.read("model.weights.h5")
-    layers = config["config"]["layers"]
-    out: dict[str, list[np.ndarray]] = {}
-    used: dict[str, int] = {}
-    with h5py.File(io.BytesIO(weights_bytes), "r") as h5:
-        for layer in layers:
-            cls, lc = layer["class_name"], layer["config"]
-            if cls not in _ALLOWED_LAYERS:
-                raise ValueError(f"unexpected layer {cls}")
-            stored = _snake(cls)
-            if stored in used:
-                used[stored] += 1
-                stored = f"{stored}_{used[stored]}"
-            else:
-                used[stored] = 0
-            if cls == "LSTM":
-                if (lc.get("activation"), lc.get("recurrent_activation"), lc.get("use_bias"), lc.get("go_backwards"),
-                        lc.get("unroll", False)) != ("tanh", "sigmoid", True, False, False):
-                    raise ValueError("an LSTM the NumPy stepper does not model")
-                group = h5[f"layers/{stored}/cell/vars"]
-            elif cls in ("Embedding", "Dense"):
-                if cls == "Dense" and (lc.get("activation") != "softmax" or not lc.get("use_bias", True)):
-                    raise ValueError("an output layer the NumPy stepper does not model")
-                group = h5[f"layers/{stored}/vars"]
-            else:
-                continue
-            out[lc["name"]] = [np.asarray(group[str(i)]) for i in range(len(group))]
-    return out
-
-
-def stepper_from_file(path: Path, vocab_size: int) -> LstmStepper:
-    layers = read_keras_weights(path)
-    stepper = LstmStepper(WeightsOnly(layers))
-    width = stepper.embedding.shape[1]
-    units = stepper.units
-    if stepper.embedding.shape[0] != vocab_size or stepper.out_w.shape != (units, vocab_size) or not stepper.cells:
-        raise ValueError("weights do not match the vocabulary")
-    for kernel, recurrent, bias in stepper.cells:
-        if kernel.shape != (width, 4 * units) or recurrent.shape != (units, 4 * units) or bias.shape != (4 * units,):
-            raise ValueError("LSTM weights of unexpected shape")
-        width = units
-    return stepper
-
-
-def load_model_fast(path: str | Path) -> TrainedModel:
-    """A `TrainedModel` whose stepper comes straight from the weights file (`keras_model` is None).
-
-    Falls back to `load_model_dir` (Keras, safe mode) when the file is not the layout we know;
-    raises PoetryError, as that does, for a missing or broken model.
-    """
-    path = Path(path)
-    if missing_model_message(path, path.name):
-        return load_model_dir(path)  # raises its PoetryError naming the command
-    vocab = Vocab.load(path / "vocab.json")
-    config = files.read_json(path / "config.json", "model config")
-    try:
-        if not isinstance(config, dict) or not isinstance(config.get("model_args"), dict) or "mode" not in config["model_args"]:
-            raise ValueError("no model_args")
-        stepper = stepper_from_file(path / "model.keras", len(vocab))
-    except (ValueError, KeyError, IndexError, TypeError, OSError, zipfile.BadZipFile):
-        return load_model_dir(path)
-    return TrainedModel(path, None, vocab, config, stepper)
-
-
-def limit_blas_threads(n: int = 1) -> list[str]:
-    """Set OpenBLAS (NumPy's BLAS) to `n` threads in this process; returns the libraries it set.
-
-    The decoder multiplies a handful of rows by each weight matrix per character: far too little
-    work to share between threads, and on a busy 2-core machine the threads spin against the
-    other load. One thread makes a step ~10-30x faster there. Linux only (reads /proc/self/maps);
-    elsewhere, or without OpenBLAS, it does nothing.
-    """
-    import ctypes
-    import os
-
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
-            paths = {line.split(None, 5)[-1].strip() for line in f if "openblas" in line.lower()}
-    except OSError:
-        return []
-    done = []
-    for path in sorted(p for p in paths if os.path.isfile(p)):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in ("openblas_set_num_threads", "openblas_set_num_threads64_", "scipy_openblas_set_num_threads64_",
-                     "scipy_openblas_set_num_threads"):
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn(ctypes.c_int(n))
-                done.append(path)
-                break
-    return done
-
-
-# --- skip-gram vectors without gensim ----------------------------------------------------
-
-class CharVectors:
-    """The part of gensim's KeyedVectors the page and `theme_keywords` use."""
-
-    def __init__(self, keys: list[str], vectors: np.ndarray):
-        self.index_to_key = list(keys)
-        self.key_to_index = {k: i for i, k in enumerate(self.index_to_key)}
-        self.vectors = vectors.astype(np.float32)
-        self.vector_size = vectors.shape[1]
-        norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
-        self._unit = self.vectors / np.maximum(norms, 1e-12)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.key_to_index
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        return self.vectors[self.key_to_index[key]]
-
-    def most_similar(self, key: str, topn: int = 10) -> list[tuple[str, float]]:
-        """Cosine neighbours of `key`, the key itself left out (as gensim does)."""
-        i = self.key_to_index[key]
-        sims = self._unit @ self._unit[i]
-        order = np.argsort(-sims, kind="stable")
-        return [(self.index_to_key[j], float(sims[j])) for j in order if j != i][:topn]
-
-
-def read_word2vec_binary(path: Path) -> CharVectors:
-    """The word2vec C binary format gensim writes: a "count dim" line, then `word ` + float32s."""
-    data = Path(path).read_bytes()
-    end = data.index(b"\n")
-    count, dim = (int(x) for x in data[:end].split())
-    pos, keys, rows = end + 1, [], np.empty((count, dim), np.float32)
-    for i in range(count):
-        space = data.index(b" ", pos)
-        keys.append(data[pos:space].decode("utf-8").lstrip("\n"))
-        pos = space + 1
-        rows[i] = np.frombuffer(data, dtype="<f4", count=dim, offset=pos)
-        pos += 4 * dim
-    if pos < len(data) and data[pos:].strip():
-        raise ValueError("trailing bytes")
-    return CharVectors(keys, rows)
-
-
-def load_vectors_fast(folder: str | Path):
-    """Vectors from `<folder>/vectors.bin`, by NumPy; gensim's reader if ours does not understand it."""
-    path = Path(folder) / "vectors.bin"
-    if not path.exists():
-        raise PoetryError(f"No character vectors at {path}; run `poetry-lstm train --mode word2vec`.")
-    try:
-        return read_word2vec_binary(path)
-    except (ValueError, UnicodeDecodeError, IndexError):
-        from .vectors import load_vectors
-        return load_vectors(folder)
 
 
 # --- poems as HTML -----------------------------------------------------------------------

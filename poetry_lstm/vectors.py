@@ -77,9 +77,12 @@ def embedding_matrix(kv, tokens: tuple[str, ...], seed: int) -> np.ndarray:
     return np.stack(rows).astype(np.float32)
 
 
+COMMON = 3000  # neighbours come from the most frequent characters: a character seen twice has a noisy vector
+
+
 def nearest(kv, ch: str, topn: int = 8) -> list[tuple[str, float]]:
-    """Nearest CJK characters to `ch` by cosine similarity (punctuation left out)."""
+    """Nearest common CJK characters to `ch` by cosine similarity (punctuation left out)."""
     if ch not in kv.key_to_index:
         return []
-    found = kv.most_similar(ch, topn=topn + 4)
+    found = kv.most_similar(ch, topn=topn + 4, restrict_vocab=COMMON)
     return [(c, round(float(s), 3)) for c, s in found if "\u3400" <= c <= "\u9fff"][:topn]

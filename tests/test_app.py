@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from poetry_lstm import page, prosody
+from poetry_lstm import page, prosody, weights
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
@@ -61,13 +61,13 @@ def test_fast_loaders_match_keras_and_gensim(tiny_models):
     from poetry_lstm.vectors import load_vectors, nearest
 
     for mode in ("word2vec", "onehot"):
-        fast, slow = page.load_model_fast(tiny_models / mode), load_model_dir(tiny_models / mode)
+        fast, slow = weights.load_model_fast(tiny_models / mode), load_model_dir(tiny_models / mode)
         assert fast.keras_model is None and fast.vocab == slow.vocab and fast.mode == mode
         ids = fast.vocab.encode("山水风月花，")
         a, _ = fast.stepper.run(ids, batch=2)
         b, _ = slow.stepper.run(ids, batch=2)
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
-    ours, theirs = page.load_vectors_fast(tiny_models / "word2vec" / "vectors"), load_vectors(tiny_models / "word2vec" / "vectors")
+    ours, theirs = weights.load_vectors_fast(tiny_models / "word2vec" / "vectors"), load_vectors(tiny_models / "word2vec" / "vectors")
     assert ours.index_to_key == theirs.index_to_key
     np.testing.assert_array_equal(ours.vectors, theirs.vectors)
     assert nearest(ours, "月", 5) == nearest(theirs, "月", 5)
@@ -77,9 +77,9 @@ def test_fast_loader_falls_back_and_reports_missing(tmp_path, tiny_models):
     from poetry_lstm.errors import PoetryError
 
     with pytest.raises(PoetryError, match="poetry-lstm train --mode word2vec"):
-        page.load_model_fast(tmp_path / "word2vec")
-    assert "poetry-lstm train --mode onehot" in page.missing_model_message(tmp_path / "onehot", "onehot")
-    assert page.missing_model_message(tiny_models / "onehot", "onehot") is None
+        weights.load_model_fast(tmp_path / "word2vec")
+    assert "poetry-lstm train --mode onehot" in weights.missing_model_message(tmp_path / "onehot", "onehot")
+    assert weights.missing_model_message(tiny_models / "onehot", "onehot") is None
 
 
 def test_report_bars_leave_out_empty_reasons():

@@ -284,7 +284,6 @@ def test_resume_with_other_settings_is_refused(tiny_root, tmp_path):
 
 
 def test_resume_after_the_corpus_changed_is_refused(tiny_root, tiny_models, tmp_path):
-    from poetry_lstm.model import Vocab
 
     models = tmp_path / "models"
     shutil.copytree(tiny_models / ".train-onehot", models / ".train-onehot")
