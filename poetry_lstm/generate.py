@@ -287,23 +287,20 @@ def choose_form(rng, tones: bool, line: str | None = None, heads: str = "") -> t
     return form, prosody.FORMS[form], []
 
 
-def _not_cjk(text: str) -> str:
-    bad = [ch for ch in text if not IS_CJK.match(ch)]
-    return f", and {''.join(bad)!r} {'is not a Chinese character' if len(bad) == 1 else 'are not Chinese characters'}" if bad else ""
-
-
-def normalize_line(raw: str, what: str = "The first line") -> str:
-    """Five CJK characters in simplified form, or an InputError saying what is wrong."""
-    text = (raw or "").strip()
+def normalize_line(raw: str, what: str = "The first line", size: int = 5, example: str = "床前明月光") -> str:
+    """`size` CJK characters in simplified form (，/,/。/. at the end dropped), or an InputError saying what is wrong."""
+    count = {4: "four", 5: "five"}.get(size, str(size))
+    text = (raw or "").strip().rstrip("，,。.").strip()
     if not text:
-        raise InputError(f"{what} is empty; type five Chinese characters, e.g. 床前明月光.")
-    text = text.rstrip("，,。.").strip()
+        raise InputError(f"{what} is empty; type {count} Chinese characters, e.g. {example}.")
     inner = [ch for ch in text if unicodedata.category(ch).startswith("P")]
     if inner:
-        raise InputError(f"{what} has punctuation inside ({''.join(inner)}); type five characters without it, e.g. 床前明月光.")
+        raise InputError(f"{what} has punctuation inside ({''.join(inner)}); type {count} characters without it, e.g. {example}.")
     text = to_simplified(text)
-    if len(text) != 5 or _not_cjk(text):
-        raise InputError(f"{what} must be five Chinese characters, but it has {len(text)}{_not_cjk(text)}; e.g. 床前明月光.")
+    bad = [ch for ch in text if not IS_CJK.match(ch)]
+    if len(text) != size or bad:
+        extra = f", and {''.join(bad)!r} {'is not a Chinese character' if len(bad) == 1 else 'are not Chinese characters'}" if bad else ""
+        raise InputError(f"{what} must be {count} Chinese characters, but it has {len(text)}{extra}; e.g. {example}.")
     return text
 
 
@@ -329,9 +326,7 @@ def complete_poem(trained: TrainedModel, first_line: str, **options) -> Result:
 
 def acrostic_poem(trained: TrainedModel, heads: str, **options) -> Result:
     """A 藏头诗: line i starts with heads[i]; the first line is generated too."""
-    heads = to_simplified((heads or "").strip())
-    if len(heads) != 4 or _not_cjk(heads):
-        raise InputError(f"An acrostic needs four Chinese characters, one per line (e.g. 春夏秋冬), but {heads!r} has {len(heads)}{_not_cjk(heads)}.")
+    heads = normalize_line(heads, "An acrostic (one head per line)", 4, "春夏秋冬")
 
     def make_seed(rng):
         form, types, _ = choose_form(rng, options.get("tones", True), heads=heads)
