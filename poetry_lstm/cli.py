@@ -150,7 +150,9 @@ def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, epochs, units, 
     cfg = cfg.replace("model", units=units, layers=layers)
     if cfg.model.layers < 2:
         raise UserError("--layers must be at least 2: the network is a stacked LSTM.")
+    from .model import import_keras
     from .train import train as run_training
+    import_keras()
     command = "poetry-lstm " + " ".join(sys.argv[1:])
     run_training(cfg, cfg.train.mode, resume=resume, retrain_vectors=retrain_vectors, command=command,
                  log=lambda msg: click.echo(msg))
@@ -268,6 +270,8 @@ def evaluate(ctx, mode, poem_file, with_generation, limit, as_json):
     modes = [mode] if mode else [m for m in ("word2vec", "onehot") if _models_dir(cfg, m).exists()]
     if not modes:
         raise UserError(f"No model in {cfg.paths.models_dir}; run `poetry-lstm train --mode word2vec` first.")
+    from .model import import_keras
+    import_keras()
     results, generation = {}, {}
     for m in modes:
         trained = load_model_dir(_models_dir(cfg, m))
@@ -284,9 +288,10 @@ def evaluate(ctx, mode, poem_file, with_generation, limit, as_json):
     if with_generation:
         generation["real poems"] = poem_metrics(poems, trained.line_hashes(), train_ngrams(splits["train"]), first_line_kept=1.0)
     if as_json:
-        out = results[modes[0]] if len(modes) == 1 else {"models": results}
-        if len(modes) == 1:
-            out = dict(out)
+        # The top level is the better model's scores; with several models each one is under "models".
+        out = dict(min(results.values(), key=lambda r: r["perplexity"]))
+        if len(modes) > 1:
+            out["models"] = results
         if with_generation:
             out["generation"] = generation
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))

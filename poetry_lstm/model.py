@@ -6,9 +6,11 @@ time in NumPy for the decoder (no TensorFlow call per character).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,32 @@ from .errors import PoetryError
 
 PAD, UNK, START = "<pad>", "<unk>", "<s>"
 SPECIALS = (PAD, UNK, START)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence what C++ libraries write straight to file descriptor 2 (Python errors still surface after)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def import_keras():
+    """Keras on TensorFlow, imported once with TensorFlow's absl/CUDA start-up lines kept off the terminal."""
+    if "tensorflow" not in sys.modules:
+        with _quiet_stderr():
+            import tensorflow as tf
+
+            tf.constant(0)  # device discovery logs on first use, so do it here too
+    import keras
+
+    return keras
 
 
 def seed_everything(seed: int) -> None:
