@@ -144,11 +144,31 @@ def _load_checkpoint(ckpt: Path, args: dict):
         raise PoetryError(f"The checkpoint {ckpt / 'last.keras'} cannot be loaded ({exc.__class__.__name__}); run without --resume.") from None
 
 
+def _distribution(log):
+    """MirroredStrategy (data-parallel) when several GPUs are visible; else the default, which runs as is."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
+        log(f"training data-parallel on {len(gpus)} GPUs (MirroredStrategy)")
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _model_and_state(cfg: Config, ckpt: Path, args: dict, embedding, resume: bool):
+    """The compiled model and training state: from the checkpoint with --resume, else fresh."""
+    if resume and (ckpt / "state.json").exists():
+        return _load_checkpoint(ckpt, args)
+    state = {"model_args": args, "epochs_done": 0, "best_val_loss": float("inf"), "best_epoch": 0, "wait": 0,
+             "history": [], "seconds_before": 0.0}
+    return _compiled(cfg, args, embedding), state
+
+
 def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool = False, command: str = "", log=print) -> Path:
     """Train `mode` and write its model directory; returns that directory."""
-    seed_everything(cfg.train.seed)
     started = time.perf_counter()
-    train_texts, valid_texts = training_texts(cfg)
+    train_texts, valid_texts = training_texts(cfg)  # before TensorFlow loads: a missing corpus fails at once
+    seed_everything(cfg.train.seed)
     out = Path(cfg.paths.models_dir) / mode
     ckpt = Path(cfg.paths.models_dir) / f".train-{mode}"
     vocab = Vocab.build(train_texts, cfg.model.min_char_count)
@@ -157,16 +177,13 @@ def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool
         kv = prepare_vectors(cfg, train_texts, ckpt, retrain_vectors, log)
         embedding = vectors.embedding_matrix(kv, vocab.tokens, cfg.train.seed)
     args = model_args(cfg, mode, vocab, None if embedding is None else embedding.shape[1])
-    if resume and (ckpt / "state.json").exists():
-        model, state = _load_checkpoint(ckpt, args)
+    with _distribution(log).scope():  # variables made here are mirrored across GPUs when there are several
+        model, state = _model_and_state(cfg, ckpt, args, embedding, resume)
+    if state["epochs_done"]:
         if (ckpt / "vocab.json").exists() and Vocab.load(ckpt / "vocab.json") != vocab:
             raise PoetryError(f"The corpus changed since the checkpoint in {ckpt} (other vocabulary); run without --resume to start over.")
         state["seconds_before"] = state.get("seconds", state.get("seconds_before", 0.0))  # wall time of the runs before
         log(f"resuming after epoch {state['epochs_done']} from {ckpt}")
-    else:
-        model = _compiled(cfg, args, embedding)
-        state = {"model_args": args, "epochs_done": 0, "best_val_loss": float("inf"), "best_epoch": 0, "wait": 0,
-                 "history": [], "seconds_before": 0.0}
     vocab.save(ckpt / "vocab.json")
     m = cfg.model
     # A resumed run must not replay the first run's shuffle order: offset the seed by the epochs done.
