@@ -82,6 +82,7 @@ class TrainConfig:
     use_halves: bool
     batch_size: int
     learning_rate: float
+    lr_decay: float
     clipnorm: float
     epochs: int
     patience: int

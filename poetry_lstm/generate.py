@@ -143,12 +143,13 @@ class Decoder:
                 m = m & (mk.ze | mk.of_groups(mk.all_groups, partner=True))
             elif pos == 10:
                 m = m & mk.of_groups(prosody.rhyme_groups(first_end) if first_rhymes else mk.all_groups, partner=True)
+                m[self.vocab.id(first_end)] = False  # no 重韵: a rhyme character is not used twice
             elif pos == 16:
                 m = m & mk.ze
             elif pos == 22:
                 groups = prosody.rhyme_groups(c.chars[10])
                 m = m & mk.of_groups(groups & prosody.rhyme_groups(first_end) if first_rhymes else groups)
-                m[self.vocab.id(c.chars[10])] = False  # a new array: safe to write
+                m[[self.vocab.id(c.chars[10]), self.vocab.id(first_end)]] = False  # a new array: safe to write
         if on["novelty"]:  # no character three times, counting forced characters still to come
             counts = Counter(c.chars) + Counter(ch for i, ch in c.forced.items() if not c.chars[i])
             twice = [self.vocab.id(ch) for ch, k in counts.items() if k >= 2 and len(ch) == 1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import platform
 import shutil
 import sys
@@ -90,6 +91,10 @@ def _epoch_callback(cfg, ckpt: Path, state: dict, vocab: Vocab, log, run_started
                     self.model.save_weights(tmp)
             else:
                 state["wait"] += 1
+                if cfg.train.lr_decay < 1:  # a plateau: smaller steps usually find a lower valley
+                    lr = self.model.optimizer.learning_rate
+                    lr.assign(float(lr.numpy()) * cfg.train.lr_decay)
+                    log(f"valid loss did not improve: learning rate now {float(lr.numpy()):.2e}")
             with files.atomic_path(ckpt / "last.keras", suffix=".keras") as tmp:
                 self.model.save(tmp)
             state["epochs_done"] = epoch + 1
@@ -225,6 +230,7 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    os.chmod(tmp, 0o777 & ~files._UMASK)  # mkdtemp makes 0700; the model directory is for everyone to read
     try:
         clean_model = build_model(**args)  # no optimizer state: the shipped file stays small
         clean_model.set_weights(model.get_weights())
