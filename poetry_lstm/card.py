@@ -29,13 +29,14 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
     lines = [
         f"# poetry-lstm model card: `{args['mode']}`",
         "",
-        f"Made by: `{config['command']}`",
+        "Made by: " + ", then ".join(f"`{c}`" for c in config.get("commands") or [config["command"]]),
         "",
         "## Network",
         f"- input: {'skip-gram character vectors (gensim, sg=1), ' + ('fine-tuned' if args['fine_tune_vectors'] else 'frozen') if args['mode'] == 'word2vec' else 'one-hot ids (as the identical trainable embedding lookup)'}, width {args['embedding_dim']}",
         f"- {args['layers']} stacked LSTM layers × {args['units']} units, dropout {args['dropout']}, softmax over {args['vocab_size']} tokens",
         f"- windows of {config['window']} positions, stride {config['stride']}; every position predicts its next character",
-        f"- Adam lr {config['train']['learning_rate']}, clipnorm {config['train']['clipnorm']}, batch {config['train']['batch_size']}, "
+        f"- Adam lr {config['train']['learning_rate']} (× {config['train'].get('lr_decay', 1)} after each epoch without a better valid loss), "
+        f"clipnorm {config['train']['clipnorm']}, batch {config['train']['batch_size']}, "
         f"early stopping patience {config['train']['patience']}, seed {config['train']['seed']}",
         "",
         "## Data",
@@ -57,6 +58,23 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
                   f"- lines 2–4 given line 1, {test['poems']} poems: perplexity **{test['perplexity']:.1f}**, top-1 accuracy {test['accuracy']:.3f}",
                   f"- trigram Kneser–Ney baseline on the same training poems: perplexity {test['baseline_perplexity']:.1f}, "
                   f"accuracy {test['baseline_accuracy']:.3f}; ratio {test['ratio_to_baseline']:.2f}"]
+    lines += mode_comparison(folder, test)
     if TUNING.exists():
         lines += ["", "## What was tried", "", TUNING.read_text(encoding="utf-8").strip()]
     return "\n".join(lines) + "\n"
+
+
+def mode_comparison(folder: Path, test: dict | None) -> list[str]:
+    """Which input mode wins on the test split, when the sibling model has been evaluated too."""
+    other = folder.parent / ("onehot" if folder.name == "word2vec" else "word2vec") / "config.json"
+    if not test or not other.exists():
+        return []
+    theirs = json.loads(other.read_text(encoding="utf-8")).get("test")
+    if not theirs:
+        return []
+    ours, mine = theirs["perplexity"], test["perplexity"]
+    winner, loser = (test, theirs) if mine <= ours else (theirs, test)
+    return ["", "## Which input mode wins",
+            f"- `{winner['mode']}` (perplexity {winner['perplexity']:.1f}, {winner['ratio_to_baseline']:.2f} × baseline) beats "
+            f"`{loser['mode']}` ({loser['perplexity']:.1f}, {loser['ratio_to_baseline']:.2f} × baseline) by "
+            f"{100 * (1 - winner['perplexity'] / loser['perplexity']):.1f}% in test perplexity."]

@@ -184,6 +184,7 @@ def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool
     args = model_args(cfg, mode, vocab, None if embedding is None else embedding.shape[1])
     with _distribution(log).scope():  # variables made here are mirrored across GPUs when there are several
         model, state = _model_and_state(cfg, ckpt, args, embedding, resume)
+    state["commands"] = state.get("commands", []) + [command]  # a resumed model was made by every run in turn
     if state["epochs_done"]:
         if (ckpt / "vocab.json").exists() and Vocab.load(ckpt / "vocab.json") != vocab:
             raise PoetryError(f"The corpus changed since the checkpoint in {ckpt} (other vocabulary); run without --resume to start over.")
@@ -244,7 +245,7 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
         config = {"model_args": args, "window": cfg.model.window, "stride": cfg.model.stride,
                   "min_char_count": cfg.model.min_char_count, "train": {**dataclasses.asdict(cfg.train), "mode": args["mode"]},
                   "vectors": dataclasses.asdict(cfg.vectors) if args["mode"] == "word2vec" else None,
-                  "clean_forms": report.get("forms"), "command": command, "machine": _machine(),
+                  "clean_forms": report.get("forms"), "command": command, "commands": state.get("commands", [command]), "machine": _machine(),
                   "wall_seconds": round(state["seconds"], 1), "best_epoch": state["best_epoch"],
                   "training_poems": len(train_texts)}
         files.write_json(tmp / "config.json", config)
