@@ -272,6 +272,9 @@ def evaluate(ctx, mode, poem_file, with_generation, limit, as_json):
         raise UserError(f"No model in {cfg.paths.models_dir}; run `poetry-lstm train --mode word2vec` first.")
     from .model import import_keras
     import_keras()
+    if with_generation:
+        from .weights import limit_blas_threads
+        limit_blas_threads(1)  # the decoder's tiny matrix products: extra BLAS threads only spin
     results, generation = {}, {}
     for m in modes:
         trained = load_model_dir(_models_dir(cfg, m))
