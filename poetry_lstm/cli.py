@@ -284,10 +284,12 @@ def evaluate(ctx, mode, poem_file, with_generation, limit, as_json):
         if not poems:
             raise UserError("The corpus has no test poems; rebuild it with `poetry-lstm crawl`.")
         results[m] = evaluate_model(trained, poems, splits["train"])
-        if with_generation:
-            first = [p[:5] for p in poems]
-            generation[f"{m}, constrained"] = generation_report(trained, first, splits["train"])
-            generation[f"{m}, unconstrained"] = generation_report(trained, first, splits["train"], tones=False, rhyme=False, novelty=False)
+        if with_generation:  # the shipped defaults of [generate], constraints on and then all off
+            g, first = cfg.generate, [p[:5] for p in poems]
+            opts = dict(temperature=g.temperature, top_k=g.top_k, top_p=g.top_p, beam=g.beam, max_tries=g.max_tries, seed=g.seed)
+            generation[f"{m}, constrained"] = generation_report(trained, first, splits["train"], **opts)
+            generation[f"{m}, unconstrained"] = generation_report(trained, first, splits["train"], tones=False, rhyme=False,
+                                                                  novelty=False, **opts)
     if with_generation:
         generation["real poems"] = poem_metrics(poems, trained.line_hashes(), train_ngrams(splits["train"]), first_line_kept=1.0)
     if as_json:

@@ -253,7 +253,7 @@ def beam_poems(dec: Decoder, seed: Candidate, width: int) -> list[Candidate]:
     return beams
 
 
-def decode(trained: TrainedModel, make_seed, *, n=3, temperature=0.8, top_k=30, top_p=0.95, beam=1, seed=0,
+def decode(trained: TrainedModel, make_seed, *, n=3, temperature=0.9, top_k=0, top_p=0.9, beam=1, seed=0,
            tones=True, rhyme=True, novelty=True, max_tries=20) -> list[Poem]:
     """`make_seed(rng)` → a fresh Candidate; returns n distinct poems, cleanest and likeliest first.
 
