@@ -7,6 +7,7 @@ docs/tuning.md, which the model card quotes. Needs a corpus cleaned with --forms
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import subprocess
@@ -23,6 +24,12 @@ VARIANTS = {
     "+ 五律 halves, 256 units, window 24": {"train": {"use_halves": True}, "model": {"units": 256}},
     "+ 五律 halves, 384 units": {"train": {"use_halves": True}, "model": {"units": 384}},
     "+ 五律 halves, 256 units, window 8 stride 4": {"train": {"use_halves": True}, "model": {"units": 256, "window": 8, "stride": 4}},
+    # Second round, on the chosen data (real 五绝) and size, one knob at a time against the defaults:
+    "defaults (dropout 0.2, 2 layers, lr 0.002, batch 64)": {},
+    "dropout 0.4": {"model": {"dropout": 0.4}},
+    "3 layers": {"model": {"layers": 3}},
+    "learning rate 0.004": {"train": {"learning_rate": 0.004}},
+    "batch 128": {"train": {"batch_size": 128}},
 }
 
 
@@ -34,18 +41,18 @@ def toml(overrides: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def run(name: str, overrides: dict, minutes: float, steps: int, workdir: Path) -> dict:
-    folder = workdir / str(abs(hash(name)))
+def run(name: str, overrides: dict, minutes: float, steps: int, workdir: Path, epochs: int = 1000) -> dict:
+    folder = workdir / hashlib.sha1(name.encode()).hexdigest()[:12]
     folder.mkdir(parents=True)
     mode = overrides.pop("mode", "onehot")
     overrides.setdefault("paths", {})["models_dir"] = str(folder / "models")
-    overrides.setdefault("train", {}).update(max_minutes=minutes, steps_per_epoch=steps, epochs=1000)
+    overrides.setdefault("train", {}).update(max_minutes=minutes, steps_per_epoch=steps, epochs=epochs)
     (folder / "cfg.toml").write_text(toml(overrides), encoding="utf-8")
     started = time.perf_counter()
     log = folder / "log.txt"
     with open(log, "w") as f:
         proc = subprocess.run([sys.executable, "-m", "poetry_lstm.cli", "--config", str(folder / "cfg.toml"), "train", "--mode", mode],
-                              cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, env={"TF_NUM_INTRAOP_THREADS": "1", **__import__("os").environ})
+                              cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
     if proc.returncode:
         return {"variant": name, "error": log.read_text()[-500:]}
     history = json.loads((folder / "models" / mode / "history.json").read_text())
@@ -61,14 +68,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=12, help="training budget per variant")
     parser.add_argument("--steps", type=int, default=300, help="steps between validations")
+    parser.add_argument("--epochs", type=int, default=1000, help="epochs per variant (with --minutes 0: equal data passes)")
+    parser.add_argument("--parallel", type=int, default=2, help="variants trained at once")
+    parser.add_argument("--out", default="tune.json", help="file name under bench/out/")
     parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     args = parser.parse_args()
     names = args.only or list(VARIANTS)
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda n: run(n, json.loads(json.dumps(VARIANTS[n])), args.minutes, args.steps, Path(tmp)), names))
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.parallel) as pool:
+        results = list(pool.map(lambda n: run(n, json.loads(json.dumps(VARIANTS[n])), args.minutes, args.steps, Path(tmp), args.epochs),
+                                names))
     out = ROOT / "bench" / "out"
     out.mkdir(exist_ok=True)
-    (out / "tune.json").write_text(json.dumps(results, ensure_ascii=False, indent=2))
+    (out / args.out).write_text(json.dumps(results, ensure_ascii=False, indent=2))
     print(json.dumps(results, ensure_ascii=False, indent=2))
 
 
