@@ -13,13 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from . import prosody
+from .clean import IS_CJK
 
 MODES = ("word2vec", "onehot")
-CJK_RANGES = (("\u4e00", "\u9fff"), ("\u3400", "\u4dbf"))
-
-
 def is_cjk(ch: str) -> bool:
-    return len(ch) == 1 and any(lo <= ch <= hi for lo, hi in CJK_RANGES)
+    return len(ch) == 1 and IS_CJK.match(ch) is not None
 
 
 def models_dir(configured: str, root: Path) -> Path:

