@@ -98,17 +98,6 @@ def masks_for(tokens: tuple[str, ...]) -> VocabMasks:
     return VocabMasks(tokens)
 
 
-@lru_cache(maxsize=65536)  # a prefix recurs across candidates, tries and poems
-def line_tones(line_type: str, prefix: str, forced: tuple = ()) -> frozenset[str]:
-    """Tones for slot len(prefix) that keep an accepted variant reachable; `forced`: later (slot, char)."""
-    pos, out = len(prefix), set()
-    for v in prosody.VARIANTS[line_type]:
-        slots = list(enumerate(prefix)) + [(i, ch) for i, ch in forced if i > pos]
-        if all(prosody._LETTER[v[i]] in prosody.reading(ch)[0] for i, ch in slots):
-            out.add(prosody._LETTER[v[pos]])
-    return frozenset(out)
-
-
 @dataclass
 class Candidate:
     chars: list[str]          # 24 slots, "" where not yet chosen
@@ -133,8 +122,8 @@ class Decoder:
         on = {k: v and k not in drop for k, v in self.on.items()}
         tones = BOTH
         if on["tones"] and c.types and c.types[line]:
-            forced = tuple((i - line * 6, ch) for i, ch in sorted(c.forced.items()) if pos < i < line * 6 + 5)
-            tones = line_tones(c.types[line], "".join(c.chars[line * 6:pos]), forced)
+            later = tuple((i - line * 6, ch) for i, ch in sorted(c.forced.items()) if pos < i < line * 6 + 5)
+            tones = prosody.allowed_tones(c.types[line], "".join(c.chars[line * 6:pos]), later=later)
         m = mk.by_tones[tones] if on["tones"] else mk.cjk
         if on["rhyme"]:
             first_end = c.chars[4] or c.forced.get(4, "")
@@ -280,7 +269,7 @@ def choose_form(rng, tones: bool, line: str | None = None, heads: str = "") -> t
     if not tones:
         return None, None, []
     fitting = prosody.forms_for_first_line(line) if line else (
-        [f for f, types in prosody.FORMS.items() if all(line_tones(t, h) for t, h in zip(types, heads))] or list(prosody.FORMS))
+        [f for f, types in prosody.FORMS.items() if all(prosody.allowed_tones(t, h) for t, h in zip(types, heads))] or list(prosody.FORMS))
     if not fitting:  # only a given first line can fit none; lines 2–4 still follow a form
         form = str(rng.choice(list(prosody.FORMS)))
         return form, (None,) + prosody.FORMS[form][1:], [f"the first line fits none of the four tone patterns; lines 2–4 follow {form}"]
@@ -367,7 +356,7 @@ def theme_poem(trained: TrainedModel, theme: str, vectors=None, **options) -> Re
 
     def make_seed(rng):  # the keyword goes where its tone fits line 1 of the chosen form
         form, types, _ = choose_form(rng, options.get("tones", True))
-        fits = lambda j: any(prosody._LETTER[v[j]] in prosody.reading(ch)[0] for v in prosody.VARIANTS[types[0]])
+        fits = lambda j: prosody.reading(ch)[0] & prosody.allowed_tones(types[0], "", j)
         spots = [j for j in range(5) if not types or fits(j)] or list(range(5))
         return Candidate([""] * 24, {int(rng.choice(spots)): ch}, types, form)
 

@@ -190,21 +190,23 @@ def forms_for_first_line(line: str) -> list[str]:
     return [form for form, types in FORMS.items() if line_fits(line, types[0])]
 
 
-def allowed_tones(line_type: str, prefix: str, position: int | None = None) -> set[str]:
+def allowed_tones(line_type: str, prefix: str, position: int | None = None, later: tuple = ()) -> frozenset[str]:
     """Tones at `position` (default len(prefix)) that keep some accepted variant reachable.
 
-    `prefix` holds the characters already chosen in this line; slots between the prefix
-    and `position` are left free. Empty set: the prefix already broke the line.
+    `prefix` holds the characters already chosen in this line; `later` holds (slot, character)
+    pairs already fixed further on (an acrostic head, a theme keyword); other slots are free.
+    Empty set: the prefix or the fixed characters already broke the line.
     """
     position = len(prefix) if position is None else position
     if not len(prefix) <= position < 5:
         raise ValueError(f"position {position} outside the line after a prefix of {len(prefix)}")
-    return set(_allowed(line_type, prefix, position))
+    return _allowed(line_type, prefix, position, tuple((i, ch) for i, ch in later if i > position))
 
 
-@lru_cache(maxsize=4096)  # the decoder asks once per vocabulary character with one prefix
-def _allowed(line_type: str, prefix: str, position: int) -> frozenset[str]:
-    return frozenset(_LETTER[v[position]] for v in VARIANTS[line_type] if _fits(prefix, v))
+@lru_cache(maxsize=65536)  # a prefix recurs across candidates, tries and poems
+def _allowed(line_type: str, prefix: str, position: int, later: tuple = ()) -> frozenset[str]:
+    return frozenset(_LETTER[v[position]] for v in VARIANTS[line_type]
+                     if _fits(prefix, v) and all(_LETTER[v[i]] in reading(ch)[0] for i, ch in later))
 
 
 def char_fits(line_type: str, prefix: str, ch: str) -> bool:
