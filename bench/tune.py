@@ -19,17 +19,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+OFF = {"prosody": False, "rhyme_context": False}  # rounds 1 and 2 ran before the prosody features existed
 VARIANTS = {
-    "real 五绝 only, 256 units, window 24": {"train": {"use_halves": False}, "model": {"units": 256}},
-    "+ 五律 halves, 256 units, window 24": {"train": {"use_halves": True}, "model": {"units": 256}},
-    "+ 五律 halves, 384 units": {"train": {"use_halves": True}, "model": {"units": 384}},
-    "+ 五律 halves, 256 units, window 8 stride 4": {"train": {"use_halves": True}, "model": {"units": 256, "window": 8, "stride": 4}},
+    "real 五绝 only, 256 units, window 24": {"train": {"use_halves": False}, "model": {"units": 256, **OFF}},
+    "+ 五律 halves, 256 units, window 24": {"train": {"use_halves": True}, "model": {"units": 256, **OFF}},
+    "+ 五律 halves, 384 units": {"train": {"use_halves": True}, "model": {"units": 384, **OFF}},
+    "+ 五律 halves, 256 units, window 8 stride 4": {"train": {"use_halves": True}, "model": {"units": 256, "window": 8, "stride": 4, **OFF}},
     # Second round, on the chosen data (real 五绝) and size, one knob at a time against the defaults:
-    "defaults (dropout 0.2, 2 layers, lr 0.002, batch 64)": {},
-    "dropout 0.4": {"model": {"dropout": 0.4}},
-    "3 layers": {"model": {"layers": 3}},
-    "learning rate 0.004": {"train": {"learning_rate": 0.004}},
-    "batch 128": {"train": {"batch_size": 128}},
+    "defaults (dropout 0.2, 2 layers, lr 0.002, batch 64)": {"model": OFF},
+    "dropout 0.4": {"model": {"dropout": 0.4, **OFF}},
+    "3 layers": {"model": {"layers": 3, **OFF}},
+    "learning rate 0.004": {"train": {"learning_rate": 0.004}, "model": OFF},
+    "batch 128": {"train": {"batch_size": 128}, "model": OFF},
+    # Third round: the 平仄 / 平声-group features against the second round's defaults, then with line 2's end (the shipped default).
+    "prosody features, no rhyme context": {"model": {"rhyme_context": False}},
+    "prosody features and rhyme context": {},
 }
 
 
@@ -61,6 +65,7 @@ def run(name: str, overrides: dict, minutes: float, steps: int, workdir: Path, e
     return {"variant": name, "mode": mode, "val_perplexity": round(math.exp(best["val_loss"]), 1),
             "val_accuracy": best["val_accuracy"], "test_perplexity": round(test.get("perplexity", float("nan")), 1),
             "baseline_perplexity": round(test.get("baseline_perplexity", float("nan")), 1),
+            "rhyme_mass": round(test.get("rhyme_mass", float("nan")), 3),
             "steps": steps * len(history), "minutes": round((time.perf_counter() - started) / 60, 1)}
 
 

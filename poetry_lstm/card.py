@@ -34,6 +34,10 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
         "## Network",
         f"- input: {'skip-gram character vectors (gensim, sg=1), ' + ('fine-tuned' if args['fine_tune_vectors'] else 'frozen') if args['mode'] == 'word2vec' else 'one-hot ids (as the identical trainable embedding lookup)'}, width {args['embedding_dim']}",
         f"- {args['layers']} stacked LSTM layers × {args['units']} units, dropout {args['dropout']}, softmax over {args['vocab_size']} tokens",
+        *([f"- prosody: each character's 平, 仄 and 平声 group ({args['prosody_dim']} columns of the 平水韵 table, fixed) are read beside it, "
+           "and a learned score per group is added to every character of that group before the softmax"
+           + ("; from line 3 on, the columns of line 2's last character are read too (the rhyme context)" if args.get("rhyme_context") else "")]
+          if args.get("prosody_dim") else []),
         f"- windows of {config['window']} positions, stride {config['stride']}; every position predicts its next character",
         f"- Adam lr {config['train']['learning_rate']} (× {config['train'].get('lr_decay', 1)} after each epoch without a better valid loss), "
         f"clipnorm {config['train']['clipnorm']}, batch {config['train']['batch_size']}, "
@@ -58,6 +62,10 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
                   f"- lines 2–4 given line 1, {test['poems']} poems: perplexity **{test['perplexity']:.1f}**, top-1 accuracy {test['accuracy']:.3f}",
                   f"- trigram Kneser–Ney baseline on the same training poems: perplexity {test['baseline_perplexity']:.1f}, "
                   f"accuracy {test['baseline_accuracy']:.3f}; ratio {test['ratio_to_baseline']:.2f}"]
+        if "rhyme_mass" in test:
+            lines.append(f"- rhyme learned: at line 4's last character the model puts {test['rhyme_mass']:.3f} of its probability on characters "
+                         f"that share a 平声 group with line 2's (over the {test['rhyme_poems']} poems whose line 2 ends only 平); "
+                         f"line-ending frequencies alone give {test['unigram_rhyme_mass']:.3f}")
     lines += mode_comparison(folder, test)
     if TUNING.exists():
         lines += ["", "## What was tried", "", TUNING.read_text(encoding="utf-8").strip()]

@@ -85,6 +85,14 @@ def crawl(ctx, source, source_path, base_url, max_pages, delay, forms):
       poetry-lstm crawl --source gushiwen --max-pages 5
     """
     cfg = config_of(ctx).replace("crawl", source=source, max_pages=max_pages, delay=delay)
+    # A flag of the other source would be ignored; say so rather than crawl something else than asked.
+    misplaced = ([("--from", source_path)] if cfg.crawl.source == "gushiwen" else
+                 [("--base-url", base_url), ("--max-pages", max_pages), ("--delay", delay)])
+    names = [name for name, value in misplaced if value is not None]
+    if names:
+        other = "chinese-poetry" if cfg.crawl.source == "gushiwen" else "gushiwen"
+        raise RefusedInput(f"{' and '.join(names)} {'applies' if len(names) == 1 else 'apply'} to --source {other} only; "
+                           f"drop {'it' if len(names) == 1 else 'them'} or add --source {other}.")
     if forms:
         cfg = cfg.replace("clean", forms=[f.strip() for f in forms.split(",") if f.strip()])
     started = time.perf_counter()

@@ -73,6 +73,8 @@ class ModelConfig:
     dropout: float
     window: int
     stride: int
+    prosody: bool
+    rhyme_context: bool
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from .errors import PoetryError
 
 PAD, UNK, START = "<pad>", "<unk>", "<s>"
 SPECIALS = (PAD, UNK, START)
+LINE_TWO_END = 11  # input position of line 2's last character: <s>, 5 characters, ，, 5 characters
 
 
 @contextlib.contextmanager
@@ -96,11 +97,53 @@ class Vocab:
         return cls(tuple(tokens))
 
 
+_LAYERS: dict = {}
+
+
+def custom_layers() -> dict:
+    """Our one Keras layer, defined (and registered for safe-mode loading) on first use, so that
+    importing this module never imports Keras."""
+    if _LAYERS:
+        return _LAYERS
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="poetry_lstm")
+    class LineTwoEnd(keras.layers.Layer):
+        """(batch, time, F) → (batch, time, F): from the step after line 2's last character on, that
+        character's features; zeros before. The rhyme partner of line 4, without a 12-step memory."""
+
+        def __init__(self, position: int = LINE_TWO_END, **kwargs):
+            super().__init__(**kwargs)
+            self.position = position
+
+        def call(self, features):
+            steps = ops.shape(features)[1]
+            end = ops.take(features, ops.minimum(self.position, steps - 1), axis=1)  # (batch, F)
+            after = ops.cast(ops.arange(steps) > self.position, features.dtype)  # (time,)
+            return end[:, None, :] * after[None, :, None]
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+        def get_config(self):
+            return {**super().get_config(), "position": self.position}
+
+    _LAYERS["LineTwoEnd"] = LineTwoEnd
+    return _LAYERS
+
+
 def build_model(vocab_size: int, mode: str, units: int, layers: int, dropout: float, embedding_dim: int,
-                fine_tune_vectors: bool = False, vectors: np.ndarray | None = None):
-    """The stacked LSTM. `vectors` (vocab_size, dim) initialises the word2vec-mode embedding."""
+                fine_tune_vectors: bool = False, prosody_dim: int = 0, rhyme_context: bool = False,
+                vectors: np.ndarray | None = None, prosody: np.ndarray | None = None):
+    """The stacked LSTM. `vectors` (vocab_size, dim) initialises the word2vec-mode embedding;
+    `prosody` (vocab_size, prosody_dim) is `prosody.feature_table(vocab.tokens)` when prosody_dim > 0;
+    `rhyme_context` also feeds, after line 2, the features of line 2's last character."""
     import keras
     from keras import layers as L
+
+    if rhyme_context and not prosody_dim:
+        raise PoetryError("The rhyme context reads the prosody features; set [model] prosody = true too.")
 
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")  # (batch, time)
     if mode == "word2vec":
@@ -114,13 +157,30 @@ def build_model(vocab_size: int, mode: str, units: int, layers: int, dropout: fl
         x = L.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     else:
         raise PoetryError(f"Unknown mode {mode!r}; use word2vec or onehot.")
+    if prosody_dim:
+        # 平仄 and 平声 groups ride beside the character (and line 2's end after it):
+        # (batch, time, dim + prosody_dim [+ prosody_dim])
+        features = L.Embedding(vocab_size, prosody_dim, trainable=False, name="prosody")(ids)
+        context = [custom_layers()["LineTwoEnd"](name="line_two_end")(features)] if rhyme_context else []
+        x = L.Concatenate(name="with_prosody")([x, features, *context])
     for i in range(layers):
         x = L.LSTM(units, return_sequences=True, name=f"lstm_{i}")(x)  # (batch, time, units)
         x = L.Dropout(dropout, name=f"dropout_{i}")(x)
-    probs = L.Dense(vocab_size, activation="softmax", name="next_char")(x)  # (batch, time, vocab)
+    if prosody_dim:
+        # A score per 平声 group, added to every character of that group: a rhyme learned on common
+        # characters carries over to rare ones. (batch, time, prosody_dim) @ (prosody_dim, vocab)
+        groups = L.Dense(prosody_dim, name="group_scores")(x)
+        spread = L.Dense(vocab_size, use_bias=False, trainable=False, name="group_spread")(groups)
+        logits = L.Add(name="logits")([L.Dense(vocab_size, name="next_char")(x), spread])
+        probs = L.Activation("softmax", name="probs")(logits)  # (batch, time, vocab)
+    else:
+        probs = L.Dense(vocab_size, activation="softmax", name="next_char")(x)  # (batch, time, vocab)
     model = keras.Model(ids, probs, name=f"poetry_lstm_{mode}")
     if mode == "word2vec" and vectors is not None:
         model.get_layer("embedding").set_weights([vectors])
+    if prosody_dim and prosody is not None:
+        model.get_layer("prosody").set_weights([prosody])
+        model.get_layer("group_spread").set_weights([prosody.T.copy()])
     return model
 
 
@@ -165,6 +225,14 @@ def line_hashes(texts) -> list[str]:
     return sorted(hashlib.sha1(line.encode("utf-8")).hexdigest() for line in lines)
 
 
+def _has_layer(model, name: str) -> bool:
+    try:
+        model.get_layer(name)
+    except ValueError:
+        return False
+    return True
+
+
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -179,24 +247,30 @@ class LstmStepper:
     def __init__(self, model):
         self.embedding = model.get_layer("embedding").get_weights()[0].astype(np.float32)
         self.cells = []
-        i = 0
-        while True:
-            try:
-                layer = model.get_layer(f"lstm_{i}")
-            except ValueError:
-                break
-            self.cells.append([w.astype(np.float32) for w in layer.get_weights()])
-            i += 1
+        while _has_layer(model, f"lstm_{len(self.cells)}"):
+            self.cells.append([w.astype(np.float32) for w in model.get_layer(f"lstm_{len(self.cells)}").get_weights()])
         self.out_w, self.out_b = (w.astype(np.float32) for w in model.get_layer("next_char").get_weights())
         self.units = self.cells[0][1].shape[0]
+        self.prosody = self.group_w = self.group_b = self.spread = None
+        self.rhyme_context = _has_layer(model, "line_two_end")
+        if _has_layer(model, "prosody"):
+            self.prosody = model.get_layer("prosody").get_weights()[0].astype(np.float32)
+            self.group_w, self.group_b = (w.astype(np.float32) for w in model.get_layer("group_scores").get_weights())
+            self.spread = model.get_layer("group_spread").get_weights()[0].astype(np.float32)
 
     def initial_state(self, batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(h, c) per layer; with the rhyme context, then (steps fed, line 2's end features) too."""
         zeros = np.zeros((batch, self.units), np.float32)
-        return [(zeros, zeros) for _ in self.cells]
+        state = [(zeros, zeros) for _ in self.cells]
+        if self.rhyme_context:
+            state.append((np.zeros(batch, np.int64), np.zeros((batch, self.prosody.shape[1]), np.float32)))
+        return state
 
     def step(self, ids: np.ndarray, state):
         """ids (batch,) → (log-probabilities (batch, vocab), new state)."""
         x = self.embedding[ids]  # (batch, dim)
+        if self.prosody is not None:
+            x = np.concatenate([x, self.prosody[ids]] + ([state[-1][1]] if self.rhyme_context else []), axis=1)
         new_state = []
         for (kernel, recurrent, bias), (h, c) in zip(self.cells, state):
             z = x @ kernel + h @ recurrent + bias  # (batch, 4 * units)
@@ -205,7 +279,12 @@ class LstmStepper:
             h = _sigmoid(o) * np.tanh(c)
             new_state.append((h, c))
             x = h
+        if self.rhyme_context:  # the step that feeds line 2's last character keeps its features
+            steps, end = state[-1]
+            new_state.append((steps + 1, np.where((steps == LINE_TWO_END)[:, None], self.prosody[ids], end)))
         logits = x @ self.out_w + self.out_b  # (batch, vocab)
+        if self.spread is not None:
+            logits += (x @ self.group_w + self.group_b) @ self.spread  # (batch, groups) @ (groups, vocab)
         logits -= logits.max(axis=1, keepdims=True)
         return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True)), new_state
 
@@ -257,6 +336,7 @@ def load_model_dir(path: str | Path) -> TrainedModel:
         raise PoetryError(f"The model config {path / 'config.json'} is corrupt; run `poetry-lstm train --mode {mode}` again.")
     import keras
 
+    custom_layers()  # registered, so safe mode can rebuild it
     try:
         model = keras.saving.load_model(path / "model.keras", safe_mode=True)
     except Exception as exc:  # a torn zip, a foreign file or a layer Keras refuses: all mean "rebuild it"

@@ -13,6 +13,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from .clean import CJK
 from .errors import InputError, PoetryError
 
@@ -159,6 +161,32 @@ def rhyme_groups(ch: str) -> frozenset[str]:
 
 def is_known(ch: str) -> bool:
     return bool(reading(ch)[0])
+
+
+@lru_cache(maxsize=1)
+def ping_groups() -> tuple[str, ...]:
+    """The 30 平声 rhyme groups in table order: 上平一东 … 下平十五咸."""
+    t2s, _ = _converters()
+    data = json.loads(_table_path().read_text(encoding="utf-8"))
+    return tuple(dict.fromkeys(_group_name(name, t2s) for part in data["ping"].values() for name in part))
+
+
+def feature_table(tokens) -> np.ndarray:
+    """(len(tokens), 2 + 30) float32: 平, 仄, then one column per 平声 group; zeros when unknown.
+
+    The model reads these beside each character and spreads a rhyme-group score over the group's
+    characters at the output: a character's group is a fact of the table, not something 14k
+    poems can teach it, while whether and where to rhyme is left for the model to learn.
+    """
+    groups = {g: 2 + i for i, g in enumerate(ping_groups())}
+    table = np.zeros((len(tokens), len(groups) + 2), np.float32)
+    for row, token in enumerate(tokens):
+        if len(token) != 1:
+            continue  # <pad>, <unk>, <s>
+        tones, ping = reading(token)
+        table[row, 0], table[row, 1] = PING in tones, ZE in tones
+        table[row, [groups[g] for g in ping]] = 1.0
+    return table
 
 
 def check_form(text: str) -> bool:

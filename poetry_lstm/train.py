@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import files, vectors
+from . import files, prosody, vectors
 from .clean import load_corpus
 from .config import Config
 from .errors import PoetryError
@@ -50,7 +50,8 @@ def training_texts(cfg: Config) -> tuple[list[str], list[str]]:
 def model_args(cfg: Config, mode: str, vocab: Vocab, vector_dim: int | None) -> dict:
     m = cfg.model
     return {"vocab_size": len(vocab), "mode": mode, "units": m.units, "layers": m.layers, "dropout": m.dropout,
-            "embedding_dim": vector_dim or m.embedding_dim, "fine_tune_vectors": cfg.train.fine_tune_vectors}
+            "embedding_dim": vector_dim or m.embedding_dim, "fine_tune_vectors": cfg.train.fine_tune_vectors,
+            "prosody_dim": prosody.feature_table(()).shape[1] if m.prosody else 0, "rhyme_context": m.rhyme_context}
 
 
 def sample_poem(stepper: LstmStepper, vocab: Vocab, first_line: str, rng: np.random.Generator, temperature: float = 0.8) -> str:
@@ -128,10 +129,11 @@ def prepare_vectors(cfg: Config, train: list[str], out: Path, retrain: bool, log
     return kv
 
 
-def _compiled(cfg: Config, args: dict, embedding: np.ndarray | None):
+def _compiled(cfg: Config, args: dict, embedding: np.ndarray | None, vocab: Vocab):
     import keras
 
-    model = build_model(**args, vectors=embedding)
+    table = prosody.feature_table(vocab.tokens) if args.get("prosody_dim") else None
+    model = build_model(**args, vectors=embedding, prosody=table)
     model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
@@ -140,6 +142,9 @@ def _compiled(cfg: Config, args: dict, embedding: np.ndarray | None):
 def _load_checkpoint(ckpt: Path, args: dict):
     import keras
 
+    from .model import custom_layers
+
+    custom_layers()
     state = files.read_json(ckpt / "state.json", "training checkpoint")
     if state.get("model_args") != args:
         raise PoetryError(f"The checkpoint in {ckpt} was made with other settings; run without --resume to start over.")
@@ -160,13 +165,13 @@ def _distribution(log):
     return tf.distribute.get_strategy()
 
 
-def _model_and_state(cfg: Config, ckpt: Path, args: dict, embedding, resume: bool):
+def _model_and_state(cfg: Config, ckpt: Path, args: dict, embedding, vocab: Vocab, resume: bool):
     """The compiled model and training state: from the checkpoint with --resume, else fresh."""
     if resume and (ckpt / "state.json").exists():
         return _load_checkpoint(ckpt, args)
     state = {"model_args": args, "epochs_done": 0, "best_val_loss": float("inf"), "best_epoch": 0, "wait": 0,
              "history": [], "seconds_before": 0.0}
-    return _compiled(cfg, args, embedding), state
+    return _compiled(cfg, args, embedding, vocab), state
 
 
 def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool = False, command: str = "", log=print) -> Path:
@@ -183,7 +188,7 @@ def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool
         embedding = vectors.embedding_matrix(kv, vocab.tokens, cfg.train.seed)
     args = model_args(cfg, mode, vocab, None if embedding is None else embedding.shape[1])
     with _distribution(log).scope():  # variables made here are mirrored across GPUs when there are several
-        model, state = _model_and_state(cfg, ckpt, args, embedding, resume)
+        model, state = _model_and_state(cfg, ckpt, args, embedding, vocab, resume)
     state["commands"] = state.get("commands", []) + [command]  # a resumed model was made by every run in turn
     if state["epochs_done"]:
         if (ckpt / "vocab.json").exists() and Vocab.load(ckpt / "vocab.json") != vocab:

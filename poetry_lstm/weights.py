@@ -18,7 +18,7 @@ import numpy as np
 
 from . import files
 from .errors import PoetryError
-from .model import MODEL_FILES, LstmStepper, TrainedModel, Vocab, load_model_dir
+from .model import LINE_TWO_END, MODEL_FILES, LstmStepper, TrainedModel, Vocab, load_model_dir
 
 
 def missing_model_message(folder: Path, mode: str) -> str | None:
@@ -32,7 +32,7 @@ def missing_model_message(folder: Path, mode: str) -> str | None:
 
 # --- the model without Keras ---------------------------------------------------------------
 
-_ALLOWED_LAYERS = {"InputLayer", "Embedding", "LSTM", "Dropout", "Dense"}
+_ALLOWED_LAYERS = {"InputLayer", "Embedding", "LSTM", "Dropout", "Dense", "Concatenate", "Add", "Activation", "LineTwoEnd"}
 
 
 def _snake(name: str) -> str:
@@ -92,9 +92,18 @@ def read_keras_weights(path: Path) -> dict[str, list[np.ndarray]]:
                     raise ValueError("an LSTM the NumPy stepper does not model")
                 group = h5[f"layers/{stored}/cell/vars"]
             elif cls in ("Embedding", "Dense"):
-                if cls == "Dense" and (lc.get("activation") != "softmax" or not lc.get("use_bias", True)):
+                # next_char is softmax, or linear with group scores added before a softmax "probs"
+                if cls == "Dense" and lc["name"] != "group_spread" and (
+                        lc.get("activation") not in ("softmax", "linear") or not lc.get("use_bias", True)):
                     raise ValueError("an output layer the NumPy stepper does not model")
                 group = h5[f"layers/{stored}/vars"]
+            elif cls == "Activation" and lc.get("activation") != "softmax":
+                raise ValueError("an output activation the NumPy stepper does not model")
+            elif cls == "LineTwoEnd":  # no weights, but the stepper must know it is there
+                if lc.get("position") != LINE_TWO_END:
+                    raise ValueError("a rhyme context at another position")
+                out[lc["name"]] = []
+                continue
             else:
                 continue
             out[lc["name"]] = [np.asarray(group[str(i)]) for i in range(len(group))]
@@ -108,6 +117,12 @@ def stepper_from_file(path: Path, vocab_size: int) -> LstmStepper:
     units = stepper.units
     if stepper.embedding.shape[0] != vocab_size or stepper.out_w.shape != (units, vocab_size) or not stepper.cells:
         raise ValueError("weights do not match the vocabulary")
+    if stepper.prosody is not None:
+        dim = stepper.prosody.shape[1]
+        if (stepper.prosody.shape[0] != vocab_size or stepper.group_w.shape != (units, dim)
+                or stepper.spread.shape != (dim, vocab_size)):
+            raise ValueError("prosody weights do not match the vocabulary")
+        width += dim * (2 if stepper.rhyme_context else 1)
     for kernel, recurrent, bias in stepper.cells:
         if kernel.shape != (width, 4 * units) or recurrent.shape != (units, 4 * units) or bias.shape != (4 * units,):
             raise ValueError("LSTM weights of unexpected shape")

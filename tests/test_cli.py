@@ -95,6 +95,20 @@ def test_clean_without_raw_records_says_run_crawl(project):
     assert not (project / "corpus").exists()
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--source", "gushiwen", "--from", "x.tgz"], "--from applies to --source chinese-poetry only; drop it or add --source chinese-poetry."),
+    (["--source", "chinese-poetry", "--base-url", "http://127.0.0.1:9", "--delay", "2"],
+     "--base-url and --delay apply to --source gushiwen only; drop them or add --source gushiwen."),
+    (["--max-pages", "3"], "--max-pages applies to --source gushiwen only; drop it or add --source gushiwen."),
+])
+def test_a_flag_of_the_other_source_is_refused(project, args, message):
+    before = seed_corpus(project)
+    result = run(project, "crawl", *args)
+    assert result.exit_code == 2 and error_line(result) == f"Error: {message}"
+    assert (project / "corpus" / "quatrains.jsonl").read_bytes() == before
+    assert not (project / "crawler" / "cache").exists()  # nothing was fetched
+
+
 def test_bad_forms_are_refused(project):
     write_raw(project / "crawler", synthetic_poems(5))
     assert "--forms must include wujue" in error_line(run(project, "clean", "--forms", "wulv"))

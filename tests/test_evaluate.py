@@ -102,6 +102,42 @@ def test_chunks_give_the_same_scores(onehot, poem_file, monkeypatch):
     assert model_scores(onehot, poems) == pytest.approx(whole)
 
 
+def test_rhyme_mass_by_hand(onehot):
+    """The model's mass on characters rhyming with line 2's end, at line 4's end, recomputed with the stepper."""
+    from poetry_lstm.prosody import rhyme_groups, tone_of
+
+    chars = [t for t in onehot.vocab.tokens[3:] if tone_of(t) != "unknown"]
+    ping = [c for c in chars if tone_of(c) == "平" and rhyme_groups(c)]
+    other = [c for c in chars if tone_of(c) != "平"]
+    poems = [f"山水风月花，{line2_end * 5}。山水风月花，山水风月花。" for line2_end in (ping[0], ping[1], other[0])]
+    result = model_scores(onehot, poems)
+    assert result["rhyme_poems"] == 2  # line 2 ending 仄 or polyphonic does not count
+    masses = []
+    for poem in poems[:2]:
+        logp, _ = onehot.stepper.run(onehot.vocab.encode(poem[:22]))  # predicts poem[22], line 4's end
+        rhymes = [i for i, t in enumerate(onehot.vocab.tokens) if rhyme_groups(t) & rhyme_groups(poem[10])]
+        masses.append(np.exp(logp[0, rhymes]).sum())
+    assert result["rhyme_mass"] == pytest.approx(np.mean(masses), rel=1e-4)
+
+
+def test_unigram_rhyme_mass_counts_line_endings():
+    tokens = ("<pad>", "<unk>", "<s>", "东", "风", "山", "月")
+    line = lambda end: f"白日依山尽，黄河入海{end}。欲穷千里目，更上一层{end}。"
+    train = [line("风"), line("风"), line("山"), line("月")]  # line 4 ends: 风 风 山 月
+    # Line 2 ends in 东 (上平一东): 风 rhymes with it, 山 and 月 do not → half the endings.
+    assert evaluate.unigram_rhyme_mass([line("东")], train, tokens) == pytest.approx(0.5)
+    assert evaluate.unigram_rhyme_mass([line("月")], train, tokens) == 0.0  # 月 is 仄: nothing counted
+
+
+def test_tone_is_also_reported_over_first_lines_that_fit_a_form():
+    deng = "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"  # regulated
+    jing = "床前明月光，疑是地上霜。举头望明月，低头思故乡。"  # line 1 fits 平起入韵, the poem does not
+    odd = "美人卷珠帘，深坐颦蛾眉。但见泪痕湿，不知心恨谁。"  # 怨情: 美人卷珠帘 (ZP*PP) fits no form
+    r = evaluate.poem_metrics([deng, jing, odd], set(), set())
+    assert r["first_line_fits_a_form"] == pytest.approx(2 / 3)
+    assert r["tone"] == pytest.approx(1 / 3) and r["tone_when_first_line_fits"] == pytest.approx(1 / 2)
+
+
 def _run(args):
     return CliRunner().invoke(cli, args)
 

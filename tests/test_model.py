@@ -143,6 +143,69 @@ def test_build_model_modes():
         build_model(30, "bag", 12, 2, 0.1, 8)
 
 
+def test_rhyme_context_is_line_two_end_after_it_and_zero_before():
+    from poetry_lstm.model import LINE_TWO_END, custom_layers
+
+    features = np.arange(2 * 24 * 3, dtype=np.float32).reshape(2, 24, 3)
+    out = np.asarray(custom_layers()["LineTwoEnd"]()(features))
+    assert not out[:, :LINE_TWO_END + 1].any()
+    np.testing.assert_array_equal(out[:, LINE_TWO_END + 1:], np.broadcast_to(features[:, None, LINE_TWO_END], (2, 12, 3)))
+    with pytest.raises(PoetryError, match="prosody = true"):
+        build_model(10, "onehot", 4, 2, 0.1, 4, prosody_dim=0, rhyme_context=True)
+
+
+def test_prosody_layers_read_the_table_and_score_whole_groups():
+    from poetry_lstm.prosody import feature_table, ping_groups
+
+    tokens = SPECIALS + tuple("东风红中山寒白月")
+    table = feature_table(tokens)
+    model = build_model(len(tokens), "onehot", 12, 2, 0.1, 8, prosody_dim=table.shape[1], prosody=table)
+    assert not model.get_layer("prosody").trainable and not model.get_layer("group_spread").trainable
+    np.testing.assert_array_equal(model.get_layer("prosody").get_weights()[0], table)
+    np.testing.assert_array_equal(model.get_layer("group_spread").get_weights()[0], table.T)
+    trainable = {w.path.split("/")[0] for w in model.trainable_weights}
+    assert "group_scores" in trainable and not trainable & {"prosody", "group_spread"}
+    # A group score lifts every character of the group, and only those: 东风红中 share 上平一东.
+    group = 2 + ping_groups().index("上平一东")
+    scores = model.get_layer("group_scores")
+    w, b = scores.get_weights()
+    scores.set_weights([np.zeros_like(w), np.eye(table.shape[1])[group] * 5])
+    boosted = model.predict(np.full((1, 1), 3, np.int32), verbose=0)[0, 0]
+    scores.set_weights([np.zeros_like(w), np.zeros_like(b)])
+    plain = model.predict(np.full((1, 1), 3, np.int32), verbose=0)[0, 0]
+    lifted = np.log(boosted / plain)
+    east = [tokens.index(c) for c in "东风红中"]
+    rest = [tokens.index(c) for c in "山寒白月"]
+    assert lifted[east].min() > lifted[rest].max() + 4.9
+
+
+@pytest.mark.parametrize("prosody_dim,rhyme_context", [(0, False), (32, False), (32, True)])
+def test_stepper_and_fast_loader_match_keras_with_and_without_prosody(tmp_path, prosody_dim, rhyme_context):
+    from poetry_lstm.prosody import feature_table
+    from poetry_lstm.weights import load_model_fast
+
+    vocab = Vocab(SPECIALS + tuple("东风红中山寒白月花春秋"))
+    table = feature_table(vocab.tokens) if prosody_dim else None
+    args = dict(vocab_size=len(vocab), mode="onehot", units=10, layers=2, dropout=0.1, embedding_dim=6, prosody_dim=prosody_dim,
+                rhyme_context=rhyme_context)
+    model = build_model(**args, prosody=table)
+    folder = tmp_path / "onehot"
+    folder.mkdir()
+    model.save(folder / "model.keras")
+    vocab.save(folder / "vocab.json")
+    (folder / "config.json").write_text(json.dumps({"model_args": args}), encoding="utf-8")
+    fast = load_model_fast(folder)
+    assert fast.keras_model is None and (fast.stepper.prosody is None) == (not prosody_dim)
+    assert fast.stepper.rhyme_context == rhyme_context
+    ids = np.random.default_rng(3).integers(2, len(vocab), size=(2, 24)).astype(np.int32)
+    full = np.log(model.predict(ids, verbose=0))  # (2, 24, vocab)
+    np.testing.assert_allclose(np.log(model.predict(ids[:, :7], verbose=0)), full[:, :7], atol=1e-5)  # shorter than line 2
+    state = fast.stepper.initial_state(2)
+    for t in range(24):
+        logp, state = fast.stepper.step(ids[:, t], state)
+        np.testing.assert_allclose(logp, full[:, t], atol=1e-4)
+
+
 # ---- trained models: save/load and the stepper --------------------------------------------------
 @pytest.mark.parametrize("mode", ["word2vec", "onehot"])
 def test_model_file_is_safe_and_rebuildable(tiny_models, mode):

