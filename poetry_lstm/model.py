@@ -251,12 +251,16 @@ class LstmStepper:
             self.cells.append([w.astype(np.float32) for w in model.get_layer(f"lstm_{len(self.cells)}").get_weights()])
         self.out_w, self.out_b = (w.astype(np.float32) for w in model.get_layer("next_char").get_weights())
         self.units = self.cells[0][1].shape[0]
-        self.prosody = self.group_w = self.group_b = self.spread = None
+        self.prosody = None
         self.rhyme_context = _has_layer(model, "line_two_end")
         if _has_layer(model, "prosody"):
             self.prosody = model.get_layer("prosody").get_weights()[0].astype(np.float32)
-            self.group_w, self.group_b = (w.astype(np.float32) for w in model.get_layer("group_scores").get_weights())
-            self.spread = model.get_layer("group_spread").get_weights()[0].astype(np.float32)
+            group_w, group_b = model.get_layer("group_scores").get_weights()
+            spread = model.get_layer("group_spread").get_weights()[0]  # (groups, vocab)
+            # x@W + b + (x@G + g)@S = x@(W + G@S) + (b + g@S): the group scores fold into the output
+            # layer once here, so a decoder step pays no extra product for them.
+            self.out_w = (self.out_w + group_w @ spread).astype(np.float32)
+            self.out_b = (self.out_b + group_b @ spread).astype(np.float32)
 
     def initial_state(self, batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(h, c) per layer; with the rhyme context, then (steps fed, line 2's end features) too."""
@@ -283,8 +287,6 @@ class LstmStepper:
             steps, end = state[-1]
             new_state.append((steps + 1, np.where((steps == LINE_TWO_END)[:, None], self.prosody[ids], end)))
         logits = x @ self.out_w + self.out_b  # (batch, vocab)
-        if self.spread is not None:
-            logits += (x @ self.group_w + self.group_b) @ self.spread  # (batch, groups) @ (groups, vocab)
         logits -= logits.max(axis=1, keepdims=True)
         return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True)), new_state
 

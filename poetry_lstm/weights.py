@@ -117,12 +117,10 @@ def stepper_from_file(path: Path, vocab_size: int) -> LstmStepper:
     units = stepper.units
     if stepper.embedding.shape[0] != vocab_size or stepper.out_w.shape != (units, vocab_size) or not stepper.cells:
         raise ValueError("weights do not match the vocabulary")
-    if stepper.prosody is not None:
-        dim = stepper.prosody.shape[1]
-        if (stepper.prosody.shape[0] != vocab_size or stepper.group_w.shape != (units, dim)
-                or stepper.spread.shape != (dim, vocab_size)):
+    if stepper.prosody is not None:  # group scores of another shape already failed to fold into out_w
+        if stepper.prosody.shape[0] != vocab_size:
             raise ValueError("prosody weights do not match the vocabulary")
-        width += dim * (2 if stepper.rhyme_context else 1)
+        width += stepper.prosody.shape[1] * (2 if stepper.rhyme_context else 1)
     for kernel, recurrent, bias in stepper.cells:
         if kernel.shape != (width, 4 * units) or recurrent.shape != (units, 4 * units) or bias.shape != (4 * units,):
             raise ValueError("LSTM weights of unexpected shape")
