@@ -16,7 +16,7 @@ subprocess runs (b) as `poetry-lstm train` would: the whole train split, the con
 size and shuffle buffer, for a few steps, to give the full run's peak RSS.
 
 The vocabulary is that of `corpus/quatrains.jsonl`'s train split as training reads it (min count
-and use_halves from the config); without a corpus, a synthetic one of ~5000 characters stands in.
+and use_windows from the config); without a corpus, a synthetic one of ~5000 characters stands in.
 Issue targets: (b) ≥ 5× (a) in targets/s; a full run of (b) < 3 GB peak RSS. Results also go to
 bench/out/train_throughput.json.
 """
@@ -38,15 +38,15 @@ TUTORIAL_WINDOW = 6  # five characters and a punctuation mark: one line predicts
 # ---- data --------------------------------------------------------------------------------------
 def train_split(args) -> tuple[list[str], str]:
     """(train poems, where they come from): the real corpus's train split as training reads it (五律
-    halves only if the config's [train] use_halves says so), else synthetic poems."""
+    halves only if the config's [train] use_windows says so), else synthetic poems."""
     if CORPUS.exists():
         from poetry_lstm.config import load_config
 
-        halves = load_config().train.use_halves
+        halves = load_config().train.use_windows
         with open(CORPUS, encoding="utf-8") as f:
             rows = [json.loads(line) for line in f if line.strip()]
         poems = [r["text"] for r in rows if r.get("split") == "train" and (halves or r.get("form") == "wujue")]
-        return poems, f"{CORPUS.relative_to(ROOT)} train split ({'五绝 + 五律 halves' if halves else '五绝 only'}, as [train] use_halves = {str(halves).lower()})"
+        return poems, f"{CORPUS.relative_to(ROOT)} train split ({'五绝 + 五律 halves' if halves else '五绝 only'}, as [train] use_windows = {str(halves).lower()})"
     import numpy as np
 
     rng = np.random.default_rng(args.seed)

@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # Rounds 1 and 2 ran before the prosody features existed, with dropout 0.2: their rows keep those settings.
 OFF = {"prosody": False, "rhyme_context": False, "dropout": 0.2}
 VARIANTS = {
-    "real 五绝 only, 256 units, window 24": {"train": {"use_halves": False}, "model": {**OFF, "units": 256}},
-    "+ 五律 halves, 256 units, window 24": {"train": {"use_halves": True}, "model": {**OFF, "units": 256}},
-    "+ 五律 halves, 384 units": {"train": {"use_halves": True}, "model": {**OFF, "units": 384}},
-    "+ 五律 halves, 256 units, window 8 stride 4": {"train": {"use_halves": True}, "model": {**OFF, "units": 256, "window": 8, "stride": 4}},
+    "real 五绝 only, 256 units, window 24": {"train": {"use_windows": False}, "model": {**OFF, "units": 256}},
+    "+ 五律 halves, 256 units, window 24": {"train": {"use_windows": True}, "model": {**OFF, "units": 256}},
+    "+ 五律 halves, 384 units": {"train": {"use_windows": True}, "model": {**OFF, "units": 384}},
+    "+ 五律 halves, 256 units, window 8 stride 4": {"train": {"use_windows": True}, "model": {**OFF, "units": 256, "window": 8, "stride": 4}},
     # Second round, on the chosen data (real 五绝) and size, one knob at a time against the defaults:
     "defaults (dropout 0.2, 2 layers, lr 0.002, batch 64)": {"model": OFF},
     "dropout 0.4": {"model": {**OFF, "dropout": 0.4}},

@@ -39,19 +39,25 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
            + ("; from line 3 on, the columns of line 2's last character are read too (the rhyme context)" if args.get("rhyme_context") else "")]
           if args.get("prosody_dim") else []),
         f"- windows of {config['window']} positions, stride {config['stride']}; every position predicts its next character",
+        *_vector_lines(config),
         f"- Adam lr {config['train']['learning_rate']} (× {config['train'].get('lr_decay', 1)} after each epoch without a better valid loss), "
         f"clipnorm {config['train']['clipnorm']}, batch {config['train']['batch_size']}, "
         f"early stopping patience {config['train']['patience']}, seed {config['train']['seed']}",
         "",
         "## Data",
         f"- corpus report sha1 `{_report_sha1(report)}` (copied here as `corpus_report.json`); cleaner forms {report.get('forms')}",
-        f"- {config['training_poems']} training poems{' (real 五绝 and 五律 halves)' if config['train']['use_halves'] and report.get('kept_wulv_halves') else ' (real 五绝)'}; "
-        f"splits {report.get('per_split')}",
-        "- chinese-poetry (MIT): Tang and Song poems; `train_lines.sha1` holds hashes of the training lines, not the lines",
+        f"- {config['training_poems']} training texts{_what_texts(config, report)}; splits {report.get('per_split')}",
+        "- no line of a valid or test poem occurs in training in any form: 五绝 claim their lines first, and a window of a longer poem "
+        "holding such a line is dropped",
+        f"- chinese-poetry (MIT): Tang and Song poems; `../train_lines.u64` holds 8-byte hashes of the {config.get('train_lines', '?')} distinct "
+        f"training lines (sha1 `{config.get('train_lines_sha1', '?')}`), not the lines; a new line is mistaken for one of them with odds "
+        f"n / 2^64 ≈ {config.get('train_lines', 0) / 2**64:.0e}",
         "",
         "## Training",
         f"- machine: {config['machine']}",
-        f"- wall time {config['wall_seconds'] / 60:.1f} min, {len(history)} epochs, best epoch {config['best_epoch']}",
+        f"- wall time {config['wall_seconds'] / 60:.1f} min, {len(history)} epochs of {config['train'].get('steps_per_epoch') or 'all'} steps, "
+        f"best epoch {config['best_epoch']}",
+        *_phase_lines(config, history),
     ]
     if best:
         lines.append(f"- best validation loss {best['val_loss']:.3f} (perplexity {math.exp(best['val_loss']):.1f}, "
@@ -70,6 +76,39 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
     if TUNING.exists():
         lines += ["", "## What was tried", "", TUNING.read_text(encoding="utf-8").strip()]
     return "\n".join(lines) + "\n"
+
+
+def _what_texts(config: dict, report: dict) -> str:
+    if not config["train"]["use_windows"]:
+        return " (real 五绝)"
+    return (f" (real 五绝, then four-line windows of every longer five-character poem: {report.get('kept_wulv_halves', 0)} 五律 halves "
+            f"and {report.get('kept_wugu_windows', 0)} windows of 五古 and 五排; {report.get('training_lines', '?')} lines in all)")
+
+
+def _vector_lines(config: dict) -> list[str]:
+    v = config.get("vectors")
+    if not v:
+        return []
+    cost = ("one worker: the vectors are bit-reproducible" if v.get("workers", 1) == 1 else
+            f"{v['workers']} workers, which halves their time but lets thread scheduling change the vectors slightly from run to run "
+            "(set [vectors] workers = 1 for bit-reproducible vectors)")
+    return [f"- skip-gram vectors over every training text (all five-character verse): {v['epochs']} epochs, window {v['window']}, "
+            f"{v['negative']} negatives; {cost}"]
+
+
+def _phase_lines(config: dict, history: list) -> list[str]:
+    """Pretraining on all windows, then fine-tuning on 五绝: where each ended, so the card says whether fine-tuning helped."""
+    pre = config.get("pretrain")
+    if not pre:
+        return []
+    tuned = [r for r in history if r.get("phase") == "finetune"]
+    out = [f"- pretraining on all windows: {pre['epochs']} epochs, best valid perplexity {pre['best_val_perplexity']:.1f} (epoch {pre['best_epoch']})"]
+    if tuned:
+        best = min(tuned, key=lambda r: r["val_loss"])
+        helped = math.exp(best["val_loss"]) < pre["best_val_perplexity"]
+        out.append(f"- fine-tuning on real 五绝 at lr {config['train']['fine_tune_learning_rate']}: {len(tuned)} epochs, best valid perplexity "
+                   f"{math.exp(best['val_loss']):.1f} — {'it helped, and the fine-tuned weights are shipped' if helped else 'no gain, so the pretrained weights are shipped'}")
+    return out
 
 
 def mode_comparison(folder: Path, test: dict | None) -> list[str]:

@@ -2,21 +2,31 @@
 
 A click group; each command's docstring is its --help. User mistakes raise click exceptions
 (one sentence, non-zero exit); PoetryError from the library becomes one too, never a traceback.
+With --json, an error is `{"error": "..."}` on stdout instead, with the same exit code.
 """
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter is not for users
 
 import click
 
-from .config import Config, load_config
+from .config import MODES, Config, RangeError, allowed, load_config
 from .errors import InputError, PoetryError
+
+DEFAULTS = load_config()  # what --help shows; a --config file may change them
+# The light install (what `generate` and the page need) leaves these out: they come with the
+# `train` extra, and a command that needs one says so before importing anything.
+TRAIN_EXTRA = {"tensorflow": "TensorFlow", "keras": "TensorFlow", "gensim": "gensim", "sklearn": "scikit-learn"}
+INSTALL_TRAIN = 'pip install -e ".[train]"'
+SCORE_NOTE = "score: mean log-probability per generated character under the model; higher is likelier."
 
 
 class UserError(click.ClickException):
@@ -30,6 +40,18 @@ class RefusedInput(click.UsageError):
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
+def _needs_extra(command: str, names: list[str]) -> UserError:
+    return UserError(f"`poetry-lstm {command}` needs {' and '.join(dict.fromkeys(names))}, which the light install "
+                     f"leaves out; install the train extra with {INSTALL_TRAIN} in the project folder.")
+
+
+def require_training_extra(command: str, modules: tuple[str, ...] = ("tensorflow", "gensim")) -> None:
+    """Refuse, before any import of them, when the light install left `modules` out."""
+    missing = [TRAIN_EXTRA[m] for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise _needs_extra(command, missing)
+
+
 def friendly(fn):
     """Turn library errors into one-line CLI errors."""
     @functools.wraps(fn)
@@ -40,6 +62,11 @@ def friendly(fn):
             raise RefusedInput(str(exc)) from None
         except PoetryError as exc:
             raise UserError(str(exc)) from None
+        except ModuleNotFoundError as exc:
+            # A path this command rarely takes (a model file only Keras can read) on the light install.
+            if (exc.name or "").split(".")[0] not in TRAIN_EXTRA:
+                raise
+            raise _needs_extra(click.get_current_context().info_name, [TRAIN_EXTRA[exc.name.split(".")[0]]]) from None
         except KeyboardInterrupt:
             raise UserError("Interrupted; files already written are complete, and running the command again resumes.") from None
     return wrapper
@@ -49,34 +76,87 @@ def config_of(ctx: click.Context) -> Config:
     return ctx.obj["config"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def with_flags(cfg: Config, section: str, **flags) -> Config:
+    """`cfg` with the flags given; the config's range checks apply, and a refusal names the flag."""
+    try:
+        return cfg.replace(section, **flags)
+    except RangeError as exc:
+        raise RefusedInput(f"--{exc.key.replace('_', '-')} must be {exc.allowed}, not {exc.value!r}.") from None
+
+
+def setting(section: str, key: str, text: str):
+    """An option overriding [section] key: its range (checked by the config) and default in --help."""
+    # The default is written into the help, not given to click: a flag left out must not
+    # override the value a --config file sets.
+    default, rng = getattr(getattr(DEFAULTS, section), key), allowed(section, key)
+    return click.option(f"--{key.replace('_', '-')}", key, type=type(default), default=None,
+                        help=f"{text}{f' ({rng})' if rng else ''}.  [default: {default}]")
+
+
+class JsonErrorGroup(click.Group):
+    """A group whose commands with --json report errors as JSON on stdout when --json is given."""
+
+    def _json_wanted(self, args: list[str]) -> bool:
+        names = [i for i, arg in enumerate(args) if arg in self.commands]
+        if not names or "--json" not in args[names[0]:]:
+            return False
+        return any(p.name == "as_json" for p in self.commands[args[names[0]]].params)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        args = list(sys.argv[1:] if args is None else args)
+        if not (standalone_mode and self._json_wanted(args)):
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            click.echo(json.dumps({"error": exc.format_message()}, ensure_ascii=False))
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo(json.dumps({"error": "Interrupted."}))
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=JsonErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file overriding config/default.toml.")
 @click.pass_context
 @friendly
 def cli(ctx, config_file):
     """Finish a five-character quatrain (五言绝句) from its first line.
 
+    The shipped models answer at once; crawl and train only to build your own.
+
     \b
     Example:
+      poetry-lstm generate 床前明月光
+      poetry-lstm generate --help
+    \b
+    To rebuild the models (pip install -e ".[train]" first):
       poetry-lstm crawl --source chinese-poetry --from chinese-poetry-2.0.1.tgz
       poetry-lstm train --mode word2vec
-      poetry-lstm generate 床前明月光
     """
     ctx.ensure_object(dict)
     ctx.obj["config"] = load_config(config_file)
 
 
 @cli.command()
-@click.option("--source", type=click.Choice(["chinese-poetry", "gushiwen"]), default=None, help="Where poems come from (default from config).")
+@click.option("--source", type=click.Choice(["chinese-poetry", "gushiwen"]), default=None,
+              help=f"Where poems come from.  [default: {DEFAULTS.crawl.source}]")
 @click.option("--from", "source_path", type=click.Path(), default=None, help="chinese-poetry: a local clone/folder or the npm tarball instead of HTTP.")
 @click.option("--base-url", default=None, help="gushiwen: crawl this host instead of the real site.")
-@click.option("--max-pages", type=click.IntRange(1), default=None, help="gushiwen: list pages per dynasty at most.")
-@click.option("--delay", type=click.FloatRange(0), default=None, help="gushiwen: seconds between requests (at least).")
-@click.option("--forms", default=None, help="Forms kept by the cleaner: wujue, or wujue,wulv to add 五律 halves to training.")
+@setting("crawl", "max_pages", "gushiwen: list pages per dynasty at most")
+@setting("crawl", "delay", "gushiwen: seconds between requests, at least 1 against any other host; under 1 only "
+                           "against this machine (127.0.0.1, localhost), which a test or a local mirror may hurry")
+@click.option("--force", is_flag=True, default=None, help="chinese-poetry: replace the raw records and the corpus even when "
+              "the new crawl has fewer than half as many records as the previous one.")
+@click.option("--forms", default=None, help="Forms kept by the cleaner: wujue; add wulv (五律) and wugu (五古, 五排) to train on their four-line windows too.")
 @click.pass_context
 @friendly
-def crawl(ctx, source, source_path, base_url, max_pages, delay, forms):
+def crawl(ctx, source, source_path, base_url, max_pages, delay, force, forms):
     """Fetch poems into crawler/raw/, then clean them into corpus/.
+
+    A chinese-poetry crawl with fewer than half as many records as the raw file it would
+    replace keeps the previous records and corpus, unless --force is given.
 
     \b
     Examples:
@@ -84,9 +164,9 @@ def crawl(ctx, source, source_path, base_url, max_pages, delay, forms):
       poetry-lstm crawl --source chinese-poetry --from chinese-poetry-2.0.1.tgz
       poetry-lstm crawl --source gushiwen --max-pages 5
     """
-    cfg = config_of(ctx).replace("crawl", source=source, max_pages=max_pages, delay=delay)
+    cfg = with_flags(config_of(ctx), "crawl", source=source, max_pages=max_pages, delay=delay)
     # A flag of the other source would be ignored; say so rather than crawl something else than asked.
-    misplaced = ([("--from", source_path)] if cfg.crawl.source == "gushiwen" else
+    misplaced = ([("--from", source_path), ("--force", force)] if cfg.crawl.source == "gushiwen" else
                  [("--base-url", base_url), ("--max-pages", max_pages), ("--delay", delay)])
     names = [name for name, value in misplaced if value is not None]
     if names:
@@ -101,22 +181,36 @@ def crawl(ctx, source, source_path, base_url, max_pages, delay, forms):
         stats = crawl_gushiwen(cfg, base_url=base_url)
     else:
         from .crawl import crawl_chinese_poetry
-        stats = crawl_chinese_poetry(cfg, source_path)
+        stats = crawl_chinese_poetry(cfg, source_path, force=bool(force))
     click.echo(f"crawl: {json.dumps(stats, ensure_ascii=False)} in {time.perf_counter() - started:.1f} s")
+    if "replaced" in stats:
+        click.echo(f"crawl: replaced {stats['replaced']} raw records with {stats['records']}" + (" (--force)" if force else ""))
     _clean(cfg)
+
+
+def _previous_count(cfg: Config) -> int | None:
+    """How many quatrains the corpus about to be replaced holds, if its report says."""
+    from .files import read_json
+    try:
+        return int(read_json(Path(cfg.paths.corpus_dir) / "report.json")["kept"])
+    except (PoetryError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _clean(cfg: Config) -> None:
     from .clean import clean_corpus
-    started = time.perf_counter()
+    started, previous = time.perf_counter(), _previous_count(cfg)
     report = clean_corpus(cfg)
-    click.echo(f"clean: kept {report['kept']} ({report['kept_real_quatrains']} real 五绝, {report['kept_wulv_halves']} 五律 halves), "
+    click.echo(f"clean: kept {report['kept']} ({report['kept_real_quatrains']} real 五绝, {report['kept_wulv_halves']} 五律 halves, "
+               f"{report.get('kept_wugu_windows', 0)} windows of 五古 and 五排), "
                f"splits {report['per_split']}, vocabulary {report['vocabulary_size']} in {time.perf_counter() - started:.1f} s")
     click.echo(f"clean: dropped {json.dumps(report['dropped'], ensure_ascii=False)}; report in {cfg.paths.corpus_dir}/report.json")
+    if previous is not None:
+        click.echo(f"clean: replaced a corpus of {previous} quatrains with {report['kept']}")
 
 
 @cli.command()
-@click.option("--forms", default=None, help="wujue, or wujue,wulv to add 五律 halves to training.")
+@click.option("--forms", default=None, help="wujue; add wulv (五律) and wugu (五古, 五排) to train on their four-line windows too.")
 @click.pass_context
 @friendly
 def clean(ctx, forms):
@@ -124,7 +218,7 @@ def clean(ctx, forms):
 
     \b
     Example:
-      poetry-lstm clean --forms wujue,wulv
+      poetry-lstm clean --forms wujue,wulv,wugu
     """
     cfg = config_of(ctx)
     if forms:
@@ -133,31 +227,32 @@ def clean(ctx, forms):
 
 
 @cli.command()
-@click.option("--mode", type=click.Choice(["word2vec", "onehot"]), default=None, help="Input features (default from config).")
+@click.option("--mode", type=click.Choice(MODES), default=None, help=f"Input features.  [default: {DEFAULTS.train.mode}]")
 @click.option("--fine-tune-vectors", is_flag=True, default=None, help="word2vec: let the skip-gram vectors learn too.")
 @click.option("--retrain-vectors", is_flag=True, help="word2vec: train new vectors even if matching ones exist.")
 @click.option("--resume", is_flag=True, help="Continue a stopped run from its last checkpoint.")
-@click.option("--epochs", type=click.IntRange(1), default=None, help="Upper bound on epochs (early stopping may end sooner).")
-@click.option("--units", type=click.IntRange(1), default=None, help="LSTM units per layer.")
-@click.option("--layers", type=int, default=None, help="Stacked LSTM layers (at least 2).")
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="Windows per step.")
-@click.option("--max-minutes", type=float, default=None, help="Stop after the epoch that passes this many minutes.")
-@click.option("--seed", type=int, default=None, help="The one seed (Python, NumPy, TensorFlow).")
+@setting("train", "epochs", "Upper bound on epochs; early stopping may end sooner")
+@setting("model", "units", "LSTM units per layer")
+@setting("model", "layers", "Stacked LSTM layers")
+@setting("train", "batch_size", "Windows per step")
+@setting("train", "max_minutes", "Stop pretraining after the epoch that passes this many minutes; 0 = no limit")
+@setting("train", "seed", "The one seed: Python, NumPy, TensorFlow")
 @click.pass_context
 @friendly
 def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, epochs, units, layers, batch_size, max_minutes, seed):
     """Train a next-character LSTM on corpus/ into models/<mode>/.
+
+    Needs the train extra: pip install -e ".[train]".
 
     \b
     Examples:
       poetry-lstm train --mode word2vec
       poetry-lstm train --mode onehot --resume
     """
-    cfg = config_of(ctx).replace("train", mode=mode, fine_tune_vectors=fine_tune_vectors, epochs=epochs,
-                                 batch_size=batch_size, max_minutes=max_minutes, seed=seed)
-    cfg = cfg.replace("model", units=units, layers=layers)
-    if cfg.model.layers < 2:
-        raise UserError("--layers must be at least 2: the network is a stacked LSTM.")
+    cfg = with_flags(config_of(ctx), "train", mode=mode, fine_tune_vectors=fine_tune_vectors, epochs=epochs,
+                     batch_size=batch_size, max_minutes=max_minutes, seed=seed)
+    cfg = with_flags(cfg, "model", units=units, layers=layers)
+    require_training_extra("train")
     from .model import import_keras
     from .train import train as run_training
     import_keras()
@@ -167,8 +262,14 @@ def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, epochs, units, 
 
 
 def _models_dir(cfg: Config, mode: str):
-    from pathlib import Path
     return Path(cfg.paths.models_dir) / mode
+
+
+def _breaks_by_line(breaks) -> dict[int, list[int]]:
+    by_line: dict[int, list[int]] = {}
+    for line, char in sorted(breaks):
+        by_line.setdefault(line, []).append(char)
+    return by_line
 
 
 def _print_poem(poem, index: int) -> None:
@@ -179,29 +280,116 @@ def _print_poem(poem, index: int) -> None:
     c = poem.checks
     click.echo(f"    {mark(c['form'])} form  {mark(c['tone'])} tone  {mark(c['rhyme'])} rhyme  "
                f"{mark(None if c['copied'] is None else not c['copied'])} new   score {poem.score:.2f}")
+    for line, chars in _breaks_by_line(poem.breaks).items():
+        click.echo(f"    line {line} breaks {poem.form} at character {', '.join(map(str, chars))}")
     for w in poem.warnings:
         click.echo(f"    note: {w}")
 
 
+def _poem_json(p) -> dict:
+    return {"text": p.text, "lines": p.lines, "score": p.score, "form": p.form,
+            "checks": {k: p.checks[k] for k in ("form", "tone", "tone_245", "rhyme", "copied")},
+            "breaks": [list(b) for b in p.breaks], "warnings": p.warnings}
+
+
+def _result_json(result, mode: str) -> dict:
+    return {"first_line": result.first_line, "mode": mode, "poems": [_poem_json(p) for p in result.poems],
+            "warnings": result.warnings}
+
+
+def _print_result(result, first_line: str | None) -> None:
+    if first_line is not None and result.first_line != first_line.strip().rstrip("，,。."):
+        click.echo(f"first line read as {result.first_line}")
+    for w in result.warnings:
+        click.echo(f"note: {w}")
+    for i, poem in enumerate(result.poems, 1):
+        _print_poem(poem, i)
+
+
+def _load_for_generation(cfg: Config, mode: str):
+    from .weights import limit_blas_threads, load_model_fast
+    limit_blas_threads(1)  # one poem is many tiny matrix products: extra BLAS threads only spin
+    return load_model_fast(_models_dir(cfg, mode))  # NumPy weights: no TensorFlow start-up
+
+
+def _read_first_lines(path: str) -> list[tuple[int, str]]:
+    """(line number, text) of every non-blank line of a UTF-8 file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")  # -sig: Notepad's byte-order mark is no character
+    except FileNotFoundError:
+        raise RefusedInput(f"The file {path} does not exist; pass --file a text file with one first line a line.") from None
+    except UnicodeDecodeError:
+        raise RefusedInput(f"The file {path} is not UTF-8 text; save it as UTF-8 and run the command again.") from None
+    except OSError as exc:
+        raise RefusedInput(f"Cannot read {path} ({exc.strerror or exc}); pass --file a readable text file.") from None
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        raise RefusedInput(f"The file {path} holds no first lines; write one a line, e.g. 床前明月光.")
+    return lines
+
+
+def _generate_file(cfg: Config, mode: str, path: str, options: dict, as_json: bool) -> None:
+    """One poem set per first line; a refused line is reported in its place and the run goes on."""
+    from tqdm import tqdm
+
+    from .generate import complete_poem
+
+    lines = _read_first_lines(path)
+    trained, done = _load_for_generation(cfg, mode), 0
+    with tqdm(total=len(lines), desc="first lines", unit="line", file=sys.stderr) as bar:
+        for number, text in lines:
+            try:
+                result = complete_poem(trained, text, **options)
+            except InputError as exc:
+                out = {"line": number, "input": text, "error": str(exc)} if as_json else f"line {number}: {exc}"
+            else:
+                done += 1
+                out = {"line": number, **_result_json(result, mode)} if as_json else result
+            with tqdm.external_write_mode(file=sys.stdout):  # the bar steps aside, then redraws below
+                if as_json:
+                    click.echo(json.dumps(out, ensure_ascii=False))
+                elif isinstance(out, str):
+                    click.echo(out)
+                else:
+                    click.echo(f"line {number}: {text.strip()}")
+                    _print_result(out, text)
+            bar.update()
+    if not as_json:
+        click.echo(SCORE_NOTE)
+    if not done:
+        raise RefusedInput(f"No line of {path} gave a poem; each must be five Chinese characters, e.g. 床前明月光.")
+
+
 @cli.command()
 @click.argument("first_line", required=False)
-@click.option("--n", type=click.IntRange(1, 20), default=None, help="How many poems.")
-@click.option("--mode", type=click.Choice(["word2vec", "onehot"]), default=None, help="Which model answers.")
-@click.option("--temperature", type=click.FloatRange(0.05, 5), default=None, help="Below 1: safer; above 1: wilder.")
-@click.option("--top-k", type=click.IntRange(0), default=None, help="Sample among the K likeliest allowed characters (0 = all).")
-@click.option("--top-p", type=click.FloatRange(0.01, 1), default=None, help="Nucleus sampling mass.")
-@click.option("--beam", type=click.IntRange(1, 64), default=None, help="Beam width (1 = sampling).")
-@click.option("--seed", type=int, default=None, help="Same seed, same poems.")
+@setting("generate", "n", "How many poems")
+@click.option("--mode", type=click.Choice(MODES), default=None, help=f"Which model answers.  [default: {DEFAULTS.generate.mode}]")
+@setting("generate", "temperature", "Below 1: safer; above 1: wilder")
+@setting("generate", "top_k", "Sample among the K likeliest allowed characters; 0 = all")
+@setting("generate", "top_p", "Nucleus sampling: sample within this share of the probability mass")
+@setting("generate", "beam", "Beam width; 1 = sampling")
+@setting("generate", "seed", "Same seed, same poems; any integer")
 @click.option("--no-tones", is_flag=True, help="Do not constrain 平仄.")
 @click.option("--no-rhyme", is_flag=True, help="Do not constrain the rhyme.")
 @click.option("--no-novelty", is_flag=True, help="Allow training lines and repeated characters.")
 @click.option("--acrostic", default=None, help="藏头诗: four characters that start the four lines.")
 @click.option("--theme", default=None, help="A theme in modern Chinese, e.g. 思念故乡的秋夜.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+@click.option("--file", "lines_file", type=click.Path(dir_okay=False), default=None,
+              help="Finish every first line of this UTF-8 file, one a line (blank lines skipped).")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text; with --file, one object a line (JSON Lines).")
 @click.pass_context
 @friendly
-def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no_tones, no_rhyme, no_novelty, acrostic, theme, as_json):
+def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no_tones, no_rhyme, no_novelty, acrostic,
+             theme, lines_file, as_json):
     """Finish a quatrain from its first line (or write one from heads or a theme).
+
+    Each poem shows its tone form, its checks (✓ kept, ✗ broken), the characters of the given
+    text that break the form (the given text is never changed), and its score: the mean
+    log-probability per generated character under the model (higher is likelier).
+
+    With --file, a refused line gets its error in its place (`line N: ...`, or an object with
+    "error" and "line" under --json) and the run goes on; a progress bar goes to stderr. The
+    exit code is 0 when at least one line got a poem, 2 when every line was refused.
 
     \b
     Examples:
@@ -209,110 +397,81 @@ def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no
       poetry-lstm generate 床前明月光 --n 5 --beam 8 --json
       poetry-lstm generate --acrostic 春夏秋冬
       poetry-lstm generate --theme 思念故乡的秋夜
+      poetry-lstm generate --file first_lines.txt --json > poems.jsonl
     """
-    from .generate import acrostic_poem, complete_poem, theme_poem
-    from .weights import limit_blas_threads, load_model_fast, load_vectors_fast
+    from .generate import acrostic_poem, complete_poem, normalize_line, theme_poem
 
-    g = config_of(ctx).replace("generate", mode=mode, n=n, temperature=temperature, top_k=top_k, top_p=top_p,
-                               beam=beam, seed=seed).generate
-    given = [x for x in (first_line, acrostic, theme) if x is not None]
-    if len(given) != 1:
-        raise RefusedInput("Give exactly one of: a first line (e.g. 床前明月光), --acrostic 春夏秋冬, or --theme 思念故乡的秋夜.")
-    options = dict(n=g.n, temperature=g.temperature, top_k=g.top_k, top_p=g.top_p, beam=g.beam, seed=g.seed,
-                   tones=g.tones and not no_tones, rhyme=g.rhyme and not no_rhyme, novelty=g.novelty and not no_novelty,
-                   max_tries=g.max_tries)
+    cfg = config_of(ctx)
+    g = with_flags(cfg, "generate", mode=mode, n=n, temperature=temperature, top_k=top_k, top_p=top_p,
+                   beam=beam, seed=seed).generate
+    if sum(x is not None for x in (first_line, acrostic, theme, lines_file)) != 1:
+        raise RefusedInput("Give exactly one of: a first line (e.g. 床前明月光), --acrostic 春夏秋冬, --theme 思念故乡的秋夜, "
+                           "or --file FIRST_LINES.txt.")
+    options = {**g.decoder_options(), "tones": g.tones and not no_tones, "rhyme": g.rhyme and not no_rhyme,
+               "novelty": g.novelty and not no_novelty}
+    if lines_file is not None:
+        return _generate_file(cfg, g.mode, lines_file, options, as_json)
     if first_line is not None:
-        from .generate import normalize_line
         normalize_line(first_line)  # refuse bad input before the model loads
-    limit_blas_threads(1)  # one poem is many tiny matrix products: extra BLAS threads only spin
-    trained = load_model_fast(_models_dir(config_of(ctx), g.mode))  # NumPy weights: no TensorFlow start-up
+    trained = _load_for_generation(cfg, g.mode)
     if acrostic is not None:
         result = acrostic_poem(trained, acrostic, **options)
     elif theme is not None:
-        vec_dir = _models_dir(config_of(ctx), "word2vec") / "vectors"
+        from .weights import load_vectors_fast
+        vec_dir = _models_dir(cfg, "word2vec") / "vectors"
         result = theme_poem(trained, theme, vectors=load_vectors_fast(vec_dir) if vec_dir.exists() else None, **options)
     else:
         result = complete_poem(trained, first_line, **options)
     if as_json:
-        poems = [{"text": p.text, "lines": p.lines, "score": p.score, "form": p.form,
-                  "checks": {k: p.checks[k] for k in ("form", "tone", "tone_245", "rhyme", "copied")}, "warnings": p.warnings}
-                 for p in result.poems]
-        out = {"first_line": result.first_line, "mode": g.mode, "poems": poems, "warnings": result.warnings}
+        out = _result_json(result, g.mode)
         if theme is not None:
             out.update(keywords=result.keywords, keyword_used=result.keyword_used)
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
-    if first_line is not None and result.first_line != first_line.strip().rstrip("，,。."):
-        click.echo(f"first line read as {result.first_line}")
     if theme is not None:
         click.echo(f"keywords: {' '.join(result.keywords)}; used {result.keyword_used}")
-    for w in result.warnings:
-        click.echo(f"note: {w}")
-    for i, poem in enumerate(result.poems, 1):
-        _print_poem(poem, i)
+    _print_result(result, first_line)
+    click.echo(SCORE_NOTE)
 
 
 @cli.command()
 @click.option("--mode", type=click.Choice(["word2vec", "onehot"]), default=None, help="One model (default: every model present).")
-@click.option("--file", "poem_file", type=click.Path(dir_okay=False), default=None, help="Score these quatrains (one a line) instead of the test split.")
-@click.option("--generate", "with_generation", is_flag=True, help="Also complete the test poems' first lines and report the poems' metrics.")
+@click.option("--file", "poem_file", type=click.Path(dir_okay=False), default=None,
+              help="Score these quatrains (one a line) instead of the test split; needs no corpus, and says what it leaves out without one.")
+@click.option("--generate", "with_generation", is_flag=True,
+              help="Also complete the poems' first lines (the [generate] defaults, beam 8, every constraint off) and report the poems beside the real ones.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N poems (quick checks).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of tables.")
 @click.pass_context
 @friendly
 def evaluate(ctx, mode, poem_file, with_generation, limit, as_json):
     """Perplexity and accuracy of lines 2–4 given line 1, beside a trigram baseline.
 
+    With --generate, the completed poems beside the real ones: form, tone and rhyme, copies, and
+    whether they read as poems (a discriminator's accuracy, a 4-gram judge's perplexity, stock
+    lines, coherence with line 1, over-used characters, stutters and echoes).
+
     \b
     Examples:
       poetry-lstm evaluate --mode onehot --json
       poetry-lstm evaluate --file my_poems.txt
-      poetry-lstm evaluate --generate
+      poetry-lstm evaluate --generate --limit 200
     """
-    from .evaluate import evaluate_model, generation_report, poem_metrics, read_poem_file
-    from .metrics import format_table, train_ngrams
-    from .model import load_model_dir
-    from .train import split_texts
+    from .evaluate import format_report, run_evaluation
 
-    cfg = config_of(ctx)
-    modes = [mode] if mode else [m for m in ("word2vec", "onehot") if _models_dir(cfg, m).exists()]
-    if not modes:
-        raise UserError(f"No model in {cfg.paths.models_dir}; run `poetry-lstm train --mode word2vec` first.")
-    from .model import import_keras
-    import_keras()
-    if with_generation:
-        from .weights import limit_blas_threads
-        limit_blas_threads(1)  # the decoder's tiny matrix products: extra BLAS threads only spin
-    results, generation = {}, {}
-    for m in modes:
-        trained = load_model_dir(_models_dir(cfg, m))
-        splits = split_texts(cfg, bool(trained.config.get("train", {}).get("use_halves")))
-        poems = read_poem_file(poem_file) if poem_file else splits["test"]
-        poems = poems[:limit] if limit else poems
-        if not poems:
-            raise UserError("The corpus has no test poems; rebuild it with `poetry-lstm crawl`.")
-        results[m] = evaluate_model(trained, poems, splits["train"])
-        if with_generation:  # the shipped defaults of [generate], constraints on and then all off
-            g, first = cfg.generate, [p[:5] for p in poems]
-            opts = dict(temperature=g.temperature, top_k=g.top_k, top_p=g.top_p, beam=g.beam, max_tries=g.max_tries, seed=g.seed)
-            generation[f"{m}, constrained"] = generation_report(trained, first, splits["train"], **opts)
-            generation[f"{m}, unconstrained"] = generation_report(trained, first, splits["train"], tones=False, rhyme=False,
-                                                                  novelty=False, **opts)
-    if with_generation:
-        generation["real poems"] = poem_metrics(poems, trained.line_hashes(), train_ngrams(splits["train"]), first_line_kept=1.0)
-    if as_json:
-        # The top level is the better model's scores; with several models each one is under "models".
-        out = dict(min(results.values(), key=lambda r: r["perplexity"]))
-        if len(modes) > 1:
-            out["models"] = results
-        if with_generation:
-            out["generation"] = generation
-        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+    # Perplexity needs the Keras model; the discriminator of --generate needs scikit-learn.
+    require_training_extra("evaluate", ("tensorflow", "sklearn") if with_generation else ("tensorflow",))
+    report = run_evaluation(config_of(ctx), mode, poem_file, with_generation, limit, log=lambda msg: click.echo(msg, err=True))
+    if not as_json:
+        click.echo(format_report(report))
         return
-    click.echo(format_table({m: {k: v for k, v in r.items() if k != "mode"} for m, r in results.items()}))
-    if with_generation:
-        click.echo("")
-        click.echo(format_table(generation))
+    # The top level is the better model's scores; with several models each one is under "models".
+    results = report["models"]
+    out = dict(min(results.values(), key=lambda r: r["perplexity"]))
+    if len(results) > 1:
+        out["models"] = results
+    out.update({k: v for k, v in report.items() if k != "models"})
+    click.echo(json.dumps(out, ensure_ascii=False, indent=2))
 
 
 def main():

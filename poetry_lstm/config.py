@@ -1,12 +1,14 @@
 """Typed defaults for every stage: `cfg = load_config("my.toml"); cfg.train.batch_size`.
 
 `config/default.toml` holds the values and the reasons; this module holds the types. An override
-file may set any subset of keys; an unknown key or a value of the wrong type is refused with a
+file may set any subset of keys; an unknown key, a value of the wrong type or one outside its
+range (`RULES`, checked for config files and command-line flags alike) is refused with a
 sentence that names it.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -19,6 +21,98 @@ except ModuleNotFoundError:  # Python 3.10
 from .errors import PoetryError
 
 DEFAULT_FILE = Path(__file__).with_name("default.toml")
+MODES = ("word2vec", "onehot")
+# Training seeds NumPy's legacy generator and TensorFlow, which take 0 … 2**32 - 1. [generate]
+# seed has no range: the decoder maps any integer, negatives too, to a generator of its own.
+SEED_MAX = 2**32 - 1
+
+
+class RangeError(PoetryError):
+    """A value outside its allowed range; the CLI names the flag instead of the key when a flag set it."""
+
+    def __init__(self, section: str, key: str, value: Any, allowed: str):
+        super().__init__(f"[{section}] {key} must be {allowed}, not {value!r}.")
+        self.section, self.key, self.value, self.allowed = section, key, value, allowed
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Bound:
+    """low <= value <= high (either may be None); `above`/`below` make that end strict. NaN and
+    infinity never fit: a float key is a finite number."""
+    low: float | None = None
+    high: float | None = None
+    above: bool = False
+    below: bool = False
+
+    def holds(self, value) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.above else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.below else value <= self.high)
+
+    def describe(self) -> str:
+        low = None if self.low is None else ("above " if self.above else "at least ") + _num(self.low)
+        high = None if self.high is None else ("below " if self.below else "at most ") + _num(self.high)
+        if low and high and not (self.above or self.below):
+            return f"from {_num(self.low)} to {_num(self.high)}"
+        return " and ".join(x for x in (low, high) if x)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    choices: tuple[str, ...]
+
+    def holds(self, value) -> bool:
+        return value in self.choices
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(self.choices)
+
+
+SEED = Bound(0, SEED_MAX)
+AT_LEAST_0, AT_LEAST_1, POSITIVE = Bound(0), Bound(1), Bound(0, above=True)
+SHARE = Bound(0, 1)
+# Every range, in one place: load_config and Config.replace (which the CLI's flags go through)
+# both check them. Keys not listed take any value of their type.
+RULES: dict[str, dict[str, Bound | OneOf]] = {
+    "crawl": {"source": OneOf(("chinese-poetry", "gushiwen")), "tang_files": AT_LEAST_0, "song_files": AT_LEAST_0,
+              "max_pages": AT_LEAST_1, "delay": AT_LEAST_0, "jitter": AT_LEAST_0, "connect_timeout": POSITIVE,
+              "read_timeout": POSITIVE, "retries": AT_LEAST_0, "backoff": AT_LEAST_0},
+    "clean": {"valid_share": SHARE, "test_share": SHARE},
+    "vectors": {"vector_size": AT_LEAST_1, "window": AT_LEAST_1, "negative": AT_LEAST_0, "min_count": AT_LEAST_1,
+                "epochs": AT_LEAST_1, "workers": AT_LEAST_1, "seed": SEED},
+    "model": {"min_char_count": AT_LEAST_1, "embedding_dim": AT_LEAST_1, "units": AT_LEAST_1,
+              "layers": Bound(2),  # a stacked LSTM
+              "dropout": Bound(0, 1, below=True), "window": AT_LEAST_1, "stride": AT_LEAST_1},
+    "train": {"mode": OneOf(MODES), "fine_tune_epochs": AT_LEAST_0, "fine_tune_learning_rate": POSITIVE,
+              "batch_size": AT_LEAST_1, "learning_rate": POSITIVE, "lr_decay": Bound(0, 1, above=True),
+              "clipnorm": POSITIVE, "epochs": AT_LEAST_1, "patience": AT_LEAST_1, "seed": SEED,
+              "shuffle_buffer": AT_LEAST_0, "steps_per_epoch": AT_LEAST_0, "max_minutes": AT_LEAST_0},
+    # n and beam have ceilings: each candidate costs a decode, and 100000 of them hang for minutes
+    "generate": {"mode": OneOf(MODES), "n": Bound(1, 20), "temperature": Bound(0.05, 5), "top_k": AT_LEAST_0,
+                 "top_p": Bound(0, 1, above=True), "beam": Bound(1, 64), "max_tries": AT_LEAST_1,
+                 "candidates": Bound(1, 64), "coherence": AT_LEAST_0, "frequency_penalty": Bound(0, 2),
+                 "sibling_penalty": AT_LEAST_0, "beam_noise": Bound(0, 5)},
+}
+
+
+def allowed(section: str, key: str) -> str | None:
+    """The allowed range of a key in words ("from 1 to 20"), for messages and --help; None: any value of its type."""
+    rule = RULES.get(section, {}).get(key)
+    return rule.describe() if rule else None
+
+
+def _check_ranges(section: str, values: dict) -> None:
+    for key, rule in RULES.get(section, {}).items():
+        if not rule.holds(values[key]):
+            raise RangeError(section, key, values[key], rule.describe())
+    if section == "clean" and values["valid_share"] + values["test_share"] > 1:
+        raise PoetryError(f"[clean] valid_share + test_share must be at most 1, not {values['valid_share'] + values['test_share']:g}.")
 
 
 @dataclass(frozen=True)
@@ -61,6 +155,7 @@ class VectorsConfig:
     negative: int
     min_count: int
     epochs: int
+    workers: int
     seed: int
 
 
@@ -81,7 +176,9 @@ class ModelConfig:
 class TrainConfig:
     mode: str
     fine_tune_vectors: bool
-    use_halves: bool
+    use_windows: bool
+    fine_tune_epochs: int
+    fine_tune_learning_rate: float
     batch_size: int
     learning_rate: float
     lr_decay: float
@@ -107,6 +204,18 @@ class GenerateConfig:
     rhyme: bool
     novelty: bool
     max_tries: int
+    candidates: int
+    coherence: float
+    frequency_penalty: float
+    sibling_penalty: float
+    beam_noise: float
+
+    STYLE = ("candidates", "coherence", "frequency_penalty", "sibling_penalty", "beam_noise")
+
+    def decoder_options(self) -> dict:
+        """The keyword arguments of `generate.complete_poem` (and its siblings) these settings mean."""
+        keys = ("n", "temperature", "top_k", "top_p", "beam", "seed", "tones", "rhyme", "novelty", "max_tries") + self.STYLE
+        return {k: getattr(self, k) for k in keys}
 
 
 @dataclass(frozen=True)
@@ -152,6 +261,7 @@ def _build(cls, values: dict, section: str):
     if missing:
         raise PoetryError(f"Config section [{section}] lacks {', '.join(missing)}.")
     values = {k: float(v) if hints[k] is float else v for k, v in values.items()}
+    _check_ranges(section, values)
     return cls(**values)
 
 

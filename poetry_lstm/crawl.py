@@ -115,8 +115,35 @@ def files_from_http(cfg: Config) -> Iterator[tuple[str, bytes]]:
         yield url, body
 
 
-def crawl_chinese_poetry(cfg: Config, source_path: str | Path | None = None) -> dict:
-    """Write `crawler/raw/chinese-poetry.jsonl`; returns counts for the report."""
+def _record_count(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def _check_plausible(path: Path, new: int, force: bool) -> int | None:
+    """The record count of the raw file about to be replaced (None if there is none); refuses to
+    replace it with fewer than half as many records unless forced: a wrong --from must not
+    silently turn a 311,855-record crawl into a one-poem corpus."""
+    try:
+        previous = _record_count(path)
+    except FileNotFoundError:
+        return None
+    except OSError:  # unreadable: nothing worth keeping
+        return None
+    if 2 * new < previous and not force:
+        raise PoetryError(f"The new crawl has {new} record{'' if new == 1 else 's'}, fewer than half of the {previous} in {path}, so the previous "
+                          "raw records and corpus are kept; check --from (the full data set is `npm pack chinese-poetry@2.0.1`), "
+                          "or pass --force to replace them.")
+    return previous
+
+
+def crawl_chinese_poetry(cfg: Config, source_path: str | Path | None = None, force: bool = False) -> dict:
+    """Write `crawler/raw/chinese-poetry.jsonl`; returns counts for the report, with `replaced`:
+    the record count of the raw file it replaced, if there was one."""
+    raw = raw_path(cfg, SOURCE)
+    # A crawl killed while writing left its temporaries (the raw file's is 46 MB); this run owns them.
+    files.remove_stale_temps(raw.parent, files.temp_glob(raw))
+    files.remove_stale_temps(Path(cfg.paths.crawler_dir) / "cache" / SOURCE, ".*.tmp*")
     if source_path is None:
         stream = files_from_http(cfg)
     else:
@@ -131,5 +158,8 @@ def crawl_chinese_poetry(cfg: Config, source_path: str | Path | None = None) -> 
         for name, body in stream:
             stats["files"] += 1
             records.extend(to_records(name.rsplit("/", 1)[-1] if "://" in name else name, _parse(name, body), stats))
-    stats["records"] = files.write_jsonl(raw_path(cfg, SOURCE), records)
+    previous = _check_plausible(raw, len(records), force)
+    stats["records"] = files.write_jsonl(raw, records)
+    if previous is not None:
+        stats["replaced"] = previous
     return stats

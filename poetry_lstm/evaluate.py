@@ -6,18 +6,25 @@ training poems and the model's vocabulary, scored on the same positions; and how
 has learned to rhyme: its probability, at line 4's last character, on characters that share a
 平声 group with line 2's last character (the "rhyme mass"), beside what the frequencies of
 line endings alone would give.
+
+With `--generate`, the poems completed from the same first lines, for the `[generate]` defaults,
+for beam 8 and with every constraint off, beside the real poems: the rule checks (`prosody`), the
+copy and diversity figures (`metrics`) and whether they read like poems (`reading`, `judge`).
 """
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .baseline import SCORED_POSITIONS, TrigramKN, score
+from . import layout
+from .baseline import SCORED_POSITIONS, KneserNey, TrigramKN, score
 from .errors import PoetryError
 from .model import TrainedModel
-from .prosody import PING, check_form, feature_table, forms_for_first_line, reading
+from .prosody import PING, check_after_first, check_form, feature_table, forms_for_first_line, reading
 
 CHUNK = 256  # poems per forward pass: (256, 24, vocab) float32 stays near 150 MB
 
@@ -44,7 +51,7 @@ def read_poem_file(path: str | Path) -> list[str]:
     return poems
 
 
-RHYME_FROM, RHYME_TO = 10, 22  # text indices of line 2's and line 4's last characters
+RHYME_FROM, RHYME_TO = layout.LINE_ENDS[1], layout.LINE_ENDS[3]  # text indices of line 2's and line 4's last characters
 
 
 def rhyme_sets(poems: list[str], tokens) -> tuple[np.ndarray, np.ndarray]:
@@ -92,37 +99,233 @@ def unigram_rhyme_mass(poems: list[str], train_poems: list[str], tokens) -> floa
     return float((rhymes @ (freq / max(freq.sum(), 1))).mean()) if counted.any() else 0.0
 
 
-def evaluate_model(trained: TrainedModel, poems: list[str], train_poems: list[str]) -> dict:
-    """The model's scores beside the trigram baseline's on the same poems and vocabulary."""
+def evaluate_model(trained: TrainedModel, poems: list[str], train_poems: list[str] | None) -> dict:
+    """The model's scores beside the trigram baseline's on the same poems and vocabulary.
+
+    Without training poems (`evaluate --file` with no corpus) the baseline figures are None.
+    """
     ours = model_scores(trained, poems)
-    chars = {t for t in trained.vocab.tokens[3:]}
-    base = score(TrigramKN().fit(train_poems, vocab=chars), poems)
-    return {"mode": trained.mode, "poems": len(poems), **ours,
-            "baseline_perplexity": base["perplexity"], "baseline_accuracy": base["accuracy"],
-            "ratio_to_baseline": ours["perplexity"] / base["perplexity"],
-            "unigram_rhyme_mass": unigram_rhyme_mass(poems, train_poems, trained.vocab.tokens)}
+    out = {"mode": trained.mode, "poems": len(poems), **ours, "baseline_perplexity": None, "baseline_accuracy": None,
+           "ratio_to_baseline": None, "unigram_rhyme_mass": None}
+    if train_poems:
+        chars = {t for t in trained.vocab.tokens[3:]}
+        base = score(TrigramKN().fit(train_poems, vocab=chars), poems)
+        out.update(baseline_perplexity=base["perplexity"], baseline_accuracy=base["accuracy"],
+                   ratio_to_baseline=ours["perplexity"] / base["perplexity"],
+                   unigram_rhyme_mass=unigram_rhyme_mass(poems, train_poems, trained.vocab.tokens))
+    return out
 
 
-def generation_report(trained: TrainedModel, first_lines: list[str], train_poems: list[str], seed: int = 0, **options) -> dict:
-    """Metrics of EVALUATION.md over one poem completed from each first line (fixed seed)."""
+def split_records(records: list[dict], use_windows: bool) -> dict[str, list[str]]:
+    """`train.split_texts` over corpus records already read: evaluation reads the 100 MB corpus once
+    for every model and the judge, not once each."""
+    out: dict[str, list[str]] = {"train": [], "valid": [], "test": []}
+    for r in records:
+        if r["split"] in out and (use_windows or r["form"] == "wujue"):
+            out[r["split"]].append(r["text"])
+    return out
+
+
+def complete_all(trained: TrainedModel, first_lines: list[str], seed: int = 0, **options) -> tuple[list[str], float]:
+    """(one poem completed from each first line, seed + i for line i; mean seconds per poem)."""
     from .generate import complete_poem
-    from .metrics import train_ngrams
 
-    poems, kept = [], 0
-    for i, line in enumerate(first_lines):
-        result = complete_poem(trained, line, n=1, seed=seed + i, **options)
-        poems.append(result.poems[0].text)
-        kept += poems[-1][:5] == line
-    return poem_metrics(poems, trained.line_hashes(), train_ngrams(train_poems), first_line_kept=kept / len(poems))
+    started = time.perf_counter()
+    poems = [complete_poem(trained, line, n=1, seed=seed + i, **options).poems[0].text for i, line in enumerate(first_lines)]
+    return poems, (time.perf_counter() - started) / len(first_lines)
 
 
-def poem_metrics(poems: list[str], train_hashes: set[str], train_4grams: set[str], **extra) -> dict:
+def generation_settings(g) -> dict[str, dict]:
+    """The decoder settings compared, by name, from the `[generate]` config `g`: its defaults, beam 8,
+    and the defaults with every constraint off (as cheap as the defaults, and it shows what the
+    model does on its own)."""
+    defaults = {k: v for k, v in g.decoder_options().items() if k != "n"}
+    return {"defaults": defaults, "beam 8": {**defaults, "beam": 8},
+            "defaults, unconstrained": {**defaults, "tones": False, "rhyme": False, "novelty": False}}
+
+
+def poem_metrics(poems: list[str], train_hashes, train_4grams: set[str] | None, **extra) -> dict:
+    """The rule checks (issue 9 §3: tone over poems whose line 1 fits a form, lines 2–4 over all) and
+    `metrics.summarize`; `train_hashes` or `train_4grams` None leaves the copy or novelty figure None."""
     from .metrics import summarize
     from .prosody import rates
 
     r = rates(poems)
     # The decoder keeps line 1 as given, so a first line that fits no form caps "tone" at the share that do.
-    scans = [p for p in poems if forms_for_first_line(p[:5])]
+    scans = [p for p in poems if forms_for_first_line(layout.lines_of(p)[0])]
     return {**extra, "form": r["form"], "first_line_fits_a_form": len(scans) / len(poems), "tone": r["tone"],
-            "tone_when_first_line_fits": rates(scans)["tone"] if scans else 0.0, "tone_245": r["tone_245"], "rhyme": r["rhyme"],
-            "tone_and_rhyme": r["both"], **summarize(poems, train_hashes, train_4grams)}
+            "tone_when_first_line_fits": rates(scans)["tone"] if scans else 0.0,
+            "lines_2_4_regulated": sum(map(check_after_first, poems)) / len(poems), "tone_245": r["tone_245"],
+            "rhyme": r["rhyme"], "tone_and_rhyme": r["both"], **summarize(poems, train_hashes, train_4grams)}
+
+
+@dataclass
+class Yardsticks:
+    """What the reading measures compare against; any may be None when its source is absent."""
+    real: list[str]                 # the real poems whose first lines were completed
+    judge: KneserNey | None = None  # `judge.fit_judge(...)`: needs the corpus
+    real_judge: dict | None = None  # the judge's figures on the real poems
+    vectors: object = None          # skip-gram vectors (`weights.CharVectors`) for coherence: needs the word2vec model
+    attested: frozenset | None = None  # 叠字 of the training lines: needs the corpus
+
+
+def make_yardsticks(real: list[str], judge=None, vectors=None, attested=None) -> Yardsticks:
+    """Yardsticks with the judge's figures on the real poems worked out once."""
+    from .judge import judge_perplexity
+
+    return Yardsticks(real, judge, judge_perplexity(judge, real) if judge is not None else None, vectors, attested)
+
+
+def reading_measures(poems: list[str], sticks: Yardsticks, of_real: bool = False) -> dict:
+    """Issue 10's measures of `poems`; with `of_real` (the real poems themselves) the comparisons with them are left out."""
+    from . import reading
+    from .judge import judge_perplexity
+
+    ours = not of_real
+    out: dict = {}
+    if ours:
+        enough = min(len(poems), len(sticks.real)) >= reading.DISCRIMINATOR_FOLDS
+        out["discriminator_accuracy"] = reading.discriminator_accuracy(sticks.real, poems) if enough else None
+    if sticks.judge is not None:
+        judged = judge_perplexity(sticks.judge, poems) if ours else sticks.real_judge
+        out["judge_perplexity"] = judged["perplexity"]
+        out["judge_ratio_to_real"] = judged["perplexity"] / sticks.real_judge["perplexity"]
+    out["formula_rate"] = reading.formula_rate(poems)
+    if sticks.vectors is not None:
+        out.update(reading.coherence(poems, sticks.vectors))
+    gap = reading.char_frequency_gap(sticks.real, poems)
+    out.update(distinct_chars=gap["distinct_chars"], doubled_chars=reading.doubled_rate(poems),
+               stutter=None if sticks.attested is None else reading.stutter_rate(poems, sticks.attested),
+               echo=reading.echo_rate(poems))
+    if ours:
+        out.update(char_distribution_gap=gap["char_distribution_gap"], overused_ratio=gap["overused_ratio"], overused=gap["overused"])
+    return out
+
+
+def generation_rows(models: dict[str, TrainedModel], settings: dict[str, dict], sticks: Yardsticks,
+                    train_hashes, train_4grams: set[str] | None, log=lambda _: None) -> dict[str, dict]:
+    """"<mode>, <setting>" → the metrics of the poems that model completes from the real poems' first
+    lines under that setting, then "real poems" → the same metrics of the real poems."""
+    first_lines = [layout.lines_of(p)[0] for p in sticks.real]
+    rows = {}
+    for mode, trained in models.items():
+        for name, options in settings.items():
+            poems, seconds = complete_all(trained, first_lines, **options)
+            log(f"{mode}, {name}: {len(poems)} poems, {1000 * seconds:.0f} ms each")
+            kept = sum(layout.lines_of(p)[0] == line for p, line in zip(poems, first_lines)) / len(poems)
+            rows[f"{mode}, {name}"] = {**poem_metrics(poems, train_hashes, train_4grams, first_line_kept=kept),
+                                       **reading_measures(poems, sticks), "ms_per_poem": 1000 * seconds}
+    rows["real poems"] = {**poem_metrics(sticks.real, train_hashes, train_4grams, first_line_kept=1.0),
+                          **reading_measures(sticks.real, sticks, of_real=True)}
+    return rows
+
+
+BUILD_CORPUS = ("`npm pack chinese-poetry@2.0.1` (the published data set, 85 MB), then "
+                "`poetry-lstm crawl --source chinese-poetry --from chinese-poetry-2.0.1.tgz`")
+WITHOUT_CORPUS = ["trigram baseline", "unigram rhyme mass", "novel 4-grams", "judge perplexity", "stutter"]
+
+
+def evaluation_inputs(cfg, mode: str | None, poem_file: str | None, limit: int | None) -> tuple[list[str], list[str], list[dict] | None]:
+    """(modes to score, poems to score, corpus records or None), checked before anything slow loads.
+
+    Without a corpus only `--file` can run, and what needs the corpus is left out; otherwise the
+    error gives the commands that build it.
+    """
+    from .clean import load_corpus
+
+    models_dir = Path(cfg.paths.models_dir)
+    modes = [mode] if mode else [m for m in ("word2vec", "onehot") if (models_dir / m).exists()]
+    if not modes:
+        raise PoetryError(f"No model in {models_dir}; run `poetry-lstm train --mode word2vec` first.")
+    corpus = Path(cfg.paths.corpus_dir) / "quatrains.jsonl"
+    if not corpus.exists() and not poem_file:
+        raise PoetryError(f"No corpus at {corpus}: evaluation scores its test poems; build it with {BUILD_CORPUS}, "
+                          "or score your own quatrains with --file.")
+    poems = read_poem_file(poem_file) if poem_file else None
+    records = load_corpus(cfg) if corpus.exists() else None
+    if poems is None:
+        poems = [r["text"] for r in records if r["split"] == "test" and r["form"] == "wujue"]
+    poems = poems[:limit] if limit else poems
+    if not poems:
+        raise PoetryError(f"The corpus at {corpus} has no test poems; rebuild it with {BUILD_CORPUS}.")
+    return modes, poems, records
+
+
+def yardsticks(cfg, real: list[str], records: list[dict] | None, log) -> Yardsticks:
+    """The judge and the attested 叠字 from the corpus's training lines, the skip-gram vectors of the word2vec model."""
+    from . import reading
+    from .judge import fit_judge, training_lines
+    from .weights import load_vectors_fast
+
+    judge = attested = vectors = None
+    if records is not None:
+        started = time.perf_counter()
+        lines = training_lines(records)
+        judge, attested = fit_judge(lines), reading.attested_doubles(lines)
+        log(f"judge: {judge.order}-gram Kneser–Ney on {len(lines)} training lines in {time.perf_counter() - started:.1f} s")
+    vector_dir = Path(cfg.paths.models_dir) / "word2vec" / "vectors"
+    if (vector_dir / "vectors.bin").exists():
+        vectors = load_vectors_fast(vector_dir)
+    else:
+        log(f"no skip-gram vectors at {vector_dir}: coherence is left out")
+    return make_yardsticks(real, judge, vectors, attested)
+
+
+def run_evaluation(cfg, mode: str | None = None, poem_file: str | None = None, with_generation: bool = False,
+                   limit: int | None = None, log=lambda _: None) -> dict:
+    """Everything `poetry-lstm evaluate` reports: {"models": mode → scores, "generation": row → metrics
+    (with `with_generation`), "skipped": what the missing corpus left out, "seconds"}."""
+    from .model import import_keras, load_model_dir
+
+    started = time.perf_counter()
+    modes, poems, records = evaluation_inputs(cfg, mode, poem_file, limit)
+    skipped = [] if records is not None else WITHOUT_CORPUS
+    if skipped:
+        log(f"no corpus at {cfg.paths.corpus_dir}: scoring {poem_file} without the {', '.join(skipped)}")
+    import_keras()  # only now: every cheap check above fails in a second, not after TensorFlow's start-up
+    out: dict = {"models": {}, "skipped": skipped}
+    train_splits = {}
+    for m in modes:
+        trained = load_model_dir(Path(cfg.paths.models_dir) / m)
+        use_windows = bool(trained.config.get("train", {}).get("use_windows"))
+        train_splits[m] = split_records(records, use_windows)["train"] if records is not None else None
+        out["models"][m] = evaluate_model(trained, poems, train_splits[m])
+    if with_generation:
+        out["generation"] = _generation(cfg, modes, poems, records, train_splits[modes[0]], log)
+    out["seconds"] = time.perf_counter() - started
+    return out
+
+
+def _generation(cfg, modes: list[str], poems: list[str], records, train_poems, log) -> dict[str, dict]:
+    """The rows of `generation_rows`; models of one corpus share the copy check (`train_lines.u64`),
+    so the first model's hashes and training 4-grams serve them all."""
+    from .metrics import train_ngrams
+    from .weights import limit_blas_threads, load_model_fast
+
+    limit_blas_threads(1)  # the decoder's tiny matrix products: extra BLAS threads only spin
+    models = {m: load_model_fast(Path(cfg.paths.models_dir) / m) for m in modes}
+    sticks = yardsticks(cfg, poems, records, log)
+    grams = train_ngrams(train_poems) if train_poems else None
+    return generation_rows(models, generation_settings(cfg.generate), sticks, models[modes[0]].line_hashes(), grams, log)
+
+
+def format_report(report: dict) -> str:
+    """`run_evaluation`'s report as text: the models' scores, then per model its decoder settings
+    beside the real poems, and the characters each setting over-uses."""
+    from .metrics import format_table
+
+    parts = [format_table({m: {k: v for k, v in r.items() if k != "mode"} for m, r in report["models"].items()})]
+    if report["skipped"]:
+        parts.append(f"left out without a corpus: {', '.join(report['skipped'])}")
+    rows = report.get("generation")
+    for mode in report["models"] if rows else []:
+        real = rows["real poems"]
+        mine = {name.split(", ", 1)[1]: row for name, row in rows.items() if name.startswith(f"{mode}, ")}
+        table = {name: {k: v for k, v in row.items() if k != "overused"} for name, row in mine.items()}
+        parts.append(f"{mode}: poems completed from the same first lines, beside the real poems\n"
+                     + format_table({**table, "real poems": real}))
+        parts.append("over-used characters (ours / real count):\n" + "\n".join(
+            f"  {name}: " + "  ".join(f"{ch} {ours}/{theirs}" for ch, ours, theirs, _ in row["overused"])
+            for name, row in mine.items()))
+    parts.append(f"{report['seconds']:.0f} s")
+    return "\n\n".join(parts)

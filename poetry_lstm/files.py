@@ -9,6 +9,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -49,6 +50,33 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             tmp.unlink()
 
 
+def temp_glob(path: str | os.PathLike) -> str:
+    """The glob matching the temporary names `atomic_path(path)` makes (`.name.XXXX.tmp…`)."""
+    return f".{Path(path).name}.*.tmp*"
+
+
+def remove_stale_temps(folder: str | os.PathLike, pattern: str) -> list[Path]:
+    """Delete the temporary files and folders matching `pattern` in `folder`; returns them.
+
+    A run killed mid-write leaves its temporary (a 46 MB raw file, a half-saved model folder)
+    beside the real one. Call this at the start of the one run that writes there: an earlier
+    run's leftovers are then all that can match.
+    """
+    removed = []
+    for path in sorted(Path(folder).glob(pattern)):
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError:  # someone else's file, say: leaving it costs disk space, not correctness
+            continue
+        removed.append(path)
+    return removed
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
@@ -72,15 +100,16 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     return n
 
 
-def read_json(path: str | os.PathLike, what: str = "file"):
-    """Read a JSON file or raise a PoetryError naming it."""
+def read_json(path: str | os.PathLike, what: str = "file", fix: str = "delete it and rebuild it"):
+    """Read a JSON file or raise a PoetryError naming it; `fix` says what to do about a broken one,
+    best as the exact command ("run `poetry-lstm train --mode onehot` again")."""
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PoetryError(f"The {what} {path} is missing.") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PoetryError(f"The {what} {path} is not valid JSON ({exc}); delete it and rebuild it.") from None
+        raise PoetryError(f"The {what} {path} is not valid JSON ({exc}); {fix}.") from None
 
 
 def read_jsonl(path: str | os.PathLike, what: str = "file") -> list[dict]:

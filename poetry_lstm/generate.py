@@ -5,6 +5,12 @@ tones, rhyme and novelty are masks over the vocabulary, and the model's log-prob
 renormalised over what each mask allows. Sampling and beam search both advance every candidate
 in one batched NumPy step of the LSTM (`LstmStepper`), keeping its state between characters.
 Masks are built once per vocabulary and looked up per step, so a step costs little beyond the LSTM.
+
+For meaning (`Style`): each step's choice subtracts `frequency_penalty` × log training frequency,
+so generic characters (不, 一, 可) do not crowd out images; no stutter (是是) unless the character
+is a real 叠字 where poems double it, and no two-character word of an earlier line again; sampling
+draws `candidates` poems per answer and keeps the one that scores best with `coherence` × its
+similarity to line 1; beam search penalises a beam's lower-ranked children (`sibling_penalty`).
 """
 from __future__ import annotations
 
@@ -15,13 +21,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import prosody
-from .clean import IS_CJK, to_simplified
+from . import layout, prosody
+from .clean import IS_CJK, IS_HAN, to_simplified
 from .errors import InputError
-from .metrics import line_hash
 from .model import TrainedModel
 
-PUNCT = {5: "，", 11: "。", 17: "，", 23: "。"}  # positions of the decoder-placed marks
+PUNCT = layout.MARKS  # the decoder places the marks
 RELAX_ORDER = ("novelty", "rhyme", "tones")  # what a dead end gives up first
 BOTH = frozenset({prosody.PING, prosody.ZE})
 
@@ -34,6 +39,21 @@ class Poem:
     checks: dict
     warnings: list[str] = field(default_factory=list)
     form: str | None = None
+    # (line, character), both from 1, of the given characters (first line, acrostic heads) that
+    # break `form`: the first line is never changed, so the form it breaks least is followed
+    breaks: list[tuple[int, int]] = field(default_factory=list)
+    coherence: float = 0.0  # mean cosine of lines 2–4's characters to line 1 (Decoder.coherence)
+    rank: float = 0.0       # what the decoder maximised among candidates (Decoder.rank)
+
+
+@dataclass(frozen=True)
+class Style:
+    """Decoder knobs for meaning, chosen by the reading measures (see config/default.toml)."""
+    candidates: int = 8             # sampling: poems drawn per answer, the best kept
+    coherence: float = 1.0          # weight of the similarity of lines 2–4 to line 1 in that choice
+    frequency_penalty: float = 0.3  # λ: each step scores log p(char | poem) − λ log p(char)
+    sibling_penalty: float = 0.5    # beam: per rank among one beam's own children
+    beam_noise: float = 0.0         # beam: scale of the Gumbel noise added to each step's scores (0 = plain beam)
 
 
 @dataclass
@@ -43,6 +63,10 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     keywords: list[str] = field(default_factory=list)
     keyword_used: str | None = None
+
+
+NOISE_HEAD = 64  # a stochastic beam perturbs this many children of each beam
+NUCLEUS_HEAD = 512  # top-p sorts only this many of the ~8000 allowed characters when they hold the nucleus
 
 
 def sample_next(logp: np.ndarray, allowed: np.ndarray, rng: np.random.Generator,
@@ -56,6 +80,12 @@ def sample_next(logp: np.ndarray, allowed: np.ndarray, rng: np.random.Generator,
         head = np.argpartition(-logits, top_k - 1)[:top_k]
         ids, logits = ids[head], logits[head]
     if top_p < 1.0:  # the nucleus is a head of the sorted list; plain sampling needs no order
+        head = len(ids)
+        if len(ids) > NUCLEUS_HEAD:  # sort a head only, when it holds the nucleus (it nearly always does)
+            part = np.argpartition(-logits, NUCLEUS_HEAD - 1)[:NUCLEUS_HEAD]
+            weights = np.exp((logits - logits.max()) / max(temperature, 1e-6))
+            if weights[part].sum() >= top_p * weights.sum():
+                ids, logits = ids[part], logits[part]
         order = np.argsort(-logits, kind="stable")
         ids, logits = ids[order], logits[order]
     cdf = np.cumsum(np.exp((logits - logits.max()) / max(temperature, 1e-6)))
@@ -74,7 +104,8 @@ class VocabMasks:
         readings = [prosody.reading(t) if c else (frozenset(), frozenset()) for t, c in zip(tokens, self.cjk)]
         ping, self.ze = (np.array([tone in r[0] for r in readings]) for tone in (prosody.PING, prosody.ZE))
         # One mask per set of tones a slot may take: a step looks its mask up instead of building it.
-        self.by_tones = {frozenset(t): (ping if prosody.PING in t else False) | (self.ze if prosody.ZE in t else False)
+        none = np.zeros(len(tokens), bool)  # an array even for no tone: callers copy and index it
+        self.by_tones = {frozenset(t): (ping if prosody.PING in t else none) | (self.ze if prosody.ZE in t else none)
                          for t in ((), (prosody.PING,), (prosody.ZE,), BOTH)}
         self.groups: dict[str, np.ndarray] = {}
         for i, (_, groups) in enumerate(readings):
@@ -100,71 +131,136 @@ def masks_for(tokens: tuple[str, ...]) -> VocabMasks:
 
 @dataclass
 class Candidate:
-    chars: list[str]          # 24 slots, "" where not yet chosen
+    chars: list[str]          # layout.SLOTS slots, "" where not yet chosen
     forced: dict[int, str]    # position → character the user fixed (first line, heads, keyword)
     types: tuple | None       # line types of the chosen form, or None with tones off
     form: str | None
     logp: float = 0.0
     generated: int = 0
     relaxed: list[str] = field(default_factory=list)
+    free: frozenset = frozenset()  # forced positions that break the form: tones treat them as fitting any slot
+    score: float = 0.0             # beam search: log-probabilities plus the frequency penalty, summed
+
+
+def _vocab_prior(vocab) -> tuple[np.ndarray, np.ndarray]:
+    return _prior_of(vocab.tokens, vocab.counts, vocab.doubles)
+
+
+@lru_cache(maxsize=4)  # keyed by all three: vocabularies with equal tokens may differ in counts
+def _prior_of(tokens: tuple, counts: tuple, doubles: str) -> tuple[np.ndarray, np.ndarray]:
+    """(log training frequency (vocab,), 叠字 mask (vocab,)); zeros and none for an old vocabulary."""
+    index = {t: i for i, t in enumerate(tokens)}
+    counts = np.array(counts or [0] * len(tokens), dtype=np.float64)
+    log_prior = np.where(counts > 0, np.log(np.maximum(counts, 1) / max(counts.sum(), 1)), 0.0).astype(np.float32)
+    mask = np.zeros(len(tokens), bool)
+    mask[[index[ch] for ch in doubles if ch in index]] = True
+    return log_prior, mask
+
+
+COMMON = 1500  # the frequency penalty's floor: about the 1500th most frequent character
+DOUBLE_AT = (1, 3, 4)  # line positions (from 0) where real quatrains double a character: 悠悠 at 0–1, 3–4, 2–3
 
 
 class Decoder:
-    def __init__(self, trained: TrainedModel, tones=True, rhyme=True, novelty=True):
-        self.m, self.vocab = trained, trained.vocab
+    def __init__(self, trained: TrainedModel, tones=True, rhyme=True, novelty=True, style: Style = Style()):
+        self.m, self.vocab, self.style = trained, trained.vocab, style
         self.masks = masks_for(trained.vocab.tokens)
         self.on = {"tones": tones, "rhyme": rhyme, "novelty": novelty}
         self.train_hashes = trained.line_hashes() if novelty else set()
+        self.log_prior, self.doubles = _vocab_prior(trained.vocab)
+        # (vocab,) added to each step's log-probabilities. Characters rarer than the COMMON-th all count as
+        # that one: the penalty evens out generic characters, it must not push rare ones into the poem.
+        common = np.sort(self.log_prior[self.log_prior < 0])[::-1]
+        floor = common[min(COMMON, len(common) - 1)] if len(common) else 0.0
+        self.penalty = -style.frequency_penalty * np.maximum(self.log_prior, floor)
+        emb = trained.stepper.embedding
+        self.unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-6)  # (vocab, dim) for cosines
+
+    def repeats(self, c: Candidate, pos: int) -> list[int]:
+        """Ids that would stutter (是是, unless a real 叠字 where poems double) or echo a two-character
+        word of an earlier line (春风 … 春风)."""
+        at = layout.char_of(pos)
+        prev = c.chars[pos - 1] if at else ""
+        if not prev:
+            return []
+        out = [] if at in DOUBLE_AT and self.doubles[self.vocab.id(prev)] and (at < 2 or c.chars[pos - 2] != prev) else [prev]
+        for start in layout.LINE_STARTS[:layout.line_of(pos)]:
+            line = c.chars[start:start + layout.CHARS]
+            out += [line[j + 1] for j in range(4) if line[j] == prev and line[j + 1]]
+        return [self.vocab.id(ch) for ch in out]
+
+    def coherence(self, c: Candidate) -> float:
+        """Mean cosine of lines 2–4's characters to line 1's centroid, in the model's input embedding
+        (the skip-gram vectors in word2vec mode): how near the poem stays to its first line."""
+        ids = [self.vocab.id(ch) for ch in c.chars if len(ch) == 1 and IS_CJK.match(ch)]
+        first, rest = self.unit[ids[:layout.CHARS]].mean(axis=0), self.unit[ids[layout.CHARS:]]
+        return float((rest @ (first / max(np.linalg.norm(first), 1e-6))).mean()) if len(rest) else 0.0
+
+    def rank(self, c: Candidate) -> float:
+        """What a best-of-K choice maximises: the model's mean log-probability, less the frequency
+        penalty of the chosen characters, plus the coherence with line 1."""
+        free = [self.vocab.id(ch) for i, ch in enumerate(c.chars) if i not in c.forced and i not in PUNCT]
+        return c.logp / max(c.generated, 1) + float(self.penalty[free].mean() if free else 0) + self.style.coherence * self.coherence(c)
 
     def allowed(self, c: Candidate, pos: int, drop: tuple = ()) -> np.ndarray:
         """Mask of characters allowed at `pos` for `c`, without the constraints in `drop` (may be shared: copy to write)."""
-        mk, line = self.masks, pos // 6
+        mk, line = self.masks, layout.line_of(pos)
+        slots = layout.line_slots(line)
         on = {k: v and k not in drop for k, v in self.on.items()}
         tones = BOTH
         if on["tones"] and c.types and c.types[line]:
-            later = tuple((i - line * 6, ch) for i, ch in sorted(c.forced.items()) if pos < i < line * 6 + 5)
-            tones = prosody.allowed_tones(c.types[line], "".join(c.chars[line * 6:pos]), later=later)
+            as_fitting = lambda i, ch: prosody.ANY if i in c.free else ch
+            later = tuple((layout.char_of(i), as_fitting(i, ch)) for i, ch in sorted(c.forced.items()) if pos < i < slots.stop)
+            prefix = "".join(as_fitting(i, c.chars[i]) for i in range(slots.start, pos))
+            tones = prosody.allowed_tones(c.types[line], prefix, later=later)
         m = mk.by_tones[tones] if on["tones"] else mk.cjk
         if on["rhyme"]:
-            first_end = c.chars[4] or c.forced.get(4, "")
+            one, two, three, four = layout.LINE_ENDS
+            first_end = c.chars[one] or c.forced.get(one, "")
             first_rhymes = prosody.reading(first_end)[0] == {prosody.PING}  # a 平-only line 1 end rhymes too
-            if pos == 4:  # known (check_rhyme needs it), and if 平-only, a rhyme opener
+            if pos == one:  # known (check_rhyme needs it), and if 平-only, a rhyme opener
                 m = m & (mk.ze | mk.of_groups(mk.all_groups, partner=True))
-            elif pos == 10:
+            elif pos == two:
                 m = m & mk.of_groups(prosody.rhyme_groups(first_end) if first_rhymes else mk.all_groups, partner=True)
                 m[self.vocab.id(first_end)] = False  # no 重韵: a rhyme character is not used twice
-            elif pos == 16:
+            elif pos == three:
                 m = m & mk.ze
-            elif pos == 22:
-                groups = prosody.rhyme_groups(c.chars[10])
+            elif pos == four:
+                groups = prosody.rhyme_groups(c.chars[two])
                 m = m & mk.of_groups(groups & prosody.rhyme_groups(first_end) if first_rhymes else groups)
-                m[[self.vocab.id(c.chars[10]), self.vocab.id(first_end)]] = False  # a new array: safe to write
-        if on["novelty"]:  # no character three times, counting forced characters still to come
+                m[[self.vocab.id(c.chars[two]), self.vocab.id(first_end)]] = False  # a new array: safe to write
+        if on["novelty"]:  # no character three times (counting forced ones still to come), no stutter, no echo
             counts = Counter(c.chars) + Counter(ch for i, ch in c.forced.items() if not c.chars[i])
-            twice = [self.vocab.id(ch) for ch, k in counts.items() if k >= 2 and len(ch) == 1]
-            if twice:
+            banned = [self.vocab.id(ch) for ch, k in counts.items() if k >= 2 and len(ch) == 1]
+            banned += self.repeats(c, pos) if "repeats" not in drop else []
+            if banned:
                 m = m.copy()
-                m[twice] = False
+                m[banned] = False
         return m
 
     def line_is_new(self, c: Candidate, pos: int, ch: str) -> bool:
         """If `ch` completes its line: the line is no training line and no earlier line of the poem."""
-        start = pos - pos % 6
-        if not self.on["novelty"] or any(p not in c.forced for p in range(pos + 1, start + 5)):
+        slots = layout.line_slots(layout.line_of(pos))
+        if not self.on["novelty"] or any(p not in c.forced for p in range(pos + 1, slots.stop)):
             return True
-        line = "".join(c.chars[start:pos]) + ch + "".join(c.forced[p] for p in range(pos + 1, start + 5))
-        earlier = {"".join(c.chars[i:i + 5]) for i in range(0, start, 6)}
-        return line not in earlier and line_hash(line) not in self.train_hashes
+        line = "".join(c.chars[slots.start:pos]) + ch + "".join(c.forced[p] for p in range(pos + 1, slots.stop))
+        earlier = {"".join(c.chars[i:i + layout.CHARS]) for i in layout.LINE_STARTS if i < slots.start}
+        return line not in earlier and line not in self.train_hashes
 
     def options(self, c: Candidate, pos: int) -> tuple[np.ndarray, list[str]]:
-        """The allowed mask, giving up constraints (novelty, then rhyme, then tones) only at a dead end."""
-        dropped, m = [], self.allowed(c, pos)
+        """The allowed mask, giving up constraints (novelty, then rhyme, then tones) only at a dead end.
+
+        Stutters and echoes are a matter of style, not a rule: a dead end lets them go first, unmarked."""
+        dropped, base, m = [], (), self.allowed(c, pos)
+        if not m.any():
+            base = ("repeats",)
+            m = self.allowed(c, pos, base)
         for name in (name for name in RELAX_ORDER if self.on[name] and not m.any()):
             dropped.append(name)
-            m = self.allowed(c, pos, tuple(dropped))
+            m = self.allowed(c, pos, base + tuple(dropped))
         for name in dropped[:-1]:  # take back what the dead end did not need, so the warning names the culprit
             rest = tuple(d for d in dropped if d != name)
-            if (kept := self.allowed(c, pos, rest)).any():
+            if (kept := self.allowed(c, pos, base + rest)).any():
                 dropped, m = list(rest), kept
         return m, dropped
 
@@ -172,49 +268,67 @@ class Decoder:
         text = "".join(c.chars)
         checks = prosody.check_poem(text)
         lines = prosody.split_lines(text)
-        generated = [ln for i, ln in enumerate(lines) if not all(p in c.forced for p in range(i * 6, i * 6 + 5))]
-        checks["copied"] = any(line_hash(ln) in self.train_hashes for ln in generated) if self.on["novelty"] else None
+        generated = [ln for i, ln in enumerate(lines) if not all(p in c.forced for p in layout.line_slots(i))]
+        checks["copied"] = any(ln in self.train_hashes for ln in generated) if self.on["novelty"] else None
         warnings = [f"could not keep {name} at every step (the model had no allowed character)" for name in dict.fromkeys(c.relaxed)]
-        return Poem(text, lines, round(c.logp / max(c.generated, 1), 4), checks, warnings, c.form)
+        breaks = sorted((layout.line_of(i) + 1, layout.char_of(i) + 1) for i in c.free)
+        return Poem(text, lines, round(c.logp / max(c.generated, 1), 4), checks, warnings, c.form, breaks,
+                    round(self.coherence(c), 4), round(self.rank(c), 4))
 
 
-def sample_poems(dec: Decoder, cands: list[Candidate], rng, temperature, top_k, top_p) -> list[Candidate]:
-    """Fill every slot of each candidate by sampling, all candidates advancing in one batch."""
+def sample_poems(dec: Decoder, cands: list[Candidate], rngs: list, temperature, top_k, top_p) -> list[Candidate]:
+    """Fill every slot of each candidate by sampling, all candidates advancing in one batch; each
+    candidate draws from its own generator, so it does not depend on how many share the batch."""
     stepper, tokens = dec.m.stepper, dec.vocab.tokens
-    state = stepper.initial_state(len(cands))
-    prev = np.full(len(cands), dec.vocab.id("<s>"))
-    for pos in range(24):
-        logp, state = stepper.step(prev, state)  # (batch, vocab)
-        for b, c in enumerate(cands):
+    # The characters every candidate has forced from the start (a given first line) run once, not per candidate.
+    shared = next(p for p in range(layout.SLOTS + 1) if p == layout.SLOTS or not all((PUNCT.get(p) or c.forced.get(p)) == (PUNCT.get(p) or cands[0].forced.get(p)) and
+                                                               (PUNCT.get(p) or c.forced.get(p)) for c in cands))
+    prefix = [dec.vocab.id("<s>")] + [dec.vocab.id(PUNCT.get(p) or cands[0].forced[p]) for p in range(shared)]
+    state = stepper.initial_state(1)
+    for t in prefix[:-1]:
+        _, state = stepper.step(np.array([t]), state, logits=False)
+    state = [tuple(np.repeat(x, len(cands), axis=0) for x in layer) for layer in state]
+    prev = np.full(len(cands), prefix[-1])
+    for pos in range(shared):
+        for c in cands:
+            c.chars[pos] = PUNCT.get(pos) or c.forced[pos]
+    for pos in range(shared, layout.SLOTS):
+        needed = any(not (PUNCT.get(pos) or c.forced.get(pos)) for c in cands)
+        logp, state = stepper.step(prev, state, logits=needed)  # (batch, vocab)
+        scores = logp + dec.penalty if needed else None  # (batch, vocab): what the choice sees
+        for b, (c, rng) in enumerate(zip(cands, rngs)):
             fixed = PUNCT.get(pos) or c.forced.get(pos)
             if fixed:
                 c.chars[pos] = fixed
             else:
                 m, dropped = dec.options(c, pos)
-                i = sample_next(logp[b], m, rng, temperature, top_k, top_p)
+                i = sample_next(scores[b], m, rng, temperature, top_k, top_p)
                 while not dec.line_is_new(c, pos, tokens[i]):  # resample the line's last character
                     m = m.copy()
                     m[i] = False
                     if not m.any():  # every allowed ending repeats a line: keep it, marked
                         dropped.append("novelty")
                         break
-                    i = sample_next(logp[b], m, rng, temperature, top_k, top_p)
+                    i = sample_next(scores[b], m, rng, temperature, top_k, top_p)
                 c.chars[pos], c.logp, c.generated = tokens[i], c.logp + float(logp[b, i]), c.generated + 1
                 c.relaxed += dropped
             prev[b] = dec.vocab.id(c.chars[pos])
     return cands
 
 
-def beam_poems(dec: Decoder, seed: Candidate, width: int) -> list[Candidate]:
-    """Beam search over the free slots, ranked by the model's own log-probability.
+def beam_poems(dec: Decoder, seed: Candidate, width: int, rng: np.random.Generator | None = None) -> list[Candidate]:
+    """Beam search over the free slots, ranked by the model's log-probability plus the frequency penalty.
 
     All beams share the seed's forced slots, so a forced step only appends; a free step takes the
-    best `width` (beam, character) pairs from the whole (beams, vocab) score table at once.
+    best `width` (beam, character) pairs from the whole (beams, vocab) score table at once. With
+    `style.beam_noise`, each step's scores get Gumbel noise of that scale from `rng` (a stochastic
+    beam): different first lines stop converging on the same likeliest lines.
     """
     stepper, tokens, size = dec.m.stepper, dec.vocab.tokens, len(dec.vocab)
     beams, state = [seed], stepper.initial_state(1)
     prev = np.array([dec.vocab.id("<s>")])
-    for pos in range(24):
+    noise = dec.style.beam_noise if rng is not None else 0.0
+    for pos in range(layout.SLOTS):
         logp, state = stepper.step(prev, state)  # (beams, vocab)
         fixed = PUNCT.get(pos) or seed.forced.get(pos)
         if fixed:
@@ -223,7 +337,20 @@ def beam_poems(dec: Decoder, seed: Candidate, width: int) -> list[Candidate]:
             prev = np.full(len(beams), dec.vocab.id(fixed))
             continue
         masks, drops = zip(*(dec.options(c, pos) for c in beams))
-        totals = np.where(np.stack(masks), logp + np.array([[c.logp] for c in beams]), -np.inf).ravel()
+        scores = np.where(np.stack(masks), logp + dec.penalty, -np.inf)  # (beams, vocab)
+        # Each beam's children lose sibling_penalty per rank below its best child, so the next
+        # beams come from several parents instead of one parent's near-identical lines. The noise
+        # goes on each beam's NOISE_HEAD best children only: past them it would take salad to win.
+        k = min(2 * width, size)
+        head = np.argpartition(-scores, min(NOISE_HEAD if noise else k, size) - 1, axis=1)[:, :NOISE_HEAD if noise else k]
+        head_scores = np.take_along_axis(scores, head, axis=1)  # (beams, head)
+        if noise:
+            head_scores = head_scores + noise * rng.gumbel(size=head_scores.shape).astype(np.float32)
+        order = np.argsort(-head_scores, axis=1, kind="stable")[:, :k]
+        head, head_scores = np.take_along_axis(head, order, axis=1), np.take_along_axis(head_scores, order, axis=1)
+        head_scores = head_scores - dec.style.sibling_penalty * np.arange(k) + np.array([[c.score] for c in beams])
+        totals = np.full(len(beams) * size, -np.inf)
+        totals[(np.arange(len(beams))[:, None] * size + head).ravel()] = head_scores.ravel()
         k = min(2 * width, int(np.isfinite(totals).sum()))
         top = np.argpartition(-totals, k - 1)[:k]
         top = top[np.argsort(-totals[top], kind="stable")]
@@ -235,46 +362,83 @@ def beam_poems(dec: Decoder, seed: Candidate, width: int) -> list[Candidate]:
         novelty = [] if picked else ["novelty"]
         rows, ids = np.divmod(np.array(picked or top[:1]), size)  # nothing new anywhere: the likeliest, marked
         beams = [Candidate(beams[b].chars[:pos] + [tokens[i]] + beams[b].chars[pos + 1:], seed.forced, seed.types, seed.form,
-                           beams[b].logp + float(logp[b, i]), beams[b].generated + 1, beams[b].relaxed + list(drops[b]) + novelty)
+                           beams[b].logp + float(logp[b, i]), beams[b].generated + 1, beams[b].relaxed + list(drops[b]) + novelty,
+                           seed.free, beams[b].score + float(scores[b, i]))
                  for b, i in zip(rows, ids)]
         state = [(h[rows], c_[rows]) for h, c_ in state]
         prev = ids
     return beams
 
 
+def _generator(seed: int, *path: int) -> np.random.Generator:
+    """A generator for one candidate, fixed by the seed (any integer, negatives too) and its place."""
+    return np.random.default_rng([seed % 2**64, *path])
+
+
 def decode(trained: TrainedModel, make_seed, *, n=3, temperature=0.9, top_k=0, top_p=0.9, beam=1, seed=0,
-           tones=True, rhyme=True, novelty=True, max_tries=20) -> list[Poem]:
-    """`make_seed(rng)` → a fresh Candidate; returns n distinct poems, cleanest and likeliest first.
+           tones=True, rhyme=True, novelty=True, max_tries=20, **style) -> list[Poem]:
+    """`make_seed(rng)` → a fresh Candidate; returns n distinct poems (beam: cleanest and best-ranked first).
 
-    A dead end gives a constraint up for that step only (the poem says which); sampling then draws
-    again, at most `max_tries` rounds of n, until n poems kept every constraint.
+    Sampling draws `style.candidates` poems per answer in one batch and keeps the best by
+    `Decoder.rank`. A dead end gives a constraint up for that step only (the poem says which);
+    answers without a poem that kept every constraint draw again, at most `max_tries` rounds.
+    Answer i's candidates come from generators fixed by (seed, i, round, j), so the first answers
+    are the same whatever n is.
     """
-    dec = Decoder(trained, tones, rhyme, novelty)
-    rng = np.random.default_rng(seed)
-    found: dict[str, Poem] = {}
+    style = Style(**style)  # candidates, coherence, frequency_penalty, sibling_penalty
+    dec = Decoder(trained, tones, rhyme, novelty, style)
+    order = lambda p: (len(p.warnings), -p.rank)
     if beam > 1:
-        for c in beam_poems(dec, make_seed(rng), max(beam, n)):
+        found: dict[str, Poem] = {}
+        rng = _generator(seed)
+        for c in beam_poems(dec, make_seed(rng), max(beam, n), rng):
             found.setdefault("".join(c.chars), dec.finish(c))
-    else:
-        for _ in range(max(max_tries, 1)):
-            if sum(not p.warnings for p in found.values()) >= n:
-                break
-            for c in sample_poems(dec, [make_seed(rng) for _ in range(n)], rng, temperature, top_k, top_p):
-                found.setdefault("".join(c.chars), dec.finish(c))
-    return sorted(found.values(), key=lambda p: (len(p.warnings), -p.score))[:n]
+        return sorted(found.values(), key=order)[:n]
+    pools: list[dict[str, Poem]] = [{} for _ in range(n)]
+    pending, k = list(range(n)), max(style.candidates, 1)
+    for round_ in range(max(max_tries, 1)):
+        places = [(i, j) for i in pending for j in range(k)]
+        rngs = [_generator(seed, i, round_, j) for i, j in places]
+        for (i, _), c in zip(places, sample_poems(dec, [make_seed(r) for r in rngs], rngs, temperature, top_k, top_p)):
+            pools[i].setdefault("".join(c.chars), dec.finish(c))
+        pending = [i for i in pending if not any(not p.warnings for p in pools[i].values())]
+        if not pending:
+            break
+    chosen: list[Poem] = []
+    for pool in pools:  # answer i takes its best poem that an earlier answer did not take
+        taken = {p.text for p in chosen}
+        best = sorted((p for p in pool.values() if p.text not in taken), key=order)
+        if best:
+            chosen.append(best[0])
+    return chosen  # in answer order: answer 1 stays answer 1 when more are asked for
 
 
-def choose_form(rng, tones: bool, line: str | None = None, heads: str = "") -> tuple[str | None, tuple | None, list[str]]:
-    """(form, its line types, notes): a form the given first line fits, or one whose lines each head can start."""
+def choose_form(rng, tones: bool, line: str | None = None, heads: str = "") -> tuple[str | None, tuple | None, list[str], frozenset]:
+    """(form, its line types, notes, positions of given characters that break it).
+
+    A form the given first line (or every acrostic head) fits; when none fits, one of those it
+    breaks least, and the breaking characters are named, since the given text is never changed.
+    """
     if not tones:
-        return None, None, []
-    fitting = prosody.forms_for_first_line(line) if line else (
-        [f for f, types in prosody.FORMS.items() if all(prosody.allowed_tones(t, h) for t, h in zip(types, heads))] or list(prosody.FORMS))
-    if not fitting:  # only a given first line can fit none; lines 2–4 still follow a form
-        form = str(rng.choice(list(prosody.FORMS)))
-        return form, (None,) + prosody.FORMS[form][1:], [f"the first line fits none of the four tone patterns; lines 2–4 follow {form}"]
-    form = str(rng.choice(fitting))
-    return form, prosody.FORMS[form], []
+        return None, None, [], frozenset()
+    if line:
+        costs = {f: prosody.break_cost(line, types[0]) for f, types in prosody.FORMS.items()}
+    else:  # a head breaks a form when no variant of its line type can start with it
+        costs = {f: sum(not prosody.allowed_tones(t, h) for t, h in zip(types, heads)) for f, types in prosody.FORMS.items()}
+    best = min(costs.values())
+    form = str(rng.choice([f for f, cost in costs.items() if cost == best]))
+    types = prosody.FORMS[form]
+    if not best:
+        return form, types, [], frozenset()
+    if line:
+        free = frozenset(prosody.breaks(line, types[0]))
+        named = "".join(line[i] for i in sorted(free))
+        where = ", ".join(str(i + 1) for i in sorted(free))
+        return form, types, [f"the first line fits none of the four tone patterns; lines 2–4 follow {form}, "
+                             f"which it breaks least (character {where}: {named})"], free
+    free = frozenset(layout.slot(i, 0) for i, (t, h) in enumerate(zip(types, heads)) if not prosody.allowed_tones(t, h))
+    named = "".join(heads[layout.line_of(i)] for i in sorted(free))
+    return form, types, [f"the heads {named} fit no tone pattern at their place; the poem follows {form}, which they break least"], free
 
 
 def normalize_line(raw: str, what: str = "The first line", size: int = 5, example: str = "床前明月光") -> str:
@@ -287,10 +451,12 @@ def normalize_line(raw: str, what: str = "The first line", size: int = 5, exampl
     if inner:
         raise InputError(f"{what} has punctuation inside ({''.join(inner)}); type {count} characters without it, e.g. {example}.")
     text = to_simplified(text)
-    bad = [ch for ch in text if not IS_CJK.match(ch)]
-    if len(text) != size or bad:
-        extra = f", and {''.join(bad)!r} {'is not a Chinese character' if len(bad) == 1 else 'are not Chinese characters'}" if bad else ""
-        raise InputError(f"{what} must be {count} Chinese characters, but it has {len(text)}{extra}; e.g. {example}.")
+    bad = "".join(ch for ch in text if not IS_HAN.match(ch))
+    if bad:
+        raise InputError(f"{what} must be {count} Chinese characters, and {bad!r} "
+                         f"{'is not one' if len(bad) == 1 else 'are not Chinese characters'}; e.g. {example}.")
+    if len(text) != size:
+        raise InputError(f"{what} must be {count} Chinese characters, but it has {len(text)}; e.g. {example}.")
     return text
 
 
@@ -302,13 +468,13 @@ def unknown_warning(trained: TrainedModel, chars: str) -> list[str]:
 def complete_poem(trained: TrainedModel, first_line: str, **options) -> Result:
     """Finish the quatrain that starts with `first_line` (traditional or simplified, ，/。 optional)."""
     line = normalize_line(first_line)
-    notes: list[str] = []
 
     def make_seed(rng):
-        form, types, notes[:] = choose_form(rng, options.get("tones", True), line=line)
-        return Candidate([""] * 24, dict(enumerate(line)), types, form)
+        form, types, _, free = choose_form(rng, options.get("tones", True), line=line)
+        return Candidate([""] * layout.SLOTS, dict(enumerate(line)), types, form, free=free)
 
     poems = decode(trained, make_seed, **options)
+    notes = break_notes(poems, line)
     if options.get("rhyme", True) and not prosody.is_known(line[-1]):
         notes.append(f"{line[-1]} has no known tone in 平水韵, so the rhyme check cannot pass")
     return Result(line, poems, unknown_warning(trained, line) + notes)
@@ -319,11 +485,25 @@ def acrostic_poem(trained: TrainedModel, heads: str, **options) -> Result:
     heads = normalize_line(heads, "An acrostic (one head per line)", 4, "春夏秋冬")
 
     def make_seed(rng):
-        form, types, _ = choose_form(rng, options.get("tones", True), heads=heads)
-        return Candidate([""] * 24, {i * 6: ch for i, ch in enumerate(heads)}, types, form)
+        form, types, _, free = choose_form(rng, options.get("tones", True), heads=heads)
+        return Candidate([""] * layout.SLOTS, {layout.slot(i, 0): ch for i, ch in enumerate(heads)}, types, form, free=free)
 
     poems = decode(trained, make_seed, **options)
-    return Result(poems[0].lines[0] if poems else "", poems, unknown_warning(trained, heads))
+    return Result(poems[0].lines[0] if poems else "", poems, unknown_warning(trained, heads) + break_notes(poems))
+
+
+def break_notes(poems: list[Poem], line: str = "") -> list[str]:
+    """One note per form followed despite given characters that break it, named from the poems
+    themselves (candidates of one answer may follow different forms)."""
+    notes = {}
+    for p in poems:
+        if p.breaks:
+            chars = "".join(p.lines[i - 1][j - 1] for i, j in p.breaks)
+            where = ", ".join(str(j) for _, j in p.breaks)
+            notes[p.form, chars] = (f"the first line fits none of the four tone patterns; lines 2–4 follow {p.form}, which it "
+                                    f"breaks least (character {where}: {chars})" if line else
+                                    f"the heads {chars} fit no tone pattern at their place; the poem follows {p.form}, which they break least")
+    return list(notes.values())
 
 
 def theme_keywords(trained: TrainedModel, theme: str, vectors=None) -> list[tuple[str, list[str]]]:
@@ -355,10 +535,10 @@ def theme_poem(trained: TrainedModel, theme: str, vectors=None, **options) -> Re
     word, (ch, *_) = keywords[0]
 
     def make_seed(rng):  # the keyword goes where its tone fits line 1 of the chosen form
-        form, types, _ = choose_form(rng, options.get("tones", True))
+        form, types, _, _ = choose_form(rng, options.get("tones", True))
         fits = lambda j: prosody.reading(ch)[0] & prosody.allowed_tones(types[0], "", j)
         spots = [j for j in range(5) if not types or fits(j)] or list(range(5))
-        return Candidate([""] * 24, {int(rng.choice(spots)): ch}, types, form)
+        return Candidate([""] * layout.SLOTS, {int(rng.choice(spots)): ch}, types, form)
 
     poems = decode(trained, make_seed, **options)
     return Result(poems[0].lines[0] if poems else "", poems, [], [w for w, _ in keywords], f"{word} → {ch}")

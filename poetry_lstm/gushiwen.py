@@ -10,6 +10,7 @@ are rewritten atomically; an interrupted crawl resumes where it stopped and writ
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import random
 import re
 import sys
@@ -24,7 +25,7 @@ from bs4 import BeautifulSoup, NavigableString, UnicodeDammit
 
 from . import files, http
 from .config import Config, CrawlConfig
-from .errors import PoetryError
+from .errors import InputError, PoetryError
 
 SOURCE = "gushiwen"
 LIST_PATH = "/shiwens/default.aspx?page={page}&tstr=&astr=&cstr={dynasty}&xstr="
@@ -32,6 +33,7 @@ DYNASTY_MARK = re.compile(r"〔([^〕]+)〕")  # newer layout: 王维〔唐代�
 HTML_SPACE = re.compile(r"[ \t\r\n\f]+")  # not \s: a full-width space (U+3000) is part of the text
 HIDDEN_TAGS = {"textarea", "script", "style"}  # the textarea holds a copy-to-clipboard duplicate
 LINE_BREAK_TAGS = {"br", "p", "div"}
+MIN_DELAY = 1.0  # seconds between requests to any host but this machine: the README's promise to the site
 
 
 class ListPage(NamedTuple):
@@ -111,7 +113,27 @@ def crawl_gushiwen(cfg: Config, *, base_url: str | None = None, max_pages: int |
                    delay: float | None = None, progress: bool = True) -> dict:
     """Crawl every dynasty's list (resuming a stopped crawl) and return counts of what happened."""
     cfg = cfg.replace("crawl", gushiwen_url=base_url, max_pages=max_pages, delay=delay)
+    check_delay(cfg.crawl)
     return _Crawl(cfg.crawl, Path(cfg.paths.crawler_dir), progress).run()
+
+
+def is_local(url: str) -> bool:
+    """Whether `url` points at this machine (localhost or a loopback address)."""
+    host = urlparse(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve anywhere
+        return False
+
+
+def check_delay(crawl: CrawlConfig) -> None:
+    """A delay under MIN_DELAY only against this machine, where no one else's server is hurried."""
+    if crawl.delay < MIN_DELAY and not is_local(crawl.gushiwen_url):
+        host = urlparse(crawl.gushiwen_url).hostname or crawl.gushiwen_url
+        raise InputError(f"A delay of {crawl.delay:g} s is too short for {host}: under {MIN_DELAY:g} s is allowed only "
+                         f"against this machine (127.0.0.1, localhost); use --delay {MIN_DELAY:g} or more.")
 
 
 class _Crawl:
@@ -120,6 +142,10 @@ class _Crawl:
         self.raw_file = crawler_dir / "raw" / "gushiwen.jsonl"
         self.state_file = crawler_dir / "gushiwen.state.json"
         self.cache_dir = crawler_dir / "cache" / "gushiwen"
+        # A crawl killed mid-write left its temporaries; this run is the one writing here now.
+        for path in (self.raw_file, self.state_file):
+            files.remove_stale_temps(path.parent, files.temp_glob(path))
+        files.remove_stale_temps(self.cache_dir, ".*.tmp*")
         # The raw file, not the state, says which poems are done: it is written first, so a crash
         # between the two writes re-parses one cached page and finds every poem on it already there.
         self.records = files.read_jsonl(self.raw_file, "raw gushiwen file") if self.raw_file.exists() else []
@@ -130,6 +156,7 @@ class _Crawl:
         self.robots: RobotFileParser | None = None
         self.pause = crawl.delay
         self.last_request: float | None = None
+        self.disallowed: list[str] = []
         self.counts = {"pages": 0, "fetched": 0, "from_cache": 0, "new_records": 0, "skipped": 0, "disallowed": 0}
 
     def run(self) -> dict:
@@ -138,6 +165,11 @@ class _Crawl:
         finally:
             if self.session is not None:
                 self.session.close()
+        if self.counts["disallowed"] == len(finished) and not self.counts["pages"]:
+            raise PoetryError(f"{urljoin(self.crawl.gushiwen_url, '/robots.txt')} forbids the crawl: no list page may be "
+                              f"fetched, so nothing was; {self._kept()}.")
+        for message in self.disallowed:  # told once the crawl is known to have done something else
+            self._say(message, always=True)
         return {**self.counts, "records": len(self.records), "finished": all(finished), "raw_file": str(self.raw_file)}
 
     def _crawl_list(self, dynasty: str) -> bool:
@@ -148,14 +180,14 @@ class _Crawl:
             url = position["next_url"]
             html = self._page(url)
             if html is None:
-                self._say(f"robots.txt disallows {url}; the {dynasty} list stops here.", always=True)
+                self.disallowed.append(f"robots.txt disallows {url}; the {dynasty} list stops here.")
                 self.counts["disallowed"] += 1
                 return False
             page = parse_list_page(html, url)
             if not page.poems and page.walled:
                 self._cache_file(url).unlink(missing_ok=True)  # so the next run asks the site again
-                raise PoetryError(f"gushiwen served a login or captcha page instead of poems at {url}; the "
-                                  f"{len(self.records)} records so far are kept in {self.raw_file}; try again later.")
+                raise PoetryError(f"gushiwen served a login or captcha page instead of poems at {url}; "
+                                  f"{self._kept()}; try again later.")
             if not page.poems:  # the end of the list, or a layout this parser no longer reads
                 self._say(f"No poems found at {url}; the {dynasty} list ends here.", always=True)
             self._keep(page.poems, dynasty)
@@ -164,6 +196,12 @@ class _Crawl:
             self.counts["pages"] += 1
             self._say(f"gushiwen {dynasty} page {position['pages']}: {len(page.poems)} poems, {len(self.records)} records in all")
         return position["next_url"] is None
+
+    def _kept(self) -> str:
+        """What an early stop leaves behind, in words."""
+        if not self.records:
+            return "no records were written"
+        return f"the {len(self.records)} records crawled so far are kept in {self.raw_file}"
 
     def _keep(self, poems: list[dict], dynasty: str) -> None:
         new = [{**poem, "dynasty": poem["dynasty"] or dynasty} for poem in poems if poem["source_id"] not in self.seen]

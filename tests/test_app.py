@@ -37,6 +37,45 @@ def test_poem_html_marks_failures_and_unknown():
     assert "✗ 格律" in out and "– 新句" in out  # no training hashes: the copy check is not applicable
 
 
+def test_poem_html_marks_given_characters_that_break_the_form():
+    text = "山水风月花，前病雨秋家。雨暖歌春问，白书今玉霞。"
+    out = page.poem_html(text, -3.0, None, "平起入韵", [(1, 2)])
+    marked = re.findall(r'class="pl-ch[^"]*pl-break"[^>]*><span class="pl-hz">(.)<', out)
+    assert marked == ["水"]  # (line 1, character 2), counted from 1
+    assert re.findall(r'class="pl-break-mark"[^>]*>([^<]*)<', out) == [page.BREAK_MARK]
+    assert out.count('class="pl-line pl-has-break"') == 1  # room under line 1 for the mark
+    assert "平起入韵" in out and "kept as given" in out  # the tooltip says why
+    assert 'class="pl-break-note"' in out and "照原样保留" in out
+    # acrostic heads: the first character of lines 3 and 4
+    out = page.poem_html(text, None, None, "仄起入韵", [(3, 1), (4, 1)])
+    assert re.findall(r'class="pl-ch[^"]*pl-break"[^>]*><span class="pl-hz">(.)<', out) == ["雨", "白"]
+    # nothing broken, nothing marked
+    plain = page.poem_html(text, -3.0, None, "平起入韵")
+    assert "pl-break" not in plain and "pl-has-break" not in plain and page.BREAK_MARK not in plain  # nor a note
+
+
+def test_zh_message_gives_chinese_before_the_english():
+    from poetry_lstm.errors import InputError
+    from poetry_lstm.generate import normalize_line
+
+    cases = [  # (what the library is given, the Chinese expected before its English)
+        (lambda: normalize_line("山水风月"), "首句须为五个汉字，现在是 4 个字"),
+        (lambda: normalize_line(""), "首句是空的，请输入五个汉字"),
+        (lambda: normalize_line("山水，风月花"), "首句中间有标点（，），请去掉"),
+        (lambda: normalize_line("春夏秋", "An acrostic (one head per line)", 4, "春夏秋冬"), "藏头字须为四个汉字，现在是 3 个字"),
+    ]
+    for call, chinese in cases:
+        with pytest.raises(InputError) as info:
+            call()
+        assert page.zh_message(info.value) == f"{chinese} ({info.value})"  # the English is kept whole
+    note = "the first line fits none of the four tone patterns; lines 2–4 follow 仄起入韵, which it breaks least (character 4, 5: 们啊)"
+    assert page.zh_message(note, "warning").startswith("首句不合四种平仄格式；第二至四句依首句最接近的仄起入韵，首句第 4、5 字（们啊）失律 (")
+    assert page.zh_message("could not keep rhyme at every step (x)", "warning").startswith("未能每一步都守住押韵")
+    # a shape nobody mapped still gets a Chinese lead-in, and the English in full
+    assert page.zh_message("Something new went wrong.") == "未能完成，原因见英文说明 (Something new went wrong.)"
+    assert page.zh_message("Something new.", "warning") == "提示 (Something new.)"
+
+
 def test_html_and_markdown_escaping():
     nasty = '<img src=x onerror="alert(1)">&'
     assert "<img" not in page._badge(nasty, True)
@@ -45,7 +84,7 @@ def test_html_and_markdown_escaping():
         assert raw not in escaped
 
 
-def test_pca_2d_is_the_top_two_principal_axes():
+def test_pca_2d_is_the_top_two_principal_axes_with_fixed_signs():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 6)) * np.array([5.0, 3.0, 1.0, 0.5, 0.2, 0.1])
     xy = page.pca_2d(x)
@@ -53,7 +92,22 @@ def test_pca_2d_is_the_top_two_principal_axes():
     assert np.allclose(xy.mean(axis=0), 0, atol=1e-9)
     var = xy.var(axis=0)
     assert var[0] > var[1] > 0.5 * 3.0**2  # the two widest directions, widest first
-    assert np.allclose(np.abs(page.pca_2d(-x)), np.abs(xy))  # signs are fixed, values are not mirrored at random
+    # The same projection from the covariance's eigenvectors, signed by the rule pca_fit states:
+    # the point furthest along each axis lies on its positive side. Compared with signs, not np.abs.
+    centred = x - x.mean(axis=0)
+    _, vectors = np.linalg.eigh(centred.T @ centred)
+    expected = centred @ vectors[:, ::-1][:, :2]
+    expected *= np.sign(expected[np.abs(expected).argmax(axis=0), [0, 1]])
+    np.testing.assert_allclose(xy, expected, rtol=0, atol=1e-9)
+    assert all(xy[np.abs(xy[:, k]).argmax(), k] > 0 for k in range(2))
+    # The picture depends on the points, not on the sign of the vectors or the order of the rows.
+    np.testing.assert_allclose(page.pca_2d(-x), xy, rtol=0, atol=1e-9)
+    order = rng.permutation(len(x))
+    np.testing.assert_allclose(page.pca_2d(x[order]), xy[order], rtol=0, atol=1e-9)
+    # By hand: points on a line, the far one at 10 → coordinates along it minus the mean 3.25.
+    line = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [10.0, 10.0]])
+    np.testing.assert_allclose(page.pca_2d(line)[:, 0], np.array([-3.25, -2.25, -1.25, 6.75]) * np.sqrt(2), atol=1e-12)
+    np.testing.assert_allclose(page.pca_2d(-line)[:, 0], page.pca_2d(line)[:, 0], atol=1e-12)
 
 
 def test_fast_loaders_match_keras_and_gensim(tiny_models):
@@ -126,6 +180,29 @@ def errors(at) -> list[str]:
     return [e.value.replace("\\", "") for e in at.error]
 
 
+def captions(at) -> list[str]:
+    return [c.value.replace("\\", "") for c in at.caption]
+
+
+def marked(at) -> list[list[tuple[int, int, str]]]:
+    """Per poem on the page: (line, character, the character) of each mark ✗ 失律, from 1."""
+    out = []
+    for m in at.markdown:
+        for block in re.findall(r'<div class="pl-poem".*?(?=<div class="pl-poem"|$)', m.value):
+            found = []
+            for i, line in enumerate(re.findall(r'<div class="pl-line[^"]*">(.*?)<span class="pl-punct">', block)):
+                for j, ch in enumerate(re.findall(r'<span class="pl-ch([^"]*)"[^>]*><span class="pl-hz">(.)<', line)):
+                    if "pl-break" in ch[0]:
+                        assert page.BREAK_MARK in line
+                        found.append((i + 1, j + 1, ch[1]))
+            out.append(found)
+    return out
+
+
+def forms(at) -> list[str]:
+    return [f for m in at.markdown for f in re.findall(r'class="pl-meta">[^<]*· ([^<·]+)</div>', m.value)]
+
+
 def test_page_opens_with_controls(app):
     assert app.text_input(key="text_line").placeholder == "白日依山尽"
     assert [b.label for b in app.button if b.label == "生成"]
@@ -150,24 +227,27 @@ def test_traditional_first_line_with_a_stop(app):
     assert poems(app) and all(p.startswith("白云归江东，") for p in poems(app))
 
 
-BAD_INPUTS = [  # (mode, text, part of the message)
-    ("line", "", "is empty"),
-    ("line", "山水风月", "must be five Chinese characters, but it has 4"),
-    ("line", "山水风月花云", "but it has 6"),
-    ("line", "abcde", "not Chinese characters"),
-    ("line", "山水，风月花", "punctuation inside"),
-    ("acrostic", "春夏秋", "four Chinese characters"),
-    ("acrostic", "ab春夏", "four Chinese characters"),
-    ("theme", "", "theme is empty"),
-    ("theme", "hello world 123", "no keyword the model can use"),
+BAD_INPUTS = [  # (mode, text, part of the English message, the Chinese that comes first)
+    ("line", "", "is empty", "首句是空的"),
+    ("line", "山水风月", "must be five Chinese characters, but it has 4", "首句须为五个汉字，现在是 4 个字"),
+    ("line", "山水风月花云", "but it has 6", "首句须为五个汉字，现在是 6 个字"),
+    ("line", "abcde", "not Chinese characters", "首句须为五个汉字，abcde 不是汉字"),
+    ("line", "山水，风月花", "punctuation inside", "首句中间有标点"),
+    ("acrostic", "春夏秋", "four Chinese characters", "藏头字须为四个汉字"),
+    ("acrostic", "ab春夏", "four Chinese characters", "藏头字须为四个汉字"),
+    ("theme", "", "theme is empty", "主题是空的"),
+    ("theme", "hello world 123", "no keyword the model can use", "主题里没有模型能用的关键词"),
 ]
 
 
 def test_bad_input_gives_a_message_not_a_traceback(app):
-    for mode, text, message in BAD_INPUTS:
+    for mode, text, message, chinese in BAD_INPUTS:
         ask(app, text, mode)
         shown = errors(app)
         assert len(shown) == 1 and message in shown[0], (mode, text, shown)
+        assert shown[0].startswith(chinese), shown  # Chinese first…
+        english = shown[0][shown[0].index(" (") + 2:]
+        assert english[:1].isascii() and english.endswith(")"), shown  # …then the library's English in brackets
         assert "e.g." in shown[0], shown  # with an example of what works
         assert not poems(app), (mode, text)
     ask(app, "山水风月花")  # and the page still works afterwards
@@ -180,6 +260,46 @@ def test_acrostic(app):
     assert found and not errors(app)
     for text in found:
         assert QUATRAIN.match(text) and [line[0] for line in prosody.split_lines(text)] == list("春夏秋冬")
+    assert marked(app) == [[]] * len(found)  # heads that fit a form: nothing marked
+
+
+@pytest.mark.parametrize("heads", ["我爱你们", "睳慏肉吮"])  # issue 9: these crashed the page with a traceback
+def test_acrostic_heads_that_fit_no_form(app, heads):
+    ask(app, heads, "acrostic")
+    found = poems(app)
+    assert len(found) == 3 and not errors(app)
+    for text in found:
+        assert QUATRAIN.match(text) and [line[0] for line in prosody.split_lines(text)] == list(heads)
+    marks = marked(app)
+    assert all(marks) and len(marks) == len(found)
+    for poem_marks, form in zip(marks, forms(app)):
+        types = prosody.FORMS[form]
+        assert all(char == 1 for _, char, _ in poem_marks)  # only heads are marked…
+        for i, head in enumerate(heads):  # …exactly those that no variant of their line can start with
+            breaks = not prosody.allowed_tones(types[i], head)
+            assert breaks == ((i + 1, 1, head) in poem_marks), (form, head, poem_marks)
+    assert any(c.startswith("⚠️ 藏头字 ") and "不合所在位置的平仄" in c for c in captions(app)), captions(app)
+
+
+def test_first_line_that_fits_no_form_is_kept_and_marked(app):
+    line = "山水风月花"
+    assert prosody.forms_for_first_line(line) == []  # the premise: no tone form takes this line
+    ask(app, line)
+    found, marks = poems(app), marked(app)
+    assert len(found) == 3 and all(t.startswith(line + "，") for t in found) and not errors(app)
+    assert len(marks) == len(found) and all(marks)
+    for text, poem_marks, form in zip(found, marks, forms(app)):
+        assert {(i, ch) for i, _, ch in poem_marks} <= {(1, ch) for ch in line}  # only line 1's characters
+        spots = {j - 1 for _, j, _ in poem_marks}
+        head = prosody.FORMS[form][0]
+        # the marks are exactly what breaks the form: free them and line 1 fits it
+        freed = "".join(prosody.ANY if j in spots else ch for j, ch in enumerate(line))
+        assert not prosody.line_fits(line, head) and prosody.line_fits(freed, head), (form, poem_marks)
+        assert all(prosody.line_fits(ln, t) for ln, t in zip(prosody.split_lines(text)[1:], prosody.FORMS[form][1:]))
+    assert any(c.startswith("⚠️ 首句不合四种平仄格式") and "失律" in c for c in captions(app)), captions(app)
+    ask(app, "孤舟明月夜")  # a first line that fits: nothing marked
+    assert prosody.forms_for_first_line("孤舟明月夜") and poems(app) and marked(app) == [[]] * len(poems(app))
+    assert not any("首句不合" in c for c in captions(app))
 
 
 def test_theme_shows_keywords(app):
@@ -209,8 +329,12 @@ def test_switching_model_and_settings(app):
     app.toggle[0].set_value(False).run()  # tones off
     app.slider[3].set_value(3).run()  # beam search
     assert not app.exception and poems(app)
+    assert any("beam 3" in c for c in captions(app)) and marked(app) == [[]] * len(poems(app))  # tones off: no marks
     app.radio(key="model").set_value("word2vec").run()
-    assert not app.exception and poems(app) and first
+    assert not app.exception and poems(app)
+    app.toggle[0].set_value(True).run()
+    app.slider[3].set_value(1).run()  # back to the first settings: the same seed gives the same poems
+    assert not app.exception and poems(app) == first and len(first) == 3
 
 
 def test_new_seed_button(app):
@@ -245,8 +369,37 @@ def test_missing_models_say_which_command(tmp_path, monkeypatch):
     monkeypatch.setenv("POETRY_LSTM_CONFIG", str(config))
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not at.exception
-    assert any("poetry-lstm train --mode word2vec" in e.value for e in at.error)
+    assert any(e.startswith("还没有 word2vec 模型") and "poetry-lstm train --mode word2vec" in e for e in errors(at)), errors(at)
     assert not at.tabs  # st.stop() before the tabs
+
+
+def test_library_errors_that_are_not_input_are_messages(tmp_path, tiny_models, monkeypatch):
+    """A broken model folder: each PoetryError the library raises is one sentence, Chinese first."""
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    (models / "word2vec" / "vectors" / "vectors.bin").write_bytes(b"garbage\x00\xff")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\nmodels_dir = "{models}"\n', encoding="utf-8")
+    monkeypatch.setenv("POETRY_LSTM_CONFIG", str(config))
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception and at.tabs  # the page still opens; the explorer says what is wrong
+    assert errors(at) == [e for e in errors(at) if e.startswith("文件损坏或无法读取") and "are corrupt" in e] and errors(at)
+    ask(at, "思念故乡的秋夜", "theme")  # the theme reads the same vectors
+    shown = [e.value for e in at.error if e.icon == "⚠️"]  # the poem tab's message
+    assert len(shown) == 1 and "are corrupt" in shown[0] and "文件损坏" in shown[0] and not poems(at)
+    assert "Traceback" not in " ".join(errors(at))
+
+    models = tmp_path / "models2"  # another folder: the loaded models are cached by path
+    shutil.copytree(tiny_models, models)
+    (models / "train_lines.u64").unlink()  # the copy check's hashes: the model cannot load
+    config.write_text(f'[paths]\nmodels_dir = "{models}"\n', encoding="utf-8")
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception and not at.tabs
+    assert any(e.startswith("训练句哈希文件") and "train_lines.u64" in e for e in errors(at)), errors(at)
 
 
 def test_bad_config_is_a_message(tmp_path, monkeypatch):
@@ -256,4 +409,4 @@ def test_bad_config_is_a_message(tmp_path, monkeypatch):
     config.write_text("[paths]\nnot_a_key = 1\n", encoding="utf-8")
     monkeypatch.setenv("POETRY_LSTM_CONFIG", str(config))
     at = AppTest.from_file(str(APP), default_timeout=60).run()
-    assert not at.exception and any("not_a_key" in e.value.replace("\\", "") for e in at.error)
+    assert not at.exception and any(e.startswith("配置文件有误 (") and "not_a_key" in e for e in errors(at)), errors(at)

@@ -1,11 +1,11 @@
-"""Trigram Kneser–Ney baseline: `python -m pytest tests/test_baseline.py -q`."""
+"""Kneser–Ney n-gram models, the trigram baseline first: `python -m pytest tests/test_baseline.py -q`."""
 import math
 import random
 
 import numpy as np
 import pytest
 
-from poetry_lstm.baseline import (BOS, SCORED_POSITIONS, UNK, TrigramKN, estimate_discount, score,
+from poetry_lstm.baseline import (BOS, SCORED_POSITIONS, UNK, KneserNey, TrigramKN, estimate_discount, score,
                                   score_poem)
 
 # Toy corpus: sequences <s> <s> a b a b  and  <s> <s> a b b.
@@ -150,3 +150,59 @@ def test_bad_input_is_refused():
         TrigramKN().fit([])
     with pytest.raises(ValueError):
         TrigramKN(discount=1.5)
+
+
+# ---- any order -------------------------------------------------------------------------------
+def test_fourgram_probability_by_hand():
+    # Order 4 pads with three <s>. 4-grams: (sssa)=2 (ssab)=2 (saba)=1 (abab)=1 (sabb)=1; their
+    # suffixes give trigram continuations (ssa)=1 (sab)=1 (aba)=1 (bab)=1 (abb)=1, and below them the
+    # same bigram and unigram continuations as the trigram model above.
+    model = KneserNey(order=4, discount=0.5).fit(TOY)
+    p2 = (1 - 0.5) / 2 + 0.5 * 2 / 2 * (11 / 24)   # P(a | b) = 23/48
+    p3 = (1 - 0.5) / 2 + 0.5 * 2 / 2 * p2          # P(a | a b): history (a,b) has aba, abb
+    p4 = (1 - 0.5) / 2 + 0.5 * 2 / 2 * p3          # P(a | <s> a b): history has saba, sabb
+    assert model.prob("a", BOS, "a", "b") == pytest.approx(p4) == pytest.approx(95 / 192)
+    assert model.discounts == (0.5,) * 4
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
+def test_every_order_gives_distributions_that_sum_to_one(order):
+    poems = _pseudo_poems(80, seed=order)
+    model = KneserNey(order=order).fit(poems)
+    rng = random.Random(order)
+    histories = [tuple(poem[i:i + order - 1]) for poem in poems[:5] for i in range(0, 24 - order, 7)]
+    histories += [tuple(rng.choice("龘鱻" + poems[0]) for _ in range(order - 1)), (BOS,) * (order - 1)]
+    for history in histories:
+        dist = model.distribution(*history)
+        assert dist.sum() == pytest.approx(1.0) and (dist > 0).all()
+        assert model.tokens[int(np.argmax(dist))] == model.top1(*history)
+
+
+def test_vectorised_scores_match_one_character_at_a_time():
+    poems = _pseudo_poems(120, seed=9)
+    model = KneserNey(order=4).fit(poems[:100])
+    lines = [line for poem in poems[100:] for line in poem.replace("。", "，").split("，")[:4]]
+    table = model.text_log_probs(lines)
+    assert table.shape == (len(lines), 5)
+    for line, row in zip(lines, table):
+        history = [BOS] * 3 + list(line)
+        assert list(row) == pytest.approx([model.log_prob(ch, *history[i:i + 3]) for i, ch in enumerate(line)])
+
+
+def test_trigram_is_the_order_three_model():
+    poems = _pseudo_poems(150, seed=2)
+    general, trigram = KneserNey(order=3).fit(poems[:120]), TrigramKN().fit(poems[:120])
+    assert score(general, poems[120:]) == score(trigram, poems[120:])
+    assert trigram.order == 3 and trigram.discounts == general.discounts
+
+
+def test_wrong_history_or_lengths_are_refused():
+    model = KneserNey(order=4).fit(TOY)
+    with pytest.raises(ValueError, match="needs 3 history tokens, not 2"):
+        model.prob("a", "a", "b")
+    with pytest.raises(ValueError, match="one length"):
+        model.text_log_probs(["ab", "abc"])
+    with pytest.raises(ValueError, match="order must be at least 1"):
+        KneserNey(order=0)
+    with pytest.raises(ValueError, match="too many"):
+        KneserNey(order=6).fit([chr(0x4E00 + i) for i in range(3000)])

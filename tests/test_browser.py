@@ -99,6 +99,31 @@ def server(request, tmp_path_factory, browser_parts):
             proc.wait(timeout=10)
 
 
+def check_break_marks(poem, first: str) -> None:
+    """`first` fits no tone form: the characters that break the one followed wear a visible ✗ 失律
+    under their tone, with a tooltip, without pushing line 1's characters out of line or covering line 2."""
+    from poetry_lstm import prosody
+
+    assert not prosody.forms_for_first_line(first), first
+    chars = poem.locator(".pl-ch")
+    broken = poem.locator(".pl-ch.pl-break")
+    assert broken.count() >= 1
+    marks = poem.locator(".pl-break-mark")
+    assert marks.count() == broken.count()
+    for k in range(broken.count()):
+        ch, mark = broken.nth(k), broken.nth(k).locator(".pl-break-mark")
+        assert mark.is_visible() and mark.inner_text() == "✗ 失律"
+        assert "kept as given" in mark.get_attribute("title") and ch.locator(".pl-hz").inner_text() in first
+        box, under = ch.bounding_box(), mark.bounding_box()
+        assert under["y"] >= box["y"] + box["height"] - 1  # under the character and its tone
+        assert abs((under["x"] + under["width"] / 2) - (box["x"] + box["width"] / 2)) < 2  # centred on it
+        line2 = chars.nth(5).bounding_box()
+        assert under["y"] + under["height"] <= line2["y"] + 1, (under, line2)  # line 2 is not covered
+    tops = [chars.nth(j).locator(".pl-hz").bounding_box()["y"] for j in range(5)]
+    assert max(tops) - min(tops) < 1, tops  # line 1 still sits on one line
+    assert "照原样保留" in poem.locator(".pl-break-note").inner_text()
+
+
 IDLE = "() => document.querySelector('.stApp')?.getAttribute('data-test-script-state') === 'notRunning'"
 
 
@@ -131,6 +156,8 @@ def test_browser_poem_timing_error_and_screenshot(server, browser_parts, tmp_pat
             assert shown[0] == first and all(len(line) == 5 for line in shown)
             assert poem.locator(".pl-tone").count() == 20  # a tone under every character
             assert page.locator(".pl-poem").count() == 3
+            if not os.environ.get("POETRY_LSTM_SCREENSHOT"):  # the tiny models' poems: the decoder's breaks
+                check_break_marks(poem, first)
 
             laters = []
             for line in later:
@@ -161,6 +188,7 @@ def test_browser_poem_timing_error_and_screenshot(server, browser_parts, tmp_pat
             message = page.get_by_text("must be five Chinese characters")
             message.wait_for(state="visible", timeout=30_000)
             assert "e.g." in message.inner_text()
+            assert message.inner_text().startswith("首句须为五个汉字")  # Chinese first, the English after it
             expect(page.locator(".pl-poem")).to_have_count(0, timeout=10_000)  # the old poems go once the run ends
             assert "Traceback" not in page.content()
         finally:

@@ -1,7 +1,12 @@
 """Typed configuration: defaults, override files, and a clear sentence for every mistake."""
 from __future__ import annotations
 
+import math
 import re
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -9,7 +14,7 @@ from click.testing import CliRunner
 
 from conftest import ROOT
 from poetry_lstm.cli import cli
-from poetry_lstm.config import DEFAULT_FILE, Config, load_config
+from poetry_lstm.config import DEFAULT_FILE, RULES, Config, RangeError, allowed, load_config
 from poetry_lstm.errors import PoetryError
 
 try:
@@ -26,9 +31,35 @@ def write(tmp_path: Path, text: str, name: str = "my.toml") -> Path:
     return path
 
 
+def test_the_packaged_defaults_are_a_link_to_the_documented_file():
+    """config/default.toml is the one users read; the package loads poetry_lstm/default.toml, a
+    link to it, so the two cannot drift apart."""
+    assert DEFAULT_FILE.is_symlink() and DEFAULT_FILE.resolve() == CONFIG_TOML.resolve()
+
+
+def test_a_built_wheel_ships_the_defaults_and_leaves_training_to_an_extra(tmp_path):
+    """The link is followed when the wheel is built, and the light install has no TensorFlow."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "config", src / "config")
+    shutil.copytree(ROOT / "poetry_lstm", src / "poetry_lstm", symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-c", f"import setuptools.build_meta as b; b.build_wheel({str(tmp_path / 'dist')!r})"],
+                   cwd=src, check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("poetry_lstm-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        assert z.read("poetry_lstm/default.toml") == CONFIG_TOML.read_bytes()
+        meta = next(z.read(n).decode() for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+    requires = [line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Requires-Dist:")]
+    base = {re.split(r"[<>=;\[ ]", r)[0].lower() for r in requires if "extra ==" not in r}
+    train = {re.split(r"[<>=;\[ ]", r)[0].lower() for r in requires if 'extra == "train"' in r}
+    assert {"h5py", "numpy", "streamlit", "jieba"} <= base and not {"tensorflow", "gensim", "keras"} & base
+    assert {"tensorflow", "gensim", "scikit-learn"} <= train
+    assert any(r.startswith("poetry-lstm[train]") and 'extra == "test"' in r for r in requires)  # tests install it all
+
+
 def test_defaults_are_the_documented_file():
-    """config/default.toml is the one users read; the packaged copy is the one loaded: they must agree."""
-    assert DEFAULT_FILE.read_bytes() == CONFIG_TOML.read_bytes()
     cfg = load_config()
     data = tomllib.loads(CONFIG_TOML.read_text(encoding="utf-8"))
     for section, values in data.items():
@@ -52,9 +83,8 @@ def uncommented_keys(text: str) -> list[str]:
     return missing
 
 
-@pytest.mark.parametrize("path", [CONFIG_TOML, DEFAULT_FILE], ids=["config", "package"])
-def test_every_key_in_default_toml_has_a_comment(path):
-    text = path.read_text(encoding="utf-8")
+def test_every_key_in_default_toml_has_a_comment():
+    text = CONFIG_TOML.read_text(encoding="utf-8")
     assert uncommented_keys(text) == []
     keys = sum(bool(re.match(r"\s*[A-Za-z_][\w-]*\s*=", line)) for line in text.splitlines())
     assert keys == sum(len(v) for v in tomllib.loads(text).values())  # every key was looked at
@@ -134,3 +164,71 @@ def test_the_cli_refuses_a_missing_config_file(tmp_path):
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "absent.toml"), "clean"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip().splitlines() == [f"Error: The config file {tmp_path / 'absent.toml'} does not exist; pass an existing TOML file to --config."]
+
+
+# --- ranges: one check for files and flags ----------------------------------------------------
+
+@pytest.mark.parametrize("key, value, allowed", [
+    ("n", "100000", "from 1 to 20"), ("n", "0", "from 1 to 20"), ("beam", "100000", "from 1 to 64"),
+    ("beam", "0", "from 1 to 64"), ("temperature", "0", "from 0.05 to 5"), ("temperature", "-1", "from 0.05 to 5"),
+    ("temperature", "nan", "from 0.05 to 5"), ("temperature", "inf", "from 0.05 to 5"),
+    ("top_p", "2.0", "above 0 and at most 1"), ("top_p", "0", "above 0 and at most 1"), ("top_p", "nan", "above 0 and at most 1"),
+    ("top_k", "-5", "at least 0"), ("max_tries", "-1", "at least 1"), ("max_tries", "0", "at least 1"),
+    ("mode", '"nope"', "one of word2vec, onehot"),
+])
+def test_generate_values_out_of_range_are_refused_naming_key_and_range(tmp_path, key, value, allowed):
+    path = write(tmp_path, f"[generate]\n{key} = {value}\n")
+    given = tomllib.loads(f"x = {value}")["x"]
+    shown = repr(float(given) if key in ("temperature", "top_p") else given)  # a float key holds a float
+    with pytest.raises(PoetryError) as err:
+        load_config(path)
+    assert str(err.value) == f"{path}: [generate] {key} must be {allowed}, not {shown}."
+
+
+@pytest.mark.parametrize("section, key, value, allowed", [
+    ("train", "epochs", "0", "at least 1"), ("train", "batch_size", "0", "at least 1"),
+    ("train", "learning_rate", "0", "above 0"), ("train", "learning_rate", "nan", "above 0"),
+    ("train", "learning_rate", "-0.1", "above 0"), ("train", "seed", "-5", "from 0 to 4294967295"),
+    ("train", "lr_decay", "1.5", "above 0 and at most 1"), ("train", "patience", "0", "at least 1"),
+    ("train", "mode", '"nope"', "one of word2vec, onehot"), ("train", "max_minutes", "-1", "at least 0"),
+    ("model", "layers", "1", "at least 2"), ("model", "dropout", "1.0", "at least 0 and below 1"),
+    ("vectors", "seed", "-1", "from 0 to 4294967295"), ("crawl", "delay", "-1", "at least 0"),
+    ("crawl", "read_timeout", "0", "above 0"), ("crawl", "source", '"wikisource"', "one of chinese-poetry, gushiwen"),
+    ("clean", "test_share", "1.5", "from 0 to 1"),
+])
+def test_other_sections_are_range_checked_too(tmp_path, section, key, value, allowed):
+    path = write(tmp_path, f"[{section}]\n{key} = {value}\n")
+    with pytest.raises(PoetryError, match=rf"^.*my.toml: \[{section}\] {key} must be {re.escape(allowed)}, not "):
+        load_config(path)
+
+
+def test_the_held_out_shares_leave_room_for_training(tmp_path):
+    with pytest.raises(PoetryError, match=r"my.toml: \[clean\] valid_share \+ test_share must be at most 1, not 1.2\.$"):
+        load_config(write(tmp_path, "[clean]\nvalid_share = 0.6\ntest_share = 0.6\n"))
+    assert load_config(write(tmp_path, "[clean]\nvalid_share = 0.0\ntest_share = 1.0\n", "all_test.toml")).clean.test_share == 1.0
+
+
+def test_values_at_the_ends_of_their_ranges_are_accepted(tmp_path):
+    cfg = load_config(write(tmp_path, "[generate]\nn = 20\nbeam = 64\ntemperature = 0.05\ntop_p = 1.0\ntop_k = 0\n"
+                                      "seed = -5\nmax_tries = 1\nmode = \"onehot\"\n[train]\nseed = 4294967295\n"))
+    g = cfg.generate
+    assert (g.n, g.beam, g.temperature, g.top_p, g.top_k, g.seed, g.max_tries, g.mode) == (20, 64, 0.05, 1.0, 0, -5, 1, "onehot")
+    assert cfg.train.seed == 2**32 - 1  # [generate] seed takes any integer: the decoder maps it
+    assert load_config(write(tmp_path, "[generate]\ntemperature = 5\n", "hot.toml")).generate.temperature == 5.0
+
+
+def test_replace_checks_ranges_as_the_file_does():
+    cfg = load_config()
+    with pytest.raises(RangeError) as err:
+        cfg.replace("generate", temperature=math.nan)
+    assert (err.value.section, err.value.key, err.value.allowed) == ("generate", "temperature", "from 0.05 to 5")
+    assert math.isnan(err.value.value)
+    assert cfg.replace("generate", n=20).generate.n == 20
+
+
+def test_every_default_is_in_range_and_every_rule_names_a_real_key():
+    cfg = load_config()
+    for section, rules in RULES.items():
+        for key, rule in rules.items():
+            assert rule.holds(getattr(getattr(cfg, section), key)), f"[{section}] {key}"
+            assert allowed(section, key) == rule.describe()

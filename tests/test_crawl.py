@@ -108,7 +108,7 @@ def test_a_folder_gives_raw_records_and_skips_malformed_ones(tmp_path):
 
 def test_a_tarball_is_read_in_place_and_cleaned_into_simplified_quatrains(tmp_path):
     tarball = build_tarball(tmp_path)
-    cfg = cfg_for(tmp_path)
+    cfg = cfg_for(tmp_path).replace("clean", forms=["wujue"])
     stats = crawl.crawl_chinese_poetry(cfg, tarball)
     assert stats == {"files": 2, "malformed": len(MALFORMED), "records": len(EXPECTED_RAW)}
     check_raw(raw_of(cfg))
@@ -248,6 +248,91 @@ def test_a_full_disk_while_writing_is_caught_too(tmp_path, monkeypatch):
     assert [p.name for p in path.parent.iterdir()] == ["rows.jsonl"]
 
 
+# --- a smaller crawl, and what a killed one left ------------------------------------------------
+
+def small_tree(root: Path) -> Path:
+    """One good poem and two malformed records: a wrong --from, not the data set."""
+    folder = root / "package" / "dist" / "quantangshi"
+    folder.mkdir(parents=True)
+    (folder / "poet.tang.0.json").write_bytes(dump(TANG[:1] + MALFORMED[:2]))
+    return root
+
+
+def test_a_crawl_with_under_half_the_records_keeps_the_previous_ones(tmp_path):
+    cfg = cfg_for(tmp_path)
+    crawl.crawl_chinese_poetry(cfg, build_tree(tmp_path / "full"))
+    raw = crawl.raw_path(cfg, "chinese-poetry")
+    before = raw.read_bytes()
+    with pytest.raises(PoetryError) as err:
+        crawl.crawl_chinese_poetry(cfg, small_tree(tmp_path / "small"))
+    assert str(err.value) == (f"The new crawl has 1 record, fewer than half of the 6 in {raw}, so the previous raw records "
+                              "and corpus are kept; check --from (the full data set is `npm pack chinese-poetry@2.0.1`), "
+                              "or pass --force to replace them.")
+    assert raw.read_bytes() == before and [p.name for p in raw.parent.iterdir()] == [raw.name]
+
+
+def test_force_replaces_them_and_says_how_many_it_replaced(tmp_path):
+    cfg = cfg_for(tmp_path)
+    crawl.crawl_chinese_poetry(cfg, build_tree(tmp_path / "full"))
+    stats = crawl.crawl_chinese_poetry(cfg, small_tree(tmp_path / "small"), force=True)
+    assert stats == {"files": 1, "malformed": 2, "records": 1, "replaced": 6}
+    assert [r["source_id"] for r in raw_of(cfg)] == ["t-1"]
+
+
+def test_half_the_records_is_plausible(tmp_path):
+    cfg = cfg_for(tmp_path)
+    raw = crawl.raw_path(cfg, "chinese-poetry")
+    raw.parent.mkdir(parents=True)
+    raw.write_text("{}\n" * 2, encoding="utf-8")  # 2 earlier records: 1 new one is half, and kept
+    assert crawl.crawl_chinese_poetry(cfg, small_tree(tmp_path / "small"))["replaced"] == 2
+    raw.write_text("{}\n" * 3, encoding="utf-8")
+    with pytest.raises(PoetryError, match="fewer than half of the 3"):
+        crawl.crawl_chinese_poetry(cfg, small_tree(tmp_path / "small2"))
+
+
+def test_a_crawl_removes_what_a_killed_crawl_left(tmp_path):
+    cfg = cfg_for(tmp_path)
+    raw = crawl.raw_path(cfg, "chinese-poetry")
+    cache = tmp_path / "crawler" / "cache" / "chinese-poetry"
+    raw.parent.mkdir(parents=True)
+    cache.mkdir(parents=True)
+    left = [raw.parent / ".chinese-poetry.jsonl.k1ll3d.tmp", cache / ".poet.tang.0.json.x7y8z9.tmp"]
+    kept = [raw.parent / "gushiwen.jsonl", raw.parent / ".gushiwen.jsonl.abc.tmp", cache / "poet.song.0.json"]
+    for path in left + kept:
+        path.write_text("partial", encoding="utf-8")
+    crawl.crawl_chinese_poetry(cfg, build_tree(tmp_path / "clone"))
+    assert not any(path.exists() for path in left)
+    assert all(path.exists() for path in kept)  # another source's files (and their temporaries) are its own
+    check_raw(raw_of(cfg))
+
+
+def test_remove_stale_temps_takes_files_and_folders_matching_only(tmp_path):
+    """What train.py calls for a killed run's `models/.onehot.tmp-*` folder."""
+    (tmp_path / ".onehot.tmp-ab12" / "vectors").mkdir(parents=True)
+    (tmp_path / ".onehot.tmp-ab12" / "vectors" / "vectors.bin").write_bytes(b"x")
+    (tmp_path / ".onehot.tmp-cd34").write_bytes(b"y")
+    (tmp_path / "onehot").mkdir()
+    (tmp_path / ".word2vec.tmp-ef56").mkdir()
+    removed = files.remove_stale_temps(tmp_path, ".onehot.tmp-*")
+    assert [p.name for p in removed] == [".onehot.tmp-ab12", ".onehot.tmp-cd34"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".word2vec.tmp-ef56", "onehot"]
+    assert files.remove_stale_temps(tmp_path / "absent", "*") == []
+
+
+def test_temp_glob_matches_the_names_atomic_path_makes(tmp_path):
+    target = tmp_path / "rows.jsonl"
+    with files.atomic_path(target, suffix=".keras") as tmp:
+        tmp.write_text("x", encoding="utf-8")
+        assert [p.name for p in tmp_path.glob(files.temp_glob(target))] == [tmp.name]
+    assert list(tmp_path.glob(files.temp_glob(target))) == []
+
+
+def test_read_json_names_the_fix_it_is_given(tmp_path):
+    (tmp_path / "config.json").write_text("{torn", encoding="utf-8")
+    with pytest.raises(PoetryError, match=r"is not valid JSON \(.*\); run `poetry-lstm train --mode onehot` again\.$"):
+        files.read_json(tmp_path / "config.json", "model config", fix="run `poetry-lstm train --mode onehot` again")
+
+
 # --- HTTP ---------------------------------------------------------------------------------------
 
 FOLDER = "/chinese-poetry/abc123/全唐诗"  # the real URL has Chinese in its path too
@@ -283,7 +368,7 @@ def test_http_crawl_caches_every_file_and_a_second_run_fetches_nothing(server, t
     assert [r["dynasty"] for r in records].count("宋") == 1 and {r["source"] for r in records} == {"chinese-poetry"}
 
     sent = len(server.requests)
-    assert crawl.crawl_chinese_poetry(cfg) == stats
+    assert crawl.crawl_chinese_poetry(cfg) == {**stats, "replaced": stats["records"]}
     assert len(server.requests) == sent and raw_of(cfg) == records
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,7 +19,11 @@ from poetry_lstm import evaluate
 from poetry_lstm.baseline import SCORED_POSITIONS
 from poetry_lstm.cli import cli
 from poetry_lstm.errors import PoetryError
-from poetry_lstm.evaluate import evaluate_model, model_scores, read_poem_file
+from poetry_lstm.evaluate import (evaluate_model, generation_rows, generation_settings, make_yardsticks, model_scores,
+                                  read_poem_file)
+from poetry_lstm.judge import fit_judge, judge_perplexity, training_lines
+from poetry_lstm.reading import attested_doubles
+from poetry_lstm.weights import load_model_fast, load_vectors_fast
 from poetry_lstm.model import load_model_dir
 from poetry_lstm.train import split_texts
 from conftest import tiny_config
@@ -136,6 +142,7 @@ def test_tone_is_also_reported_over_first_lines_that_fit_a_form():
     r = evaluate.poem_metrics([deng, jing, odd], set(), set())
     assert r["first_line_fits_a_form"] == pytest.approx(2 / 3)
     assert r["tone"] == pytest.approx(1 / 3) and r["tone_when_first_line_fits"] == pytest.approx(1 / 2)
+    assert r["lines_2_4_regulated"] == pytest.approx(1 / 3)  # over all poems: only 登鹳雀楼's lines 2–4 scan
 
 
 def _run(args):
@@ -198,3 +205,105 @@ def test_cli_evaluate_without_models(tmp_path):
     toml = tmp_path / "cfg.toml"
     toml.write_text(f'[paths]\nmodels_dir = "{tmp_path / "models"}"\n', encoding="utf-8")
     assert "run `poetry-lstm train" in _error_line(_run(["--config", str(toml), "evaluate"]))
+
+
+def test_without_training_poems_the_baseline_is_left_out(onehot, poem_file, tiny_root):
+    _, poems = poem_file
+    train = split_texts(tiny_config(tiny_root), True)["train"]
+    alone, beside = evaluate_model(onehot, poems, None), evaluate_model(onehot, poems, train)
+    assert alone["baseline_perplexity"] is None and alone["ratio_to_baseline"] is None and alone["unigram_rhyme_mass"] is None
+    assert alone["perplexity"] == beside["perplexity"] and alone["rhyme_mass"] == beside["rhyme_mass"]
+
+
+@pytest.fixture(scope="module")
+def generated_rows(tiny_root, tiny_models):
+    """The rows of `evaluate --generate` for the tiny onehot model on 12 test poems."""
+    cfg = tiny_config(tiny_root)
+    from poetry_lstm.clean import load_corpus
+    records = load_corpus(cfg)
+    real = [r["text"] for r in records if r["split"] == "test"][:12]
+    lines = training_lines(records)
+    sticks = make_yardsticks(real, fit_judge(lines), load_vectors_fast(tiny_models / "word2vec" / "vectors"), attested_doubles(lines))
+    model = load_model_fast(tiny_models / "onehot")
+    return generation_rows({"onehot": model}, generation_settings(cfg.generate), sticks, model.line_hashes(), None), sticks
+
+
+def test_generation_rows_compare_each_setting_with_the_real_poems(generated_rows):
+    rows, sticks = generated_rows
+    assert list(rows) == ["onehot, defaults", "onehot, beam 8", "onehot, defaults, unconstrained", "real poems"]
+    real = rows["real poems"]
+    assert real["poems"] == 12 and real["judge_ratio_to_real"] == 1.0
+    assert real["judge_perplexity"] == pytest.approx(judge_perplexity(sticks.judge, sticks.real)["perplexity"])
+    assert "discriminator_accuracy" not in real and "overused" not in real
+    for name in list(rows)[:3]:
+        row = rows[name]
+        assert row["poems"] == 12 and row["first_line_kept"] == 1.0
+        assert 0 <= row["discriminator_accuracy"] <= 1 and 0 <= row["formula_rate"] <= 1
+        assert row["judge_ratio_to_real"] == pytest.approx(row["judge_perplexity"] / real["judge_perplexity"])
+        assert -1 <= row["coherence_lift"] <= 1 and row["stutter"] <= row["doubled_chars"]
+        assert len(row["overused"]) == 10 and row["novel_4grams"] is None and row["ms_per_poem"] > 0
+
+
+def test_beam_completions_repeat_and_the_settings_follow_the_config(tiny_root, tiny_models):
+    cfg = tiny_config(tiny_root)
+    settings = generation_settings(cfg.generate)
+    model = load_model_fast(tiny_models / "onehot")
+    first = ["山水风月花", "江南春色好"]
+    from poetry_lstm.evaluate import complete_all
+    beams = [complete_all(model, first, **settings["beam 8"])[0] for _ in range(2)]
+    assert beams[0] == beams[1] and all(p[:5] == line for p, line in zip(beams[0], first))
+    assert settings["beam 8"]["beam"] == 8 and settings["defaults"]["beam"] == cfg.generate.beam
+    assert not any(settings["defaults, unconstrained"][k] for k in ("tones", "rhyme", "novelty"))
+
+
+def _config_without_corpus(tiny_root, tmp_path):
+    toml = tmp_path / "no-corpus.toml"
+    toml.write_text((tiny_root / "config.toml").read_text(encoding="utf-8")
+                    .replace(str(tiny_root / "corpus"), str(tmp_path / "corpus")), encoding="utf-8")
+    return toml
+
+
+def test_cli_evaluate_without_corpus_fails_before_tensorflow_and_says_how_to_build_it(tiny_root, tiny_models, tmp_path):
+    toml = _config_without_corpus(tiny_root, tmp_path)
+    # A fresh interpreter: this one has imported TensorFlow already for the tiny models.
+    code = ("import sys; from click.testing import CliRunner; from poetry_lstm.cli import cli; "
+            "r = CliRunner().invoke(cli, sys.argv[1:]); print(r.output); print('tensorflow' in sys.modules); sys.exit(r.exit_code)")
+    done = subprocess.run([sys.executable, "-c", code, "--config", str(toml), "evaluate"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == "False"
+    message = done.stdout
+    assert "Traceback" not in message and str(tmp_path / "corpus") in message
+    assert "npm pack chinese-poetry@2.0.1" in message
+    assert "poetry-lstm crawl --source chinese-poetry --from chinese-poetry-2.0.1.tgz" in message
+
+
+def test_cli_evaluate_file_without_corpus_scores_it_and_says_what_is_left_out(tiny_root, tiny_models, poem_file, tmp_path):
+    path, _ = poem_file
+    toml = _config_without_corpus(tiny_root, tmp_path)
+    result = _run(["--config", str(toml), "evaluate", "--file", str(path), "--mode", "onehot", "--generate", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["poems"] == 3 and out["perplexity"] > 1 and out["baseline_perplexity"] is None
+    assert "trigram baseline" in out["skipped"] and "judge perplexity" in out["skipped"]
+    assert "no corpus" in result.stderr and "trigram baseline" in result.stderr
+    row = out["generation"]["onehot, defaults"]
+    assert "judge_perplexity" not in row and row["stutter"] is None and row["novel_4grams"] is None
+    assert row["copy_rate"] is not None and row["discriminator_accuracy"] is None  # 3 poems: too few for 5 folds
+    with_corpus = json.loads(_run(["--config", str(tiny_root / "config.toml"), "evaluate", "--file", str(path),
+                                   "--mode", "onehot", "--json"]).stdout)
+    assert out["perplexity"] == with_corpus["perplexity"] and with_corpus["baseline_perplexity"] > 1
+
+
+def test_cli_evaluate_generate_json_and_table(tiny_root, tiny_models):
+    args = ["--config", str(tiny_root / "config.toml"), "evaluate", "--generate", "--limit", "10"]
+    result = _run(args + ["--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)  # one object on stdout; progress went to stderr
+    assert set(out["models"]) == {"word2vec", "onehot"} and out["skipped"] == []
+    assert set(out["generation"]) == {f"{m}, {s}" for m in ("word2vec", "onehot")
+                                      for s in ("defaults", "beam 8", "defaults, unconstrained")} | {"real poems"}
+    assert all("judge_ratio_to_real" in row and "coherence" in row for row in out["generation"].values())
+    table = _run(args + ["--mode", "onehot"])
+    assert table.exit_code == 0, table.output
+    assert "onehot: poems completed from the same first lines" in table.stdout
+    assert "discriminator_accuracy" in table.stdout and "over-used characters" in table.stdout

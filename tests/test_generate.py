@@ -17,7 +17,8 @@ from poetry_lstm import generate as G
 from poetry_lstm import prosody as P
 from poetry_lstm.cli import cli
 from poetry_lstm.errors import InputError
-from poetry_lstm.metrics import line_hash
+from poetry_lstm.errors import PoetryError
+from poetry_lstm.metrics import LineHashes
 from poetry_lstm.model import SPECIALS, TrainedModel, Vocab, load_model_dir
 
 FIT = ["床前明月光", "白日依山尽", "春眠不觉晓", "千山鸟飞绝"]  # each fits a form (asserted below)
@@ -29,12 +30,13 @@ class TableStepper:
 
     def __init__(self, table: np.ndarray):
         self.table = table - np.log(np.exp(table).sum(axis=1, keepdims=True))
+        self.embedding = np.eye(len(table), dtype=np.float32)  # each character similar only to itself
 
     def initial_state(self, batch):
         return [(np.zeros((batch, 1)), np.zeros((batch, 1)))]
 
-    def step(self, ids, state):
-        return self.table[np.asarray(ids)], state
+    def step(self, ids, state, logits=True):
+        return (self.table[np.asarray(ids)] if logits else None), state
 
 
 def prefer(vocab: Vocab, wants: dict) -> TableStepper:
@@ -163,17 +165,21 @@ def test_constraints_win_over_a_model_that_wants_one_ze_character(w2v):
 def test_novelty_avoids_training_lines(tmp_path, tiny_models, beam):
     folder = tmp_path / "word2vec"
     shutil.copytree(tiny_models / "word2vec", folder)
-    (folder / "train_lines.sha1").write_text("", encoding="utf-8")
+    hashes = tmp_path / "train_lines.u64"
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config.pop("train_lines_sha1")  # these hashes are ours, not the training run's
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    hashes.write_bytes(LineHashes.of_lines(["一二三四五"]).to_bytes())  # no line the model writes
     greedy = dict(n=1, beam=beam, seed=2)  # the same seed replays `before` exactly unless lines are blocked
     before = G.complete_poem(load_model_dir(folder), "白日依山尽", **greedy).poems[0]
     assert_regulated(before, "白日依山尽")
     assert before.checks["copied"] is False
     # The lines the model would write become training lines: it must write others.
-    blocked = {line_hash(ln) for ln in before.lines[1:]}
-    (folder / "train_lines.sha1").write_text("".join(h + "\n" for h in sorted(blocked)), encoding="utf-8")
+    blocked = set(before.lines[1:])
+    hashes.write_bytes(LineHashes.of_lines(blocked).to_bytes())
     after = G.complete_poem(load_model_dir(folder), "白日依山尽", **greedy).poems[0]
     assert_regulated(after, "白日依山尽")
-    assert not {line_hash(ln) for ln in after.lines} & blocked and after.checks["copied"] is False
+    assert not set(after.lines) & blocked and after.checks["copied"] is False
     assert G.complete_poem(load_model_dir(folder), "白日依山尽", novelty=False, **greedy).poems[0].checks["copied"] is None
 
 
@@ -215,8 +221,8 @@ def test_beam_width_eight_gives_eight_distinct_poems(w2v):
     again = G.complete_poem(w2v, "千山鸟飞绝", n=8, beam=8)
     texts = [p.text for p in first.poems]
     assert texts == [p.text for p in again.poems] and len(set(texts)) == 8
-    scores = [p.score for p in first.poems]
-    assert scores == sorted(scores, reverse=True) and not any(p.warnings for p in first.poems)
+    ranks = [p.rank for p in first.poems]  # what the decoder maximises: score, frequency penalty, coherence
+    assert ranks == sorted(ranks, reverse=True) and not any(p.warnings for p in first.poems)
 
 
 # --- dead ends ----------------------------------------------------------------------------------
@@ -353,3 +359,80 @@ def test_cli_json(run_cli):
         assert poem["checks"]["tone"] and poem["checks"]["rhyme"] and poem["checks"]["copied"] is False
     again = json.loads(run_cli("床前明月光", "--json", "--n", "2", "--seed", "3").stdout)
     assert again["poems"] == out["poems"]
+
+
+# --- decoding for meaning (issue 10) -------------------------------------------------------------
+
+def test_an_empty_or_missing_hash_file_is_an_error_unless_novelty_is_off(tmp_path, tiny_models):
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models / "word2vec", models / "word2vec")
+    for content in (b"", None):
+        if content is None:
+            (models / "train_lines.u64").unlink()
+        else:
+            (models / "train_lines.u64").write_bytes(content)
+        with pytest.raises(PoetryError, match="train_lines.u64"):
+            G.complete_poem(load_model_dir(models / "word2vec"), "白日依山尽", n=1)
+        poem = G.complete_poem(load_model_dir(models / "word2vec"), "白日依山尽", n=1, novelty=False).poems[0]
+        assert poem.checks["copied"] is None
+
+
+def test_the_first_answers_do_not_depend_on_how_many_are_asked_for(tiny_models):
+    trained = load_model_dir(tiny_models / "word2vec")
+    one = G.complete_poem(trained, "白日依山尽", n=1, seed=5).poems
+    three = G.complete_poem(trained, "白日依山尽", n=3, seed=5).poems
+    assert one[0].text == three[0].text and len({p.text for p in three}) == 3
+
+
+@pytest.mark.parametrize("seed", [-5, 2**70])
+def test_any_integer_seed_gives_a_poem_and_the_same_poem_again(tiny_models, seed):
+    trained = load_model_dir(tiny_models / "word2vec")
+    first = G.complete_poem(trained, "白日依山尽", n=1, seed=seed).poems[0].text
+    assert first == G.complete_poem(trained, "白日依山尽", n=1, seed=seed).poems[0].text
+
+
+def test_no_stutter_and_no_echo_unless_a_real_double(tmp_path):
+    # The model wants to repeat 是 after 是 and to write 春风 again; 悠 is a real 叠字 of the training lines.
+    chars = "是春风悠山水云花人来"
+    trained = fake_model(tmp_path, chars, {("是", "是"): 5.0, ("春", "风"): 5.0, ("悠", "悠"): 5.0, "是": 2.0})
+    trained.vocab = Vocab(trained.vocab.tokens, doubles="悠")
+    for seed in range(5):
+        poem = G.complete_poem(trained, "春风是山水", n=1, seed=seed, tones=False, rhyme=False).poems[0]
+        body = poem.text[6:]
+        assert "是是" not in body and "春风" not in body, poem.text
+    dec = G.Decoder(trained, tones=False, rhyme=False)
+    c = G.Candidate(list("悠") + [""] * 23, {}, None, None)
+    assert trained.vocab.id("悠") not in dec.repeats(c, 1)  # 悠悠 at the start of a line: allowed
+    c = G.Candidate(list("山悠") + [""] * 22, {}, None, None)
+    assert trained.vocab.id("悠") in dec.repeats(c, 2)  # but not in the middle of one
+
+
+def test_the_frequency_penalty_moves_choices_away_from_frequent_characters(tmp_path):
+    chars = "不山水云花人来去风月"
+    trained = fake_model(tmp_path, chars, {"不": 1.0, "山": 0.5})
+    counts = tuple(0 if t in SPECIALS else (10000 if t == "不" else 10) for t in trained.vocab.tokens)
+    trained.vocab = Vocab(trained.vocab.tokens, counts)
+    share = lambda penalty: sum(p.text[6:].count("不") for seed in range(10) for p in G.complete_poem(
+        trained, "山水云花人", n=1, seed=seed, frequency_penalty=penalty, **ALL_OFF).poems)
+    assert share(0.0) > 3 * max(share(0.5), 1)
+
+
+def test_acrostic_heads_that_fit_no_form_still_give_a_poem_naming_them(tiny_models):
+    trained = load_model_dir(tiny_models / "word2vec")
+    for heads in ("我爱你们", "睳慏肉吮"):
+        result = G.acrostic_poem(trained, heads, n=2, seed=1)
+        assert result.poems and all(p.text[0::6][:4] == heads for p in result.poems)
+    result = G.acrostic_poem(trained, "我爱你们", n=1, seed=1)
+    assert any("break" in w for w in result.warnings)
+
+
+def test_a_first_line_that_fits_no_form_follows_the_form_it_breaks_least(tiny_models):
+    trained = load_model_dir(tiny_models / "word2vec")
+    line = "我爱你们啊"
+    assert not P.forms_for_first_line(line)
+    result = G.complete_poem(trained, line, n=2, seed=0)
+    for poem in result.poems:
+        assert poem.form in P.closest_forms(line)
+        assert poem.breaks == [(1, i + 1) for i in P.breaks(line, P.FORMS[poem.form][0])]
+        assert P.check_after_first(poem.text), poem.text  # lines 2–4 are regulated all the same
+    assert any("breaks least" in w for w in result.warnings)

@@ -10,7 +10,7 @@ import pytest
 from local_server import LocalServer, Reply
 from poetry_lstm import files, gushiwen
 from poetry_lstm.config import load_config
-from poetry_lstm.errors import PoetryError
+from poetry_lstm.errors import InputError, PoetryError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "gushiwen"
 TANG, SONG = "唐代", "宋代"
@@ -284,6 +284,16 @@ def test_a_login_page_stops_the_crawl_and_keeps_earlier_records(site, tmp_path):
     assert raw_records(cfg) == uninterrupted_records(tmp_path)
 
 
+def test_a_login_page_first_claims_no_file(site, tmp_path):
+    site.route(path(TANG, 1), Reply(body=LOGIN_PAGE))
+    cfg = make_cfg(tmp_path, site.url)
+    with pytest.raises(PoetryError) as err:
+        gushiwen.crawl_gushiwen(cfg, progress=False)
+    assert str(err.value) == (f"gushiwen served a login or captcha page instead of poems at {site.url}{path(TANG, 1)}; "
+                              "no records were written; try again later.")
+    assert not (Path(cfg.paths.crawler_dir) / "raw" / "gushiwen.jsonl").exists()
+
+
 def test_a_non_html_answer_is_refused_and_not_cached(site, tmp_path):
     site.route(path(TANG, 1), Reply(body=json.dumps({"poems": []}), content_type="application/json"))
     cfg = make_cfg(tmp_path, site.url)
@@ -303,11 +313,40 @@ def test_robots_txt_forbidding_a_page_is_obeyed(tmp_path, capsys):
     assert "robots.txt disallows" in capsys.readouterr().err
 
 
-def test_robots_txt_group_for_our_user_agent_is_obeyed(tmp_path):
+def test_robots_txt_group_for_our_user_agent_is_obeyed_and_forbidding_all_says_so(tmp_path):
     robots = "User-agent: poetry-lstm\nDisallow: /\n\nUser-agent: *\nAllow: /\n"
     with make_site(robots) as server:
-        gushiwen.crawl_gushiwen(make_cfg(tmp_path, server.url), progress=False)
+        with pytest.raises(PoetryError) as err:
+            gushiwen.crawl_gushiwen(make_cfg(tmp_path, server.url), progress=False)
         assert server.paths() == ["/robots.txt"]
+    assert str(err.value) == (f"{server.url}/robots.txt forbids the crawl: no list page may be fetched, so nothing was; "
+                              "no records were written.")
+    assert not (tmp_path / "crawler" / "raw").exists()
+
+
+@pytest.mark.parametrize("status", [200, 403])
+def test_robots_txt_forbidding_all_keeps_and_names_earlier_records(site, tmp_path, status):
+    cfg = make_cfg(tmp_path, site.url, max_pages=1)
+    gushiwen.crawl_gushiwen(cfg, progress=False)
+    raw = Path(cfg.paths.crawler_dir) / "raw" / "gushiwen.jsonl"
+    before = raw.read_bytes()
+    site.route("/robots.txt", Reply(status, "User-agent: *\nDisallow: /\n", content_type="text/plain"))
+    with pytest.raises(PoetryError, match=rf"robots.txt forbids the crawl: .*; the 2 records crawled so far are kept in {raw}\.$"):
+        gushiwen.crawl_gushiwen(make_cfg(tmp_path, site.url), progress=False)
+    assert raw.read_bytes() == before
+
+
+def test_a_crawl_removes_what_a_killed_crawl_left(site, tmp_path):
+    crawler = tmp_path / "crawler"
+    left = [crawler / "raw" / ".gushiwen.jsonl.a1b2.tmp", crawler / ".gushiwen.state.json.c3d4.tmp",
+            crawler / "cache" / "gushiwen" / ".0123_page.html.e5f6.tmp"]
+    kept = crawler / "raw" / ".chinese-poetry.jsonl.g7h8.tmp"  # the other source's: not this crawl's to remove
+    for p in left + [kept]:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("partial", encoding="utf-8")
+    gushiwen.crawl_gushiwen(make_cfg(tmp_path, site.url), progress=False)
+    assert not any(p.exists() for p in left) and kept.exists()
+    assert len(raw_records(make_cfg(tmp_path, site.url))) == 5
 
 
 def test_delay_between_requests_is_obeyed(site, tmp_path):
@@ -315,6 +354,24 @@ def test_delay_between_requests_is_obeyed(site, tmp_path):
     gushiwen.crawl_gushiwen(cfg, delay=0.2, progress=False)
     times = [r.time for r in site.requests]
     assert len(times) == 3 and all(later - earlier >= 0.19 for earlier, later in zip(times, times[1:]))
+
+
+@pytest.mark.parametrize("url, local", [
+    ("http://127.0.0.1:8000", True), ("http://127.5.0.1/", True), ("http://localhost:9/x", True), ("http://[::1]:80/", True),
+    ("https://www.gushiwen.cn", False), ("http://10.0.0.1/", False), ("http://localhost.example.com/", False), ("", False),
+])
+def test_only_this_machine_counts_as_local(url, local):
+    assert gushiwen.is_local(url) is local
+
+
+def test_a_delay_under_a_second_is_refused_for_any_other_host(tmp_path):
+    cfg = load_config().replace("paths", crawler_dir=str(tmp_path / "crawler"))
+    for delay in (0.0, 0.5, 0.999):
+        with pytest.raises(InputError) as err:
+            gushiwen.crawl_gushiwen(cfg, delay=delay, progress=False)  # the real site: refused before any request
+        assert str(err.value) == (f"A delay of {delay:g} s is too short for www.gushiwen.cn: under 1 s is allowed only against "
+                                  "this machine (127.0.0.1, localhost); use --delay 1 or more.")
+    assert not (tmp_path / "crawler").exists()
 
 
 def test_robots_crawl_delay_outweighs_a_shorter_delay(tmp_path):

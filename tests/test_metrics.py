@@ -5,7 +5,7 @@ import pytest
 
 from poetry_lstm.errors import PoetryError
 from poetry_lstm.metrics import (copy_rate, distinct_n, format_table, generated_lines, line_hash,
-                                 load_line_hashes, novel_ngrams, poem_lines, repetition, summarize,
+                                 LineHashes, novel_ngrams, poem_lines, repetition, summarize,
                                  train_ngrams)
 
 # Line 4 repeats line 2.
@@ -25,35 +25,42 @@ def test_lines():
 
 
 def test_line_hash_is_sha1_of_utf8():
-    assert line_hash("abc") == "a9993e364706816aba3e25717850c26c9cd0d89d"  # the FIPS 180 test vector
-    assert line_hash("黄河入海流") == hashlib.sha1("黄河入海流".encode("utf-8")).hexdigest()
+    assert line_hash("abc") == 0xa9993e364706816a  # the first 8 bytes of the FIPS 180 test vector a9993e36…
+    assert line_hash("黄河入海流") == int.from_bytes(hashlib.sha1("黄河入海流".encode("utf-8")).digest()[:8], "big")
 
 
 def _write_hashes(path, lines):
-    path.write_text("".join(hashlib.sha1(l.encode("utf-8")).hexdigest() + "\n" for l in lines), encoding="utf-8")
+    path.write_bytes(LineHashes.of_lines(lines).to_bytes())
 
 
 def test_copy_rate_against_a_hash_file(tmp_path):
-    hashes_file = tmp_path / "train_lines.sha1"
+    hashes_file = tmp_path / "train_lines.u64"
     # 白日依山尽 is line 1, given to the generator, so it must not count as a copy.
-    _write_hashes(hashes_file, ["黄河入海流", "处处闻啼鸟", "白日依山尽"])
-    hashes = load_line_hashes(hashes_file)
-    assert len(hashes) == 3
+    _write_hashes(hashes_file, ["黄河入海流", "处处闻啼鸟", "白日依山尽", "黄河入海流"])
+    hashes = LineHashes.load(hashes_file)
+    assert len(hashes) == 3 and hashes_file.stat().st_size == 3 * 8  # 8 bytes a distinct line
     # Lines 2-4 of both poems: 黄河入海流 (twice) and 处处闻啼鸟 copied, 3 others not: 3 of 6.
     assert copy_rate([REPEATED_LINE, IN_LINE], hashes) == pytest.approx(3 / 6)
     assert copy_rate([CLEAN], hashes) == 0.0
 
 
-def test_load_line_hashes_tolerates_case_and_blanks_and_refuses_junk(tmp_path):
-    good = tmp_path / "good.sha1"
-    good.write_text(line_hash("疑是地上霜").upper() + "\n\n", encoding="utf-8")
-    assert copy_rate([CLEAN], load_line_hashes(good)) == pytest.approx(1 / 3)
-    bad = tmp_path / "bad.sha1"
-    bad.write_text(line_hash("x") + "\nnot a hash\n", encoding="utf-8")
-    with pytest.raises(PoetryError, match="line 2"):
-        load_line_hashes(bad)
+def test_line_hash_is_the_first_eight_bytes_of_sha1_and_files_are_sorted():
+    want = int(hashlib.sha1("疑是地上霜".encode("utf-8")).hexdigest()[:16], 16)
+    assert line_hash("疑是地上霜") == want
+    values = LineHashes.of_lines(["疑是地上霜", "床前明月光", "举头望明月"]).values
+    assert list(values) == sorted(values) and len(set(values)) == 3
+
+
+@pytest.mark.parametrize("content, problem", [(b"", "empty"), (b"\x01" * 12, "truncated"),
+                                              ((2).to_bytes(8, "little") + (1).to_bytes(8, "little"), "not sorted")])
+def test_load_line_hashes_refuses_empty_truncated_and_unsorted_files(tmp_path, content, problem):
+    path = tmp_path / "train_lines.u64"
+    path.write_bytes(content)
+    with pytest.raises(PoetryError, match=problem) as err:
+        LineHashes.load(path)
+    assert str(path) in str(err.value) and "--no-novelty" in str(err.value)
     with pytest.raises(PoetryError, match="missing"):
-        load_line_hashes(tmp_path / "absent.sha1")
+        LineHashes.load(tmp_path / "absent.u64")
 
 
 def test_novel_ngrams_by_hand():
@@ -90,7 +97,7 @@ def test_repetition_flags():
 
 def test_summarize_combines_and_marks_missing_inputs():
     poems = [REPEATED_LINE, IN_LINE, THRICE, CLEAN]
-    hashes = {line_hash("黄河入海流")}
+    hashes = LineHashes.of_lines(["黄河入海流"])
     full = summarize(poems, hashes, train_ngrams([IN_LINE]))
     assert list(full) == ["poems", "copy_rate", "novel_4grams", "distinct_1", "distinct_2",
                           "char_three_times", "char_repeat_in_line", "line_repeated"]

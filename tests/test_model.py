@@ -44,10 +44,22 @@ def test_vocab_load_refuses_corrupt_file(tmp_path, content):
         Vocab.load(tmp_path / "vocab.json")
 
 
-def test_line_hashes_are_sorted_sha1_of_each_line():
+def test_line_hashes_hold_each_line_of_each_poem_once():
     poem = "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"
-    want = sorted(hashlib.sha1(line.encode()).hexdigest() for line in ("白日依山尽", "黄河入海流", "欲穷千里目", "更上一层楼"))
-    assert line_hashes([poem, poem]) == want  # duplicates collapse
+    want = sorted(int(hashlib.sha1(line.encode()).hexdigest()[:16], 16) for line in ("白日依山尽", "黄河入海流", "欲穷千里目", "更上一层楼"))
+    hashes = line_hashes([poem, poem])
+    assert [int(v) for v in hashes.values] == want  # duplicates collapse
+    assert "黄河入海流" in hashes and "黄河入海" not in hashes and "白日依山" + "尽" in hashes
+
+
+def test_vocab_keeps_counts_and_real_doubles(tmp_path):
+    texts = ["悠悠白日尽，黄河入海流。欲穷千里目，更上一层楼。"] * 3 + ["是是白日尽，黄河入海流。欲穷千里目，更上一层楼。"]
+    vocab = Vocab.build(texts, 1)
+    assert vocab.doubles == "悠"  # 悠悠 three times is a 叠字; 是是 once is not
+    assert vocab.counts[vocab.id("悠")] == 6 and vocab.counts[:3] == (0, 0, 0)
+    vocab.save(tmp_path / "vocab.json")
+    again = Vocab.load(tmp_path / "vocab.json")
+    assert again == vocab and again.counts == vocab.counts and again.doubles == "悠"
 
 
 # ---- windows ----------------------------------------------------------------------------------

@@ -28,9 +28,9 @@ from poetry_lstm.errors import PoetryError
 from poetry_lstm.model import SPECIALS, Vocab, build_model, line_hashes, load_model_dir
 from poetry_lstm.train import prepare_vectors, split_texts, train, write_model_dir
 
-VEC_CFG = VectorsConfig(vector_size=8, window=2, negative=3, min_count=1, epochs=2, seed=1)
+VEC_CFG = VectorsConfig(vector_size=8, window=2, negative=3, min_count=1, epochs=2, workers=1, seed=1)
 TEXTS = synthetic_poems(60, seed=21)
-DIR_FILES = {"model.keras", "vocab.json", "config.json", "history.json", "train_lines.sha1", "corpus_report.json", "card.md"}
+DIR_FILES = {"model.keras", "vocab.json", "config.json", "history.json", "corpus_report.json", "card.md"}
 
 
 # ---- skip-gram vectors --------------------------------------------------------------------------
@@ -169,12 +169,16 @@ def test_model_directory_contents(tiny_root, tiny_models, mode):
     folder = tiny_models / mode
     names = {p.name for p in folder.iterdir()}
     assert names == DIR_FILES | ({"vectors"} if mode == "word2vec" else set())
-    train_texts = split_texts(cfg, cfg.train.use_halves)["train"]
-    hashes = (folder / "train_lines.sha1").read_text(encoding="utf-8").splitlines()
-    assert all(re.fullmatch(r"[0-9a-f]{40}", h) for h in hashes) and hashes == sorted(hashes)
-    want = {hashlib.sha1(t[i:i + 5].encode("utf-8")).hexdigest() for t in train_texts for i in (0, 6, 12, 18)}
-    assert set(hashes) == want and hashes == line_hashes(train_texts)
+    train_texts = split_texts(cfg, cfg.train.use_windows)["train"]
+    data = (tiny_models / "train_lines.u64").read_bytes()  # one file beside the model folders, for both
+    hashes = [int.from_bytes(data[i:i + 8], "little") for i in range(0, len(data), 8)]
+    assert hashes == sorted(set(hashes))
+    want = {int(hashlib.sha1(t[i:i + 5].encode("utf-8")).hexdigest()[:16], 16) for t in train_texts for i in (0, 6, 12, 18)}
+    assert set(hashes) == want and data == line_hashes(train_texts).to_bytes()
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert config["train_lines"] == len(want) and config["train_lines_sha1"] == hashlib.sha1(data).hexdigest()
+    vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+    assert len(vocab["counts"]) == len(vocab["tokens"]) and sum(vocab["counts"]) == sum(len(t) for t in train_texts)
     assert config["model_args"]["mode"] == mode and config["train"]["mode"] == mode
     assert config["training_poems"] == len(train_texts)
     assert config["window"] == 24 and config["stride"] == 24 and 1 <= config["best_epoch"] <= 3
