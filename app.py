@@ -190,11 +190,10 @@ def poem_tab(mode: str, model_name: str, options: tuple, settings: str) -> None:
 
 
 with tab_poem:
-    poem_tab(mode, model_name,
-             (("n", n), ("temperature", float(temperature)), ("top_k", int(top_k)), ("top_p", gen.top_p),
-              ("beam", int(beam)), ("seed", int(seed)), ("tones", tones), ("rhyme", rhyme), ("novelty", gen.novelty),
-              ("max_tries", gen.max_tries), ("candidates", gen.candidates), ("coherence", gen.coherence),
-              ("frequency_penalty", gen.frequency_penalty), ("sibling_penalty", gen.sibling_penalty)),
+    options = {**gen.decoder_options(),  # the config's decoder settings, the sidebar's over them
+               "n": n, "temperature": float(temperature), "top_k": int(top_k), "beam": int(beam), "seed": int(seed),
+               "tones": tones, "rhyme": rhyme}
+    poem_tab(mode, model_name, tuple(options.items()),
              f"{model_name} · seed {int(seed)} · temperature {temperature:g} · top-k {top_k} · beam {beam}")
 
 # --- 模型 ---------------------------------------------------------------------------------

@@ -18,21 +18,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 SAMPLING = {
-    "T 0.9, best of 1, no penalty": dict(candidates=1, frequency_penalty=0.0, coherence=0.0),
-    "T 0.9, best of 8, no penalty": dict(candidates=8, frequency_penalty=0.0, coherence=1.0),
-    "T 0.9, best of 8, penalty 0.3": dict(candidates=8, frequency_penalty=0.3, coherence=1.0),
-    "T 0.9, best of 8, penalty 0.3, coherence 3": dict(candidates=8, frequency_penalty=0.3, coherence=3.0),
+    "T 0.9, best of 1, no penalty (the old way)": dict(temperature=0.9, candidates=1, frequency_penalty=0.0, coherence=0.0),
+    "T 0.9, best of 8, no penalty": dict(temperature=0.9, candidates=8, frequency_penalty=0.0, coherence=1.0),
+    "T 0.9, best of 8, penalty 0.3": dict(temperature=0.9, candidates=8, frequency_penalty=0.3, coherence=1.0),
     "T 0.8, best of 8, penalty 0.3": dict(temperature=0.8, candidates=8, frequency_penalty=0.3, coherence=1.0),
-    "T 1.0, best of 8, penalty 0.3": dict(temperature=1.0, candidates=8, frequency_penalty=0.3, coherence=1.0),
-    "T 0.9, best of 4, penalty 0.5": dict(candidates=4, frequency_penalty=0.5, coherence=1.0),
+    "T 0.7, best of 8, penalty 0.3": dict(temperature=0.7, candidates=8, frequency_penalty=0.3, coherence=1.0),
+    "T 0.8, best of 8, penalty 0.2": dict(temperature=0.8, candidates=8, frequency_penalty=0.2, coherence=1.0),
+    "T 0.8, best of 8, penalty 0.3, coherence 3": dict(temperature=0.8, candidates=8, frequency_penalty=0.3, coherence=3.0),
+    "T 0.8, best of 4, penalty 0.3": dict(temperature=0.8, candidates=4, frequency_penalty=0.3, coherence=1.0),
 }
 BEAM = {
-    "beam 8, no penalty, no sibling": dict(beam=8, frequency_penalty=0.0, sibling_penalty=0.0, beam_noise=0.0),
+    "beam 8, plain (the old way)": dict(beam=8, frequency_penalty=0.0, sibling_penalty=0.0, beam_noise=0.0),
     "beam 8, penalty 0.3, sibling 0.5": dict(beam=8, frequency_penalty=0.3, sibling_penalty=0.5, beam_noise=0.0),
-    "beam 8, penalty 0.6, sibling 0.5": dict(beam=8, frequency_penalty=0.6, sibling_penalty=0.5, beam_noise=0.0),
+    "beam 8, penalty 0.3, noise 0.3": dict(beam=8, frequency_penalty=0.3, sibling_penalty=0.5, beam_noise=0.3),
     "beam 8, penalty 0.3, noise 0.5": dict(beam=8, frequency_penalty=0.3, sibling_penalty=0.5, beam_noise=0.5),
-    "beam 8, penalty 0.3, noise 1": dict(beam=8, frequency_penalty=0.3, sibling_penalty=0.5, beam_noise=1.0),
-    "beam 8, penalty 0.6, noise 1": dict(beam=8, frequency_penalty=0.6, sibling_penalty=0.5, beam_noise=1.0),
+    "beam 8, penalty 0.3, noise 0.7": dict(beam=8, frequency_penalty=0.3, sibling_penalty=0.5, beam_noise=0.7),
 }
 SHOWN = ("discriminator_accuracy", "judge_ratio_to_real", "formula_rate", "coherence_lift", "distinct_chars",
          "overused_ratio", "stutter", "echo", "lines_2_4_regulated", "rhyme", "copy_rate", "ms_per_poem")

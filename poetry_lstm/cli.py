@@ -254,7 +254,9 @@ def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, epochs, units, 
     cfg = with_flags(cfg, "model", units=units, layers=layers)
     require_training_extra("train")
     from .model import import_keras
+    from .distributed import start_distribution
     from .train import train as run_training
+    start_distribution()  # before any TensorFlow op: several workers (TF_CONFIG) configure the runtime first
     import_keras()
     command = "poetry-lstm " + " ".join(sys.argv[1:])
     run_training(cfg, cfg.train.mode, resume=resume, retrain_vectors=retrain_vectors, command=command,

@@ -8,6 +8,7 @@ mode). Likewise `load_vectors_fast` reads gensim's word2vec binary format with N
 """
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import re
@@ -154,7 +155,10 @@ def load_model_fast(path: str | Path) -> TrainedModel:
         raise PoetryError(f"The model config {path / 'config.json'} is corrupt (no model_args); run {rebuild_command(path)} again.")
     try:
         stepper = stepper_from_file(path / "model.keras", len(vocab))
-    except (ValueError, KeyError, IndexError, TypeError, OSError, zipfile.BadZipFile):
+    except (ValueError, KeyError, IndexError, TypeError, OSError, zipfile.BadZipFile) as exc:
+        if importlib.util.find_spec("keras") is None:  # the light install: no Keras to fall back on
+            raise PoetryError(f"The model file {path / 'model.keras'} cannot be read ({exc.__class__.__name__}); restore it with "
+                              f"`git checkout -- {path}` or run {rebuild_command(path)} again.") from None
         return load_model_dir(path)
     return TrainedModel(path, None, vocab, config, stepper)
 
@@ -242,6 +246,9 @@ def load_vectors_fast(folder: str | Path):
         raise PoetryError(f"No character vectors at {path}; run `poetry-lstm train --mode word2vec`.")
     try:
         return read_word2vec_binary(path)
-    except (ValueError, UnicodeDecodeError, IndexError):
+    except (ValueError, UnicodeDecodeError, IndexError) as exc:
+        if importlib.util.find_spec("gensim") is None:  # the light install: no gensim reader to try
+            raise PoetryError(f"The vectors {path} are corrupt ({exc.__class__.__name__}); "
+                              "run `poetry-lstm train --mode word2vec --retrain-vectors`.") from None
         from .vectors import load_vectors
         return load_vectors(folder)

@@ -337,6 +337,26 @@ def test_switching_model_and_settings(app):
     assert not app.exception and poems(app) == first and len(first) == 3
 
 
+def test_page_uses_the_configs_decoder_settings(tiny_root, tiny_models, tmp_path, monkeypatch):
+    """The poems are the library's for the config's [generate] settings, style knobs included."""
+    from streamlit.testing.v1 import AppTest
+
+    from poetry_lstm.config import load_config
+    from poetry_lstm.generate import complete_poem
+
+    config = tmp_path / "config.toml"
+    config.write_text((tiny_root / "config.toml").read_text(encoding="utf-8")
+                      + "[generate]\nn = 2\ncandidates = 2\ncoherence = 0.0\nfrequency_penalty = 0.0\n", encoding="utf-8")
+    monkeypatch.setenv("POETRY_LSTM_CONFIG", str(config))
+    at = ask(AppTest.from_file(str(APP), default_timeout=60).run(), "江南春日好")
+    cfg = load_config(str(config))
+    expected = complete_poem(weights.load_model_fast(tiny_models / cfg.generate.mode), "江南春日好", **cfg.generate.decoder_options())
+    assert poems(at) == [p.text for p in expected.poems] and len(expected.poems) == 2
+    default = complete_poem(weights.load_model_fast(tiny_models / cfg.generate.mode), "江南春日好",
+                            **load_config(str(tiny_root / "config.toml")).generate.decoder_options())
+    assert [p.text for p in default.poems][:2] != poems(at)  # the knobs matter, so the test can tell
+
+
 def test_new_seed_button(app):
     ask(app, "山水风月花")
     before = app.number_input(key="seed").value

@@ -157,6 +157,8 @@ def test_browser_poem_timing_error_and_screenshot(server, browser_parts, tmp_pat
             assert poem.locator(".pl-tone").count() == 20  # a tone under every character
             assert page.locator(".pl-poem").count() == 3
             if not os.environ.get("POETRY_LSTM_SCREENSHOT"):  # the tiny models' poems: the decoder's breaks
+                page.wait_for_function(IDLE, timeout=30_000)  # measured once the run is drawn and its fonts loaded
+                page.evaluate("document.fonts.ready.then(() => true)")
                 check_break_marks(poem, first)
 
             laters = []

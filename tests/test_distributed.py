@@ -154,7 +154,7 @@ import json, sys
 import numpy as np
 from poetry_lstm.errors import PoetryError
 from poetry_lstm.model import SPECIALS, Vocab, build_model
-from poetry_lstm.train import _any_worker, _start_together, _worker_role, start_distribution
+from poetry_lstm.distributed import any_worker as _any_worker, start_together as _start_together, worker_role as _worker_role, start_distribution
 
 strategy = start_distribution()
 place, workers = _worker_role()
@@ -213,7 +213,7 @@ def test_workers_start_from_the_chiefs_weights_and_stop_together(tmp_path):
     '{"cluster": {"worker": ["127.0.0.1"]}, "task": {"type": "worker", "index": 0}}',  # no port
 ])
 def test_bad_tf_config_is_one_sentence(monkeypatch, value):
-    from poetry_lstm.train import _worker_role
+    from poetry_lstm.distributed import worker_role as _worker_role
 
     monkeypatch.setenv("TF_CONFIG", value)
     with pytest.raises(PoetryError, match=r"^TF_CONFIG must be JSON such as .*docs/distributed\.md\.$") as info:
@@ -222,7 +222,7 @@ def test_bad_tf_config_is_one_sentence(monkeypatch, value):
 
 
 def test_worker_places(monkeypatch):
-    from poetry_lstm.train import _worker_role
+    from poetry_lstm.distributed import worker_role as _worker_role
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert _worker_role() == (0, 1)
@@ -280,7 +280,7 @@ def test_strategy_after_tensorflow_started_is_one_sentence(tmp_path):
     """Python callers must make the strategy first; if TensorFlow already ran, they are told so."""
     config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}, "task": {"type": "worker", "index": 0}}
     code = ("import tensorflow as tf; tf.constant(0)\n"
-            "from poetry_lstm.errors import PoetryError\nfrom poetry_lstm.train import start_distribution\n"
+            "from poetry_lstm.errors import PoetryError\nfrom poetry_lstm.distributed import start_distribution\n"
             "try:\n    start_distribution()\nexcept PoetryError as exc:\n    print('refused:', exc)\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(config), capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr

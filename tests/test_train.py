@@ -83,7 +83,7 @@ def test_vectors_reused_only_when_corpus_and_settings_match(tmp_path, monkeypatc
     cfg = tiny_config(tmp_path).replace("vectors", vector_size=8, window=2, negative=3, epochs=2, seed=1)
     logs, calls = [], []
     real = vectors.train_vectors
-    monkeypatch.setattr(vectors, "train_vectors", lambda texts, c: calls.append(1) or real(texts, c))
+    monkeypatch.setattr(vectors, "train_vectors", lambda texts, c, log=None: calls.append(1) or real(texts, c))
     first = prepare_vectors(cfg, TEXTS, tmp_path, False, logs.append)
     assert len(calls) == 1 and (tmp_path / "vectors" / "vectors.bin").exists()
     again = prepare_vectors(cfg, TEXTS, tmp_path, False, logs.append)
@@ -103,7 +103,7 @@ def test_train_retrain_vectors_flag(tiny_root, tiny_models, tmp_path, monkeypatc
 
     calls = []
     real = vectors.train_vectors
-    monkeypatch.setattr(vectors, "train_vectors", lambda texts, c: calls.append(1) or real(texts, c))
+    monkeypatch.setattr(vectors, "train_vectors", lambda texts, c, log=None: calls.append(1) or real(texts, c))
     monkeypatch.setattr(poetry_lstm.train, "write_model_dir", lambda *a, **k: None)  # only the vectors matter here
     models = tmp_path / "models"
     shutil.copytree(tiny_models / ".train-word2vec", models / ".train-word2vec")
@@ -138,7 +138,8 @@ def test_load_vectors_missing_or_corrupt(tmp_path):
 @pytest.mark.parametrize("mode", ["word2vec", "onehot"])
 def test_training_lowers_the_loss(tiny_models, mode):
     history = json.loads((tiny_models / mode / "history.json").read_text(encoding="utf-8"))
-    assert [r["epoch"] for r in history] == [1, 2, 3]
+    # three epochs on all the texts, then the one fine-tuning epoch on 五绝 (tiny_config)
+    assert [(r["epoch"], r["phase"]) for r in history] == [(1, "pretrain"), (2, "pretrain"), (3, "pretrain"), (4, "finetune")]
     assert history[-1]["loss"] < history[0]["loss"]
     assert all(np.isfinite(r["val_loss"]) and r["perplexity"] == pytest.approx(np.exp(r["loss"]), rel=1e-3) for r in history)
 
@@ -181,12 +182,14 @@ def test_model_directory_contents(tiny_root, tiny_models, mode):
     assert len(vocab["counts"]) == len(vocab["tokens"]) and sum(vocab["counts"]) == sum(len(t) for t in train_texts)
     assert config["model_args"]["mode"] == mode and config["train"]["mode"] == mode
     assert config["training_poems"] == len(train_texts)
-    assert config["window"] == 24 and config["stride"] == 24 and 1 <= config["best_epoch"] <= 3
+    assert config["window"] == 24 and config["stride"] == 24 and 1 <= config["best_epoch"] <= 4  # 4: the fine-tuning epoch
+    assert config["pretrain"]["epochs"] == 3 and config["fine_tune_from_epoch"] == 3
     assert config["test"]["poems"] == len(split_texts(cfg, False)["test"]) and config["test"]["perplexity"] > 1
     model = build_model(**config["model_args"])
     model.set_weights(load_model_dir(folder).keras_model.get_weights())  # the rebuilt network accepts the weights
     card = (folder / "card.md").read_text(encoding="utf-8")
     assert f"`poetry-lstm train --mode {mode}`" in card and "perplexity" in card
+    assert "pretraining on all windows: 3 epochs" in card and "fine-tuning on real 五绝" in card
     # The shipped default reads the 平水韵 table: 平, 仄 and the 30 平声 groups, fixed, and says so in the card.
     assert config["model_args"]["prosody_dim"] == 32 and "- prosody:" in card
     assert f"{config['test']['rhyme_mass']:.3f} of its probability" in card and 0 <= config["test"]["rhyme_mass"] <= 1
@@ -220,11 +223,11 @@ def test_interrupted_save_keeps_the_old_directory(tiny_root, tiny_models, tmp_pa
     with pytest.raises(OSError, match="disk gone"):
         write_model_dir(*args, "second run")
     assert _digest(models / "onehot") == before
-    assert sorted(p.name for p in models.iterdir()) == ["onehot"]  # no temporary or .old folder left
+    assert sorted(p.name for p in models.iterdir()) == ["onehot"]  # no temporary or .old folder, no new hash file
     monkeypatch.undo()
     write_model_dir(*args, "second run")
     assert json.loads((models / "onehot" / "config.json").read_text(encoding="utf-8"))["command"] == "second run"
-    assert sorted(p.name for p in models.iterdir()) == ["onehot"]
+    assert sorted(p.name for p in models.iterdir()) == ["onehot", "train_lines.u64"]
     assert {p.name for p in (models / "onehot").iterdir()} == DIR_FILES
 
 
@@ -241,7 +244,7 @@ def test_resume_after_kill(tiny_root, tmp_path):
     toml.write_text(
         f'[paths]\ncrawler_dir = "{tiny_root / "crawler"}"\ncorpus_dir = "{tiny_root / "corpus"}"\nmodels_dir = "{models}"\n'
         "[model]\nunits = 16\nembedding_dim = 8\nmin_char_count = 1\n"
-        "[train]\nepochs = 1000\nbatch_size = 16\npatience = 1000\nsteps_per_epoch = 3\n", encoding="utf-8")
+        "[train]\nepochs = 1000\nbatch_size = 16\npatience = 1000\nsteps_per_epoch = 3\nfine_tune_epochs = 0\n", encoding="utf-8")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     state_path = models / ".train-onehot" / "state.json"
     log1 = open(tmp_path / "first.log", "w")
@@ -271,7 +274,7 @@ def test_resume_after_kill(tiny_root, tmp_path):
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert f"resuming after epoch {done}" in out
-    epochs_logged = [int(n) for n in re.findall(r"^epoch (\d+):", result.stdout, re.M)]
+    epochs_logged = [int(n) for n in re.findall(r"^pretrain epoch (\d+):", result.stdout, re.M)]
     assert epochs_logged == [done + 1, done + 2]
     history = json.loads((models / "onehot" / "history.json").read_text(encoding="utf-8"))
     assert [r["epoch"] for r in history] == list(range(1, done + 3))
