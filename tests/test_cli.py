@@ -224,12 +224,15 @@ def test_train_and_a_keras_only_path_without_the_extra_say_what_to_install(proje
     assert result.exit_code == 1
     assert error_line(result) == ('Error: `poetry-lstm train` needs TensorFlow and gensim, which the light install leaves out; '
                                   'install the train extra with pip install -e ".[train]" in the project folder.')
-    # A model file only Keras can read sends `generate` down Keras's path: the same sentence, not a traceback.
+    # A model file the fast reader cannot read: without Keras to fall back on, say the file is broken and how to
+    # get it back, not "install TensorFlow" (it would not help) and not a traceback.
     shutil.copytree(tiny_models, project / "models")
     (project / "models" / "onehot" / "model.keras").write_bytes(b"not a zip")
     result = run(project, "generate", "山水风月花", "--mode", "onehot", "--n", "1")
     assert result.exit_code == 1
-    assert error_line(result).startswith("Error: `poetry-lstm generate` needs TensorFlow, which the light install leaves out")
+    line = error_line(result)
+    assert line.startswith("Error: The model file ") and "model.keras cannot be read (BadZipFile)" in line
+    assert line.endswith("or run `poetry-lstm train --mode onehot` again.")
 
 
 # --- generate: every value checked in one place -------------------------------------------------------

@@ -321,7 +321,8 @@ def test_first_line_forms_accepted(w2v):
 @pytest.mark.parametrize("raw, says", [
     ("", "is empty"), ("   ", "is empty"), ("床前明月", "has 4"), ("床前明月光光", "has 6"),
     ("床前,明月光", "punctuation inside"), ("床前明月光，疑是地上霜。", "punctuation inside"),
-    ("床前明月ab", "has 6, and 'ab' are not Chinese"), ("床前 明月光", "' ' is not a Chinese character"),
+    ("床前明月ab", "and 'ab' are not Chinese characters"), ("床前 明月光", "and ' ' is not one"),
+    ("abcde", "and 'abcde' are not Chinese characters"),
 ])
 def test_first_line_refused(raw, says):
     with pytest.raises(InputError, match=says):
@@ -436,3 +437,9 @@ def test_a_first_line_that_fits_no_form_follows_the_form_it_breaks_least(tiny_mo
         assert poem.breaks == [(1, i + 1) for i in P.breaks(line, P.FORMS[poem.form][0])]
         assert P.check_after_first(poem.text), poem.text  # lines 2–4 are regulated all the same
     assert any("breaks least" in w for w in result.warnings)
+
+
+def test_a_first_line_in_extension_b_is_read_as_unknown_not_refused(tiny_models):
+    result = G.complete_poem(load_model_dir(tiny_models / "word2vec"), "𠀀𠀁𠀂𠀃𠀄", n=1, seed=0)
+    assert result.poems[0].lines[0] == "𠀀𠀁𠀂𠀃𠀄" and P.check_form(result.poems[0].text)
+    assert any("not in the model's vocabulary: read as unknown" in w for w in result.warnings)

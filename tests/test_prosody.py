@@ -174,7 +174,8 @@ def test_rhyme_chars():
 def test_form_and_split():
     assert P.split_lines(DENG) == ["白日依山尽", "黄河入海流", "欲穷千里目", "更上一层楼"]
     assert P.check_form(UNKNOWN_EXT_A + DENG[1:])
-    for bad in (DENG.replace("，", ","), DENG[:-1], "𠀀" + DENG[1:], DENG + DENG, DENG + "\n"):
+    assert P.check_form("𠀀" + DENG[1:])  # Extension B is Chinese too: the form holds, its tone is unknown
+    for bad in (DENG.replace("，", ","), DENG[:-1], "a" + DENG[1:], DENG + DENG, DENG + "\n"):
         assert not P.check_form(bad)
         assert not P.check_tone(bad) and not P.check_rhyme(bad) and not P.check_tone_245(bad)
         with pytest.raises(InputError):
