@@ -17,11 +17,12 @@ from __future__ import annotations
 import math
 from typing import Iterable, Sequence
 
+from . import layout
 from .baseline import KneserNey
 from .metrics import generated_lines
 
 JUDGE_ORDER = 4
-LINE_LENGTH = 5
+LINE_LENGTH = layout.CHARS
 
 
 def training_lines(records: Iterable[dict]) -> list[str]:

@@ -30,6 +30,7 @@ from .model import LstmStepper, TrainedModel, Vocab, build_model, count_windows,
 
 MIN_TRAIN_POEMS = 20
 SAMPLE_LINE = "白日依山尽"
+PROGRESS_STEPS = 200  # a progress line in the log every this many training steps
 
 
 def split_texts(cfg: Config, use_windows: bool) -> dict[str, list[str]]:
@@ -83,7 +84,13 @@ def _epoch_callback(cfg, ckpt: Path, state: dict, vocab: Vocab, log, run_started
         """History, atomic checkpoints, early stopping and a sample poem, all resumable from state.json."""
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
+            self.started, self.epoch = time.perf_counter(), epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            # An epoch on two cores takes ~10 minutes: a log file should show it moving.
+            if (batch + 1) % PROGRESS_STEPS == 0 and logs and "loss" in logs:
+                log(f"{phase} epoch {self.epoch + 1}: step {batch + 1}, loss {float(logs['loss']):.3f} "
+                    f"({time.perf_counter() - self.started:.0f} s)")
 
         def on_epoch_end(self, epoch, logs=None):
             row = {"epoch": epoch + 1, "phase": phase, "loss": logs["loss"], "val_loss": logs["val_loss"],

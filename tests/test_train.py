@@ -350,3 +350,14 @@ def test_unknown_config_key(tmp_path):
     assert "Unknown config section [trian]" in _cli_error(["--config", str(tmp_path / "sect.toml"), "train"])
     (tmp_path / "type.toml").write_text('[train]\nepochs = "many"\n', encoding="utf-8")
     assert "[train] epochs must be int" in _cli_error(["--config", str(tmp_path / "type.toml"), "train"])
+
+
+def test_a_long_epoch_logs_its_progress(tiny_root):
+    from poetry_lstm.train import PROGRESS_STEPS, _epoch_callback
+
+    lines = []
+    callback = _epoch_callback(tiny_config(tiny_root), tiny_root, {}, None, lines.append, 0.0, 0.0, phase="pretrain")
+    callback.on_epoch_begin(2)
+    for batch in range(2 * PROGRESS_STEPS):
+        callback.on_train_batch_end(batch, {"loss": 4.25})
+    assert len(lines) == 2 and lines[0].startswith(f"pretrain epoch 3: step {PROGRESS_STEPS}, loss 4.250")
