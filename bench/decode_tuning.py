@@ -30,9 +30,11 @@ SAMPLING = {
 BEAM = {
     "beam 8, plain (the old way)": dict(beam=8, frequency_penalty=0.0, sibling_penalty=0.0, beam_noise=0.0),
     "beam 8, penalty 0.3, sibling 0.5": dict(beam=8, frequency_penalty=0.3, sibling_penalty=0.5, beam_noise=0.0),
-    "beam 8, penalty 0.3, noise 0.3": dict(beam=8, frequency_penalty=0.3, sibling_penalty=0.5, beam_noise=0.3),
     "beam 8, penalty 0.3, noise 0.5": dict(beam=8, frequency_penalty=0.3, sibling_penalty=0.5, beam_noise=0.5),
-    "beam 8, penalty 0.3, noise 0.7": dict(beam=8, frequency_penalty=0.3, sibling_penalty=0.5, beam_noise=0.7),
+    "beam 8, penalty 0.3, noise 1": dict(beam=8, frequency_penalty=0.3, sibling_penalty=0.5, beam_noise=1.0),
+    "beam 8, penalty 0.6, noise 1": dict(beam=8, frequency_penalty=0.6, sibling_penalty=0.5, beam_noise=1.0),
+    "beam 8, penalty 0.6, noise 1.5": dict(beam=8, frequency_penalty=0.6, sibling_penalty=0.5, beam_noise=1.5),
+    "beam 8, penalty 0.3, noise 1.5": dict(beam=8, frequency_penalty=0.3, sibling_penalty=0.5, beam_noise=1.5),
 }
 SHOWN = ("discriminator_accuracy", "judge_ratio_to_real", "formula_rate", "coherence_lift", "distinct_chars",
          "overused_ratio", "stutter", "echo", "lines_2_4_regulated", "rhyme", "copy_rate", "ms_per_poem")

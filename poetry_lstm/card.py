@@ -19,7 +19,8 @@ def _report_sha1(report: dict) -> str:
 
 
 def _size_mb(folder: Path) -> float:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+    """The folder's own files: the shared line hashes, written in it before they move beside it, do not count."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != "train_lines.u64") / 1e6
 
 
 def model_card(folder: Path, config: dict, report: dict, test: dict | None = None) -> str:
@@ -55,8 +56,7 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
         "",
         "## Training",
         f"- machine: {config['machine']}",
-        f"- wall time {config['wall_seconds'] / 60:.1f} min, {len(history)} epochs of {config['train'].get('steps_per_epoch') or 'all'} steps, "
-        f"best epoch {config['best_epoch']}",
+        f"- wall time {config['wall_seconds'] / 60:.1f} min, {_epochs(config, history)}, best epoch {config['best_epoch']}",
         *_phase_lines(config, history),
     ]
     if best:
@@ -76,6 +76,13 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
     if TUNING.exists():
         lines += ["", "## What was tried", "", TUNING.read_text(encoding="utf-8").strip()]
     return "\n".join(lines) + "\n"
+
+
+def _epochs(config: dict, history: list) -> str:
+    steps = config["train"].get("steps_per_epoch")
+    tuned = sum(r.get("phase") == "finetune" for r in history)
+    return (f"{len(history) - tuned} epochs of {steps or 'all'} {'steps' if steps else 'windows'}"
+            + (f", then {tuned} full passes over the 五绝" if tuned else ""))
 
 
 def _what_texts(config: dict, report: dict) -> str:
