@@ -285,7 +285,10 @@ def test_generate_takes_any_integer_seed_from_a_flag_or_a_file(tiny_root, tiny_m
 def test_generate_help_shows_defaults_ranges_and_what_score_means():
     result = CliRunner().invoke(cli, ["generate", "--help"])
     text = " ".join(result.output.split())  # click wraps lines
-    for expected in ("How many poems (from 1 to 20). [default: 3]", "(from 0.05 to 5). [default: 0.9]",
+    from poetry_lstm.config import load_config
+
+    g = load_config().generate  # the defaults shown are the config's
+    for expected in ("How many poems (from 1 to 20). [default: 3]", f"(from 0.05 to 5). [default: {g.temperature:g}]",
                      "[default: word2vec]", "(from 1 to 64). [default: 1]", "[default: 0]", "(above 0 and at most 1). [default: 0.9]",
                      "mean log-probability per generated character", "0 when at least one line got a poem, 2 when every line was refused"):
         assert expected in text, expected
