@@ -100,7 +100,10 @@ class VocabMasks:
 
     def __init__(self, tokens: tuple[str, ...]):
         self.tokens = tokens
-        self.cjk = np.array([len(t) == 1 and bool(IS_CJK.match(t)) for t in tokens])
+        # Variant forms (疎 for 疏) and traditional ones the corpus kept are never written: output is
+        # simplified as the input is.
+        self.cjk = np.array([len(t) == 1 and bool(IS_CJK.match(t)) and t not in VARIANT_FORMS and to_simplified(t) == t
+                             for t in tokens])
         readings = [prosody.reading(t) if c else (frozenset(), frozenset()) for t, c in zip(tokens, self.cjk)]
         ping, self.ze = (np.array([tone in r[0] for r in readings]) for tone in (prosody.PING, prosody.ZE))
         # One mask per set of tones a slot may take: a step looks its mask up instead of building it.
@@ -157,6 +160,10 @@ def _prior_of(tokens: tuple, counts: tuple, doubles: str) -> tuple[np.ndarray, n
     return log_prior, mask
 
 
+# 异体字 of the Tang and Song texts that OpenCC's t2s keeps, each with the standard simplified form
+# (found by listing the model vocabulary's characters that the 平水韵 table spells another way).
+VARIANT_FORMS = dict(zip("疎踈髪劒浄迳猨鶑髙鬭鬬懽隣罇檝幷峩堦怱穉飜迺廻缾鳯畧逈潄秪秖歳暎栢悮犂輙竝緜顇欵顦憇薫呌碁讐鏁邨効鸎徴囘衞虵棃窻箒脇蕚趂朶悤",
+                         "疏疏发剑净径猿莺高斗斗欢邻尊楫并峨阶匆稚翻乃回瓶凤略迥漱只只岁映柏误犁辄并绵悴款憔憩薰叫棋雠锁村效莺征回卫蛇梨窗帚胁萼趁朵匆"))
 COMMON = 1500  # the frequency penalty's floor: about the 1500th most frequent character
 DOUBLE_AT = (1, 3, 4)  # line positions (from 0) where real quatrains double a character: 悠悠 at 0–1, 3–4, 2–3
 

@@ -156,7 +156,9 @@ def load_model_fast(path: str | Path) -> TrainedModel:
     try:
         stepper = stepper_from_file(path / "model.keras", len(vocab))
     except (ValueError, KeyError, IndexError, TypeError, OSError, zipfile.BadZipFile) as exc:
-        if importlib.util.find_spec("keras") is None:  # the light install: no Keras to fall back on
+        # Not a zip (a torn or foreign file): Keras cannot read it either, so say so now instead of after
+        # TensorFlow's 10-second start-up. Another layout (a newer Keras) is Keras's to read.
+        if isinstance(exc, zipfile.BadZipFile) or importlib.util.find_spec("keras") is None:
             raise PoetryError(f"The model file {path / 'model.keras'} cannot be read ({exc.__class__.__name__}); restore it with "
                               f"`git checkout -- {path}` or run {rebuild_command(path)} again.") from None
         return load_model_dir(path)

@@ -443,3 +443,12 @@ def test_a_first_line_in_extension_b_is_read_as_unknown_not_refused(tiny_models)
     result = G.complete_poem(load_model_dir(tiny_models / "word2vec"), "𠀀𠀁𠀂𠀃𠀄", n=1, seed=0)
     assert result.poems[0].lines[0] == "𠀀𠀁𠀂𠀃𠀄" and P.check_form(result.poems[0].text)
     assert any("not in the model's vocabulary: read as unknown" in w for w in result.warnings)
+
+
+def test_output_is_simplified_as_the_input_is(tmp_path):
+    # The model likes the variant 疎 and the traditional 雲; neither may be written, 疏 and 云 may.
+    trained = fake_model(tmp_path, "疎疏雲云山水风月花人来去", {"疎": 6.0, "雲": 6.0, "疏": 2.0})
+    for seed in range(5):
+        body = G.complete_poem(trained, "山水风月花", n=1, seed=seed, **ALL_OFF).poems[0].text[6:]
+        assert "疎" not in body and "雲" not in body and "疏" in body
+    assert G.VARIANT_FORMS["疎"] == "疏" and all(G.to_simplified(v) == v for v in G.VARIANT_FORMS.values())

@@ -175,3 +175,18 @@ def test_broken_config_names_the_command(tiny_models, tmp_path):
         with pytest.raises(PoetryError, match=r"model config .*run `poetry-lstm train --mode word2vec` again\.$") as info:
             load_model_fast(folder)
         assert "\n" not in str(info.value)
+
+
+def test_a_torn_model_file_fails_at_once_without_starting_tensorflow(tmp_path, tiny_models):
+    import subprocess
+    import sys
+
+    shutil.copytree(tiny_models / "onehot", tmp_path / "onehot")
+    (tmp_path / "onehot" / "model.keras").write_bytes(b"not a zip")
+    code = ("import sys\nfrom poetry_lstm.errors import PoetryError\nfrom poetry_lstm.weights import load_model_fast\n"
+            f"try:\n    load_model_fast({str(tmp_path / 'onehot')!r})\nexcept PoetryError as e:\n    print(e)\n"
+            "print('tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+    message, tf_loaded = done.stdout.strip().splitlines()
+    assert "model.keras cannot be read (BadZipFile)" in message and "`poetry-lstm train --mode onehot`" in message
+    assert tf_loaded == "False"
