@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write every row to this JSON file")
     args = parser.parse_args()
 
-    from poetry_lstm.clean import load_corpus
+    from poetry_lstm.clean import load_corpus, texts_by_split
     from poetry_lstm.config import load_config
     from poetry_lstm.evaluate import generation_rows, generation_settings, yardsticks
     from poetry_lstm.metrics import format_table
@@ -65,7 +65,7 @@ def main() -> None:
     limit_blas_threads(1)
     cfg = load_config(args.config)
     records = load_corpus(cfg)
-    real = [r["text"] for r in records if r["split"] == "valid" and r["form"] == "wujue"][: args.limit]
+    real = texts_by_split(records, False)["valid"][: args.limit]
     started = time.perf_counter()
     sticks = yardsticks(cfg, real, records, log=lambda m: print(m, file=sys.stderr))
     trained = load_model_fast(Path(cfg.paths.models_dir) / args.mode)

@@ -212,6 +212,15 @@ def clean_corpus(cfg: Config) -> dict:
     return report
 
 
+def texts_by_split(records: list[dict], use_windows: bool) -> dict[str, list[str]]:
+    """Poem texts per split of corpus records; windows of longer poems (train only) join when asked."""
+    out: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for r in records:
+        if r["split"] in out and (use_windows or r["form"] == "wujue"):
+            out[r["split"]].append(r["text"])
+    return out
+
+
 def load_corpus(cfg: Config) -> list[dict]:
     """The cleaned corpus, or a clear error saying how to make it."""
     path = Path(cfg.paths.corpus_dir) / "quatrains.jsonl"

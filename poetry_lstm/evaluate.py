@@ -22,6 +22,7 @@ import numpy as np
 
 from . import layout
 from .baseline import SCORED_POSITIONS, KneserNey, TrigramKN, score
+from .clean import texts_by_split
 from .errors import PoetryError
 from .model import TrainedModel
 from .prosody import PING, check_after_first, check_form, feature_table, forms_for_first_line, reading
@@ -113,16 +114,6 @@ def evaluate_model(trained: TrainedModel, poems: list[str], train_poems: list[st
         out.update(baseline_perplexity=base["perplexity"], baseline_accuracy=base["accuracy"],
                    ratio_to_baseline=ours["perplexity"] / base["perplexity"],
                    unigram_rhyme_mass=unigram_rhyme_mass(poems, train_poems, trained.vocab.tokens))
-    return out
-
-
-def split_records(records: list[dict], use_windows: bool) -> dict[str, list[str]]:
-    """`train.split_texts` over corpus records already read: evaluation reads the 100 MB corpus once
-    for every model and the judge, not once each."""
-    out: dict[str, list[str]] = {"train": [], "valid": [], "test": []}
-    for r in records:
-        if r["split"] in out and (use_windows or r["form"] == "wujue"):
-            out[r["split"]].append(r["text"])
     return out
 
 
@@ -244,7 +235,7 @@ def evaluation_inputs(cfg, mode: str | None, poem_file: str | None, limit: int |
     poems = read_poem_file(poem_file) if poem_file else None
     records = load_corpus(cfg) if corpus.exists() else None
     if poems is None:
-        poems = [r["text"] for r in records if r["split"] == "test" and r["form"] == "wujue"]
+        poems = texts_by_split(records, False)["test"]
     poems = poems[:limit] if limit else poems
     if not poems:
         raise PoetryError(f"The corpus at {corpus} has no test poems; rebuild it with {BUILD_CORPUS}.")
@@ -288,7 +279,7 @@ def run_evaluation(cfg, mode: str | None = None, poem_file: str | None = None, w
     for m in modes:
         trained = load_model_dir(Path(cfg.paths.models_dir) / m)
         use_windows = bool(trained.config.get("train", {}).get("use_windows"))
-        train_splits[m] = split_records(records, use_windows)["train"] if records is not None else None
+        train_splits[m] = texts_by_split(records, use_windows)["train"] if records is not None else None
         out["models"][m] = evaluate_model(trained, poems, train_splits[m])
     if with_generation:
         out["generation"] = _generation(cfg, modes, poems, records, train_splits[modes[0]], log)

@@ -80,7 +80,6 @@ def sample_next(logp: np.ndarray, allowed: np.ndarray, rng: np.random.Generator,
         head = np.argpartition(-logits, top_k - 1)[:top_k]
         ids, logits = ids[head], logits[head]
     if top_p < 1.0:  # the nucleus is a head of the sorted list; plain sampling needs no order
-        head = len(ids)
         if len(ids) > NUCLEUS_HEAD:  # sort a head only, when it holds the nucleus (it nearly always does)
             part = np.argpartition(-logits, NUCLEUS_HEAD - 1)[:NUCLEUS_HEAD]
             weights = np.exp((logits - logits.max()) / max(temperature, 1e-6))
@@ -151,10 +150,16 @@ def _vocab_prior(vocab) -> tuple[np.ndarray, np.ndarray]:
 
 @lru_cache(maxsize=4)  # keyed by all three: vocabularies with equal tokens may differ in counts
 def _prior_of(tokens: tuple, counts: tuple, doubles: str) -> tuple[np.ndarray, np.ndarray]:
-    """(log training frequency (vocab,), 叠字 mask (vocab,)); zeros and none for an old vocabulary."""
+    """(log training frequency (vocab,), 叠字 mask (vocab,)); zeros and none for an old vocabulary.
+
+    Characters rarer than the COMMON-th all count as that one: the frequency penalty evens out
+    generic characters, it must not push rare ones into the poem."""
     index = {t: i for i, t in enumerate(tokens)}
     counts = np.array(counts or [0] * len(tokens), dtype=np.float64)
     log_prior = np.where(counts > 0, np.log(np.maximum(counts, 1) / max(counts.sum(), 1)), 0.0).astype(np.float32)
+    common = np.sort(log_prior[log_prior < 0])[::-1]
+    if len(common):
+        log_prior = np.maximum(log_prior, common[min(COMMON, len(common) - 1)])
     mask = np.zeros(len(tokens), bool)
     mask[[index[ch] for ch in doubles if ch in index]] = True
     return log_prior, mask
@@ -174,12 +179,8 @@ class Decoder:
         self.masks = masks_for(trained.vocab.tokens)
         self.on = {"tones": tones, "rhyme": rhyme, "novelty": novelty}
         self.train_hashes = trained.line_hashes() if novelty else set()
-        self.log_prior, self.doubles = _vocab_prior(trained.vocab)
-        # (vocab,) added to each step's log-probabilities. Characters rarer than the COMMON-th all count as
-        # that one: the penalty evens out generic characters, it must not push rare ones into the poem.
-        common = np.sort(self.log_prior[self.log_prior < 0])[::-1]
-        floor = common[min(COMMON, len(common) - 1)] if len(common) else 0.0
-        self.penalty = -style.frequency_penalty * np.maximum(self.log_prior, floor)
+        log_prior, self.doubles = _vocab_prior(trained.vocab)
+        self.penalty = -style.frequency_penalty * log_prior  # (vocab,) added to each step's log-probabilities
         emb = trained.stepper.embedding
         self.unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-6)  # (vocab, dim) for cosines
 
@@ -283,14 +284,20 @@ class Decoder:
                     round(self.coherence(c), 4), round(self.rank(c), 4))
 
 
+def _fixed(c: Candidate, pos: int) -> str | None:
+    """The mark or the given character at `pos`, or None where the decoder chooses."""
+    return PUNCT.get(pos) or c.forced.get(pos)
+
+
 def sample_poems(dec: Decoder, cands: list[Candidate], rngs: list, temperature, top_k, top_p) -> list[Candidate]:
     """Fill every slot of each candidate by sampling, all candidates advancing in one batch; each
     candidate draws from its own generator, so it does not depend on how many share the batch."""
     stepper, tokens = dec.m.stepper, dec.vocab.tokens
-    # The characters every candidate has forced from the start (a given first line) run once, not per candidate.
-    shared = next(p for p in range(layout.SLOTS + 1) if p == layout.SLOTS or not all((PUNCT.get(p) or c.forced.get(p)) == (PUNCT.get(p) or cands[0].forced.get(p)) and
-                                                               (PUNCT.get(p) or c.forced.get(p)) for c in cands))
-    prefix = [dec.vocab.id("<s>")] + [dec.vocab.id(PUNCT.get(p) or cands[0].forced[p]) for p in range(shared)]
+    # The characters every candidate has fixed from the start (a given first line) run once, not per candidate.
+    shared = 0
+    while shared < layout.SLOTS and _fixed(cands[0], shared) and all(_fixed(c, shared) == _fixed(cands[0], shared) for c in cands):
+        shared += 1
+    prefix = [dec.vocab.id("<s>")] + [dec.vocab.id(_fixed(cands[0], p)) for p in range(shared)]
     state = stepper.initial_state(1)
     for t in prefix[:-1]:
         _, state = stepper.step(np.array([t]), state, logits=False)
@@ -298,13 +305,13 @@ def sample_poems(dec: Decoder, cands: list[Candidate], rngs: list, temperature, 
     prev = np.full(len(cands), prefix[-1])
     for pos in range(shared):
         for c in cands:
-            c.chars[pos] = PUNCT.get(pos) or c.forced[pos]
+            c.chars[pos] = _fixed(c, pos)
     for pos in range(shared, layout.SLOTS):
-        needed = any(not (PUNCT.get(pos) or c.forced.get(pos)) for c in cands)
+        needed = any(not _fixed(c, pos) for c in cands)
         logp, state = stepper.step(prev, state, logits=needed)  # (batch, vocab)
         scores = logp + dec.penalty if needed else None  # (batch, vocab): what the choice sees
         for b, (c, rng) in enumerate(zip(cands, rngs)):
-            fixed = PUNCT.get(pos) or c.forced.get(pos)
+            fixed = _fixed(c, pos)
             if fixed:
                 c.chars[pos] = fixed
             else:
@@ -337,7 +344,7 @@ def beam_poems(dec: Decoder, seed: Candidate, width: int, rng: np.random.Generat
     noise = dec.style.beam_noise if rng is not None else 0.0
     for pos in range(layout.SLOTS):
         logp, state = stepper.step(prev, state)  # (beams, vocab)
-        fixed = PUNCT.get(pos) or seed.forced.get(pos)
+        fixed = _fixed(seed, pos)
         if fixed:
             for c in beams:
                 c.chars[pos] = fixed
@@ -349,7 +356,8 @@ def beam_poems(dec: Decoder, seed: Candidate, width: int, rng: np.random.Generat
         # beams come from several parents instead of one parent's near-identical lines. The noise
         # goes on each beam's NOISE_HEAD best children only: past them it would take salad to win.
         k = min(2 * width, size)
-        head = np.argpartition(-scores, min(NOISE_HEAD if noise else k, size) - 1, axis=1)[:, :NOISE_HEAD if noise else k]
+        n_head = min(NOISE_HEAD, size) if noise else k
+        head = np.argpartition(-scores, n_head - 1, axis=1)[:, :n_head]
         head_scores = np.take_along_axis(scores, head, axis=1)  # (beams, head)
         if noise:
             head_scores = head_scores + noise * rng.gumbel(size=head_scores.shape).astype(np.float32)
@@ -420,14 +428,14 @@ def decode(trained: TrainedModel, make_seed, *, n=3, temperature=0.9, top_k=0, t
     return chosen  # in answer order: answer 1 stays answer 1 when more are asked for
 
 
-def choose_form(rng, tones: bool, line: str | None = None, heads: str = "") -> tuple[str | None, tuple | None, list[str], frozenset]:
-    """(form, its line types, notes, positions of given characters that break it).
+def choose_form(rng, tones: bool, line: str | None = None, heads: str = "") -> tuple[str | None, tuple | None, frozenset]:
+    """(form, its line types, slots of given characters that break it).
 
     A form the given first line (or every acrostic head) fits; when none fits, one of those it
-    breaks least, and the breaking characters are named, since the given text is never changed.
+    breaks least, since the given text is never changed (`break_notes` names the breaks).
     """
     if not tones:
-        return None, None, [], frozenset()
+        return None, None, frozenset()
     if line:
         costs = {f: prosody.break_cost(line, types[0]) for f, types in prosody.FORMS.items()}
     else:  # a head breaks a form when no variant of its line type can start with it
@@ -436,16 +444,10 @@ def choose_form(rng, tones: bool, line: str | None = None, heads: str = "") -> t
     form = str(rng.choice([f for f, cost in costs.items() if cost == best]))
     types = prosody.FORMS[form]
     if not best:
-        return form, types, [], frozenset()
+        return form, types, frozenset()
     if line:
-        free = frozenset(prosody.breaks(line, types[0]))
-        named = "".join(line[i] for i in sorted(free))
-        where = ", ".join(str(i + 1) for i in sorted(free))
-        return form, types, [f"the first line fits none of the four tone patterns; lines 2–4 follow {form}, "
-                             f"which it breaks least (character {where}: {named})"], free
-    free = frozenset(layout.slot(i, 0) for i, (t, h) in enumerate(zip(types, heads)) if not prosody.allowed_tones(t, h))
-    named = "".join(heads[layout.line_of(i)] for i in sorted(free))
-    return form, types, [f"the heads {named} fit no tone pattern at their place; the poem follows {form}, which they break least"], free
+        return form, types, frozenset(prosody.breaks(line, types[0]))
+    return form, types, frozenset(layout.slot(i, 0) for i, (t, h) in enumerate(zip(types, heads)) if not prosody.allowed_tones(t, h))
 
 
 def normalize_line(raw: str, what: str = "The first line", size: int = 5, example: str = "床前明月光") -> str:
@@ -477,7 +479,7 @@ def complete_poem(trained: TrainedModel, first_line: str, **options) -> Result:
     line = normalize_line(first_line)
 
     def make_seed(rng):
-        form, types, _, free = choose_form(rng, options.get("tones", True), line=line)
+        form, types, free = choose_form(rng, options.get("tones", True), line=line)
         return Candidate([""] * layout.SLOTS, dict(enumerate(line)), types, form, free=free)
 
     poems = decode(trained, make_seed, **options)
@@ -492,7 +494,7 @@ def acrostic_poem(trained: TrainedModel, heads: str, **options) -> Result:
     heads = normalize_line(heads, "An acrostic (one head per line)", 4, "春夏秋冬")
 
     def make_seed(rng):
-        form, types, _, free = choose_form(rng, options.get("tones", True), heads=heads)
+        form, types, free = choose_form(rng, options.get("tones", True), heads=heads)
         return Candidate([""] * layout.SLOTS, {layout.slot(i, 0): ch for i, ch in enumerate(heads)}, types, form, free=free)
 
     poems = decode(trained, make_seed, **options)
@@ -542,7 +544,7 @@ def theme_poem(trained: TrainedModel, theme: str, vectors=None, **options) -> Re
     word, (ch, *_) = keywords[0]
 
     def make_seed(rng):  # the keyword goes where its tone fits line 1 of the chosen form
-        form, types, _, _ = choose_form(rng, options.get("tones", True))
+        form, types, _ = choose_form(rng, options.get("tones", True))
         fits = lambda j: prosody.reading(ch)[0] & prosody.allowed_tones(types[0], "", j)
         spots = [j for j in range(5) if not types or fits(j)] or list(range(5))
         return Candidate([""] * layout.SLOTS, {int(rng.choice(spots)): ch}, types, form)

@@ -48,8 +48,9 @@ class LineHashes:
     stored lines share a hash is about n**2 / 2**65 ≈ 3e-8.
     """
 
-    def __init__(self, values: np.ndarray):
+    def __init__(self, values: np.ndarray, digest: str | None = None):
         self.values = values  # (n,) uint64, sorted, unique
+        self._digest = digest  # the file's SHA-1, when read from one
 
     @classmethod
     def of_lines(cls, lines: Iterable[str]) -> "LineHashes":
@@ -67,7 +68,9 @@ class LineHashes:
         return self.values.astype("<u8").tobytes()
 
     def digest(self) -> str:
-        return hashlib.sha1(self.to_bytes()).hexdigest()
+        if self._digest is None:
+            self._digest = hashlib.sha1(self.to_bytes()).hexdigest()
+        return self._digest
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "LineHashes":
@@ -86,12 +89,13 @@ class LineHashes:
         values = np.frombuffer(data, dtype="<u8").astype(np.uint64)
         if len(values) > 1 and not (values[1:] > values[:-1]).all():
             raise PoetryError(f"The training line hashes {path} are not sorted, so the file is corrupt; {retrain}.")
-        return cls(values)
+        return cls(values, hashlib.sha1(data).hexdigest())  # the bytes as read: no second serialisation
 
 
-def _require(poems: Sequence[str]) -> None:
+def require(poems: Sequence[str], what: str = "poems") -> None:
+    """An empty list of poems is a caller's bug: say so instead of dividing by zero."""
     if not poems:
-        raise ValueError("no poems to measure")
+        raise ValueError(f"no {what} to measure")
 
 
 def _ngrams(line: str, n: int) -> list[str]:
@@ -100,7 +104,7 @@ def _ngrams(line: str, n: int) -> list[str]:
 
 def copy_rate(poems: Sequence[str], train_line_hashes: LineHashes | set[str]) -> float:
     """Share of generated lines (2–4) found verbatim among the training lines."""
-    _require(poems)
+    require(poems)
     lines = [line for poem in poems for line in generated_lines(poem)]
     if not lines:
         return 0.0
@@ -118,7 +122,7 @@ def novel_ngrams(poems: Sequence[str], train: set[str] | Sequence[str], n: int =
     `train` is either the set from `train_ngrams(train_poems, n)` (build it once, reuse it) or
     the training poems themselves.
     """
-    _require(poems)
+    require(poems)
     if isinstance(train, (set, frozenset)):
         wrong = next((gram for gram in train if len(gram) != n), None)
         if wrong is not None:
@@ -134,7 +138,7 @@ def novel_ngrams(poems: Sequence[str], train: set[str] | Sequence[str], n: int =
 
 def distinct_n(poems: Sequence[str], n: int) -> float:
     """Distinct n-grams over all n-grams, pooled over lines 2–4 of all poems, within lines."""
-    _require(poems)
+    require(poems)
     grams = [gram for poem in poems for line in generated_lines(poem) for gram in _ngrams(line, n)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
@@ -145,7 +149,7 @@ def repetition(poems: Sequence[str]) -> dict[str, float]:
     Returns {"char_three_times", "char_repeat_in_line", "line_repeated"}; 叠字 such as 年年
     count as a repeat within the line, as the real-poem figures in EVALUATION.md do.
     """
-    _require(poems)
+    require(poems)
     thrice = in_line = line_twice = 0
     for poem in poems:
         lines = poem_lines(poem)

@@ -90,11 +90,12 @@ class Vocab:
     def build(cls, texts, min_count: int) -> "Vocab":
         counts = Counter(ch for text in texts for ch in text)
         chars = sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], c))
-        return cls(SPECIALS + tuple(chars)).with_stats(texts)
+        return cls(SPECIALS + tuple(chars)).with_stats(texts, counts)
 
-    def with_stats(self, texts) -> "Vocab":
-        """This vocabulary with the training counts and 叠字 of `texts` (the training poems)."""
-        counts = Counter(ch for text in texts for ch in text)
+    def with_stats(self, texts, counts: Counter | None = None) -> "Vocab":
+        """This vocabulary with the training counts and 叠字 of `texts` (the training poems; `counts`
+        when the caller has already counted their characters)."""
+        counts = Counter(ch for text in texts for ch in text) if counts is None else counts
         doubled = Counter(a for text in texts for a, b in zip(text, text[1:]) if a == b and a not in "，。")
         doubles = "".join(sorted(ch for ch, n in doubled.items() if n >= DOUBLE_MIN and ch in self.index))
         return Vocab(self.tokens, tuple(0 if t in SPECIALS else counts.get(t, 0) for t in self.tokens), doubles)

@@ -20,17 +20,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .metrics import generated_lines, poem_lines
+from .metrics import generated_lines, poem_lines, require
 
 DISCRIMINATOR_FOLDS = 5
 FORMULA_POEMS = 3        # a line in this many different poems is a formula
 ATTESTED_DOUBLE = 3      # a 叠字 real poems use at least this often at one position is real
 OVERUSED_TOP = 10
-
-
-def _require(poems: Sequence[str], what: str = "poems") -> None:
-    if not poems:
-        raise ValueError(f"no {what} to measure")
 
 
 def line_ngrams(poem: str) -> list[str]:
@@ -60,7 +55,7 @@ def discriminator_accuracy(real: Sequence[str], generated: Sequence[str], folds:
 
 def formula_rate(poems: Sequence[str], min_poems: int = FORMULA_POEMS) -> float:
     """Share of lines 2–4 (each occurrence) whose text occurs in at least `min_poems` different poems."""
-    _require(poems)
+    require(poems)
     poems_with: dict[str, set[int]] = defaultdict(set)
     lines = []
     for number, poem in enumerate(poems):
@@ -91,7 +86,7 @@ def coherence(poems: Sequence[str], vectors) -> dict:
     Each side is the mean of its characters' unit skip-gram vectors. Frequent characters make
     every pair of texts look somewhat alike; the lift subtracts that, and is None for one poem.
     """
-    _require(poems)
+    require(poems)
     firsts = _centroids([poem_lines(p)[0] if poem_lines(p) else "" for p in poems], vectors)
     rests = _centroids(["".join(generated_lines(p)) for p in poems], vectors)
     similarity = firsts @ rests.T  # [i, j]: first line of poem i against lines 2–4 of poem j
@@ -115,8 +110,8 @@ def char_frequency_gap(real: Sequence[str], generated: Sequence[str], top: int =
     "distinct_chars_real": characters used; "char_distribution_gap": half the L1 distance between
     the two character distributions (0 = the same, 1 = no character in common).
     """
-    _require(real, "real poems")
-    _require(generated)
+    require(real, "real poems")
+    require(generated)
     ours, theirs = _char_counts(generated), _char_counts(real)
     scale = sum(theirs.values()) / max(sum(ours.values()), 1)
     excess = sorted(ours, key=lambda ch: (-(ours[ch] * scale - theirs[ch]), ch))[:top]
@@ -143,19 +138,19 @@ def _doubles(poem: str) -> list[tuple[str, int]]:
 
 def doubled_rate(poems: Sequence[str]) -> float:
     """Share of poems whose lines 2–4 hold a character twice in a row, 叠字 included."""
-    _require(poems)
+    require(poems)
     return sum(bool(_doubles(p)) for p in poems) / len(poems)
 
 
 def stutter_rate(poems: Sequence[str], attested: frozenset[tuple[str, int]]) -> float:
     """Share of poems whose lines 2–4 double a character where real poems do not (`attested_doubles`): 是是, 水水."""
-    _require(poems)
+    require(poems)
     return sum(any(d not in attested for d in _doubles(p)) for p in poems) / len(poems)
 
 
 def echo_rate(poems: Sequence[str]) -> float:
     """Share of poems in which a two-character sequence of one line occurs again in a later line (春风 … 春风)."""
-    _require(poems)
+    require(poems)
     echoed = 0
     for poem in poems:
         seen: set[str] = set()

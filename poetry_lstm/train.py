@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import files, layout, prosody, vectors
-from .clean import load_corpus
+from .clean import load_corpus, texts_by_split
 from .config import Config
 from .errors import PoetryError
 from .metrics import HASH_FILE
@@ -34,17 +34,12 @@ PROGRESS_STEPS = 200  # a progress line in the log every this many training step
 
 
 def split_texts(cfg: Config, use_windows: bool) -> dict[str, list[str]]:
-    """Poem texts per split; windows of longer poems join train only when asked."""
-    out = {"train": [], "valid": [], "test": []}
-    for r in load_corpus(cfg):
-        if r["split"] in out and (use_windows or r["form"] == "wujue"):
-            out[r["split"]].append(r["text"])
-    return out
+    """Poem texts per split of the corpus; windows of longer poems join train only when asked."""
+    return texts_by_split(load_corpus(cfg), use_windows)
 
 
-def training_texts(cfg: Config) -> tuple[list[str], list[str]]:
+def training_texts(splits: dict[str, list[str]]) -> tuple[list[str], list[str]]:
     """(train, valid) poem texts, refusing a corpus too small to learn from."""
-    splits = split_texts(cfg, cfg.train.use_windows)
     train, valid = splits["train"], splits["valid"]
     if len(train) < MIN_TRAIN_POEMS or not valid:
         raise PoetryError(f"The corpus has {len(train)} training and {len(valid)} validation poems, too few to train; "
@@ -167,7 +162,8 @@ def _load_checkpoint(ckpt: Path, args: dict):
         raise PoetryError(f"The checkpoint {ckpt / 'last.keras'} cannot be loaded ({exc.__class__.__name__}); run without --resume.") from None
 
 
-def _fine_tune(cfg: Config, ckpt: Path, model, state: dict, vocab: Vocab, valid_ds, log, started: float, verbose: int) -> None:
+def _fine_tune(cfg: Config, ckpt: Path, model, state: dict, vocab: Vocab, quatrains: list[str], valid_ds, log, started: float,
+               verbose: int) -> None:
     """Real 五绝 alone, from the best pretrained weights at a smaller learning rate; a fine-tune epoch
     that beats the pretrained valid loss becomes the best checkpoint, else the pretrained one stays."""
     m = cfg.model
@@ -182,7 +178,6 @@ def _fine_tune(cfg: Config, ckpt: Path, model, state: dict, vocab: Vocab, valid_
     end = state["fine_tune_from"] + cfg.train.fine_tune_epochs
     if state["epochs_done"] >= end or state["wait"] >= min(2, cfg.train.patience):
         return
-    quatrains = split_texts(cfg, False)["train"]
     log(f"fine-tuning on {len(quatrains)} real 五绝 for up to {cfg.train.fine_tune_epochs} epochs at learning rate {cfg.train.fine_tune_learning_rate:g}")
     ds = window_dataset(poem_ids(quatrains, vocab), m.window, m.stride, cfg.train.batch_size, cfg.train.shuffle_buffer,
                         cfg.train.seed + state["epochs_done"])
@@ -203,7 +198,9 @@ def _model_and_state(cfg: Config, ckpt: Path, args: dict, embedding, vocab: Voca
 def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool = False, command: str = "", log=print) -> Path:
     """Train `mode` and write its model directory; returns that directory."""
     started = time.perf_counter()
-    train_texts, valid_texts = training_texts(cfg)  # before TensorFlow loads: a missing corpus fails at once
+    records = load_corpus(cfg)  # read once: the 100 MB corpus gives the training texts, the 五绝 and the test poems
+    quatrains = texts_by_split(records, False)  # real 五绝: fine-tuning and the test scores
+    train_texts, valid_texts = training_texts(texts_by_split(records, cfg.train.use_windows))  # before TensorFlow loads
     seed_everything(cfg.train.seed)
     out, ckpt = worker_dirs(cfg, mode, resume, log)  # the chief writes models/; other workers a temporary folder
     # A run killed while it wrote leaves a half-built model folder and temporary checkpoint files.
@@ -243,14 +240,14 @@ def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool
                   verbose=verbose, shuffle=False, callbacks=[_epoch_callback(cfg, ckpt, state, vocab, log, time.perf_counter(), started,
                                                                               budget_minutes=cfg.train.max_minutes)])
     if cfg.train.use_windows and cfg.train.fine_tune_epochs and (ckpt / "best.weights.h5").exists():
-        _fine_tune(cfg, ckpt, model, state, vocab, valid_ds, log, started, verbose)
+        _fine_tune(cfg, ckpt, model, state, vocab, quatrains["train"], valid_ds, log, started, verbose)
     state["seconds"] = state.get("seconds_before", 0.0) + time.perf_counter() - started
     state["seconds_before"] = state["seconds"]
     files.write_json(ckpt / "state.json", state)
     if not (ckpt / "best.weights.h5").exists():  # every validation loss was NaN
         raise PoetryError(f"Training reached no finite validation loss in {state['epochs_done']} epochs; lower [train] learning_rate and run again without --resume.")
     model.load_weights(ckpt / "best.weights.h5")
-    test_texts = split_texts(cfg, False)["test"]
+    test_texts = quatrains["test"]
     write_model_dir(cfg, out, ckpt, model, args, vocab, train_texts, test_texts, state, command)
     log(f"saved {out} (best epoch {state['best_epoch']}, valid perplexity {math.exp(state['best_val_loss']):.1f})")
     return out
