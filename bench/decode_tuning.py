@@ -43,6 +43,8 @@ FINAL = {
     "T 0.8, best of 8, penalty 0.4": dict(temperature=0.8, candidates=8, frequency_penalty=0.4),
     "T 0.85, best of 8, penalty 0.4": dict(temperature=0.85, candidates=8, frequency_penalty=0.4),
 }
+# The defaults alone, as config/default.toml sets them: the reference for a decoder change.
+DEFAULTS = {"defaults": {}, "beam 8": dict(beam=8)}
 SHOWN = ("discriminator_accuracy", "judge_ratio_to_real", "formula_rate", "coherence_lift", "distinct_chars",
          "overused_ratio", "stutter", "echo", "lines_2_4_regulated", "rhyme", "copy_rate", "ms_per_poem")
 
@@ -52,7 +54,7 @@ def main() -> None:
     parser.add_argument("--mode", default="word2vec")
     parser.add_argument("--config", default=None, help="a TOML overriding config/default.toml (e.g. another models_dir)")
     parser.add_argument("--limit", type=int, default=400, help="valid poems to complete per setting (default 400)")
-    parser.add_argument("--only", choices=["sampling", "beam", "final"], default=None)
+    parser.add_argument("--only", choices=["sampling", "beam", "final", "defaults"], default=None)
     parser.add_argument("--json", default=None, help="also write every row to this JSON file")
     args = parser.parse_args()
 
@@ -70,10 +72,10 @@ def main() -> None:
     sticks = yardsticks(cfg, real, records, log=lambda m: print(m, file=sys.stderr))
     trained = load_model_fast(Path(cfg.paths.models_dir) / args.mode)
     base = generation_settings(cfg.generate)["defaults"]
-    groups = {"sampling": SAMPLING, "beam": BEAM, "final": FINAL}
+    groups = {"sampling": SAMPLING, "beam": BEAM, "final": FINAL, "defaults": DEFAULTS}
     rows = {}
     for name, settings in groups.items():
-        if args.only != name and (args.only or name == "final"):
+        if args.only != name and (args.only or name in ("final", "defaults")):
             continue
         table = generation_rows({args.mode: trained}, {k: {**base, **v} for k, v in settings.items()}, sticks, trained.line_hashes(), None,
                                 log=lambda m: print(m, file=sys.stderr))

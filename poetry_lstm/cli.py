@@ -234,12 +234,16 @@ def clean(ctx, forms):
 @setting("train", "epochs", "Upper bound on epochs; early stopping may end sooner")
 @setting("model", "units", "LSTM units per layer")
 @setting("model", "layers", "Stacked LSTM layers")
+@setting("model", "dropout", "Dropout between layers and before the softmax")
+@setting("train", "learning_rate", "Adam's learning rate while pretraining")
+@setting("train", "fine_tune_epochs", "Epochs on real 五绝 after pretraining; 0 = none")
 @setting("train", "batch_size", "Windows per step")
 @setting("train", "max_minutes", "Stop pretraining after the epoch that passes this many minutes; 0 = no limit")
 @setting("train", "seed", "The one seed: Python, NumPy, TensorFlow")
 @click.pass_context
 @friendly
-def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, epochs, units, layers, batch_size, max_minutes, seed):
+def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, epochs, units, layers, dropout, learning_rate, fine_tune_epochs,
+          batch_size, max_minutes, seed):
     """Train a next-character LSTM on corpus/ into models/<mode>/.
 
     Needs the train extra: pip install -e ".[train]".
@@ -248,10 +252,12 @@ def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, epochs, units, 
     Examples:
       poetry-lstm train --mode word2vec
       poetry-lstm train --mode onehot --resume
+      poetry-lstm train --mode word2vec --max-minutes 75 --dropout 0.2
     """
     cfg = with_flags(config_of(ctx), "train", mode=mode, fine_tune_vectors=fine_tune_vectors, epochs=epochs,
-                     batch_size=batch_size, max_minutes=max_minutes, seed=seed)
-    cfg = with_flags(cfg, "model", units=units, layers=layers)
+                     learning_rate=learning_rate, fine_tune_epochs=fine_tune_epochs, batch_size=batch_size,
+                     max_minutes=max_minutes, seed=seed)
+    cfg = with_flags(cfg, "model", units=units, layers=layers, dropout=dropout)
     require_training_extra("train")
     from .model import import_keras
     from .distributed import start_distribution

@@ -145,12 +145,13 @@ class Candidate:
 
 
 def _vocab_prior(vocab) -> tuple[np.ndarray, np.ndarray]:
-    return _prior_of(vocab.tokens, vocab.counts, vocab.doubles)
+    return _prior_of(vocab.tokens, vocab.counts, vocab.doubles, vocab.doubles_at)
 
 
-@lru_cache(maxsize=4)  # keyed by all three: vocabularies with equal tokens may differ in counts
-def _prior_of(tokens: tuple, counts: tuple, doubles: str) -> tuple[np.ndarray, np.ndarray]:
-    """(log training frequency (vocab,), 叠字 mask (vocab,)); zeros and none for an old vocabulary.
+@lru_cache(maxsize=4)  # keyed by all four: vocabularies with equal tokens may differ in counts
+def _prior_of(tokens: tuple, counts: tuple, doubles: str, doubles_at: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """(log training frequency (vocab,), 叠字 allowed at each line place (4, vocab): row i lets a
+    character double at places i and i+1); zeros and none for an old vocabulary.
 
     Characters rarer than the COMMON-th all count as that one: the frequency penalty evens out
     generic characters, it must not push rare ones into the poem."""
@@ -160,8 +161,10 @@ def _prior_of(tokens: tuple, counts: tuple, doubles: str) -> tuple[np.ndarray, n
     common = np.sort(log_prior[log_prior < 0])[::-1]
     if len(common):
         log_prior = np.maximum(log_prior, common[min(COMMON, len(common) - 1)])
-    mask = np.zeros(len(tokens), bool)
-    mask[[index[ch] for ch in doubles if ch in index]] = True
+    mask = np.zeros((layout.CHARS - 1, len(tokens)), bool)
+    # A vocabulary from before doubles_at knows only which characters double: allow them where quatrains mostly do.
+    for at, chars in enumerate(doubles_at or [doubles if at + 1 in DOUBLE_AT else "" for at in range(layout.CHARS - 1)]):
+        mask[at, [index[ch] for ch in chars if ch in index]] = True
     return log_prior, mask
 
 
@@ -170,7 +173,7 @@ def _prior_of(tokens: tuple, counts: tuple, doubles: str) -> tuple[np.ndarray, n
 VARIANT_FORMS = dict(zip("疎踈髪劒浄迳猨鶑髙鬭鬬懽隣罇檝幷峩堦怱穉飜迺廻缾鳯畧逈潄秪秖歳暎栢悮犂輙竝緜顇欵顦憇薫呌碁讐鏁邨効鸎徴囘衞虵棃窻箒脇蕚趂朶悤",
                          "疏疏发剑净径猿莺高斗斗欢邻尊楫并峨阶匆稚翻乃回瓶凤略迥漱只只岁映柏误犁辄并绵悴款憔憩薰叫棋雠锁村效莺征回卫蛇梨窗帚胁萼趁朵匆"))
 COMMON = 1500  # the frequency penalty's floor: about the 1500th most frequent character
-DOUBLE_AT = (1, 3, 4)  # line positions (from 0) where real quatrains double a character: 悠悠 at 0–1, 3–4, 2–3
+DOUBLE_AT = (1, 3, 4)  # old vocabularies: line places (from 0) of a 叠字's second character, 悠悠 at 0–1, 2–3, 3–4
 
 
 class Decoder:
@@ -191,7 +194,7 @@ class Decoder:
         prev = c.chars[pos - 1] if at else ""
         if not prev:
             return []
-        out = [] if at in DOUBLE_AT and self.doubles[self.vocab.id(prev)] and (at < 2 or c.chars[pos - 2] != prev) else [prev]
+        out = [] if self.doubles[at - 1, self.vocab.id(prev)] and (at < 2 or c.chars[pos - 2] != prev) else [prev]
         for start in layout.LINE_STARTS[:layout.line_of(pos)]:
             line = c.chars[start:start + layout.CHARS]
             out += [line[j + 1] for j in range(4) if line[j] == prev and line[j + 1]]

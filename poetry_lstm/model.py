@@ -59,7 +59,7 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-DOUBLE_MIN = 3  # a character doubled (悠悠, 萧萧) at least this often in training lines is a real 叠字
+DOUBLE_MIN = 3  # a character doubled (悠悠, 萧萧) at least this often at one place of a line is a real 叠字 there
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,9 @@ class Vocab:
     # is its tokens.
     counts: tuple[int, ...] = field(default=(), compare=False)
     doubles: str = field(default="", compare=False)
+    # doubles_at[i]: the 叠字 doubled at line places i and i+1 (0–3); 花花 opens lines, 光光 never
+    # closes one. Empty in vocabularies saved before it existed.
+    doubles_at: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "index", {t: i for i, t in enumerate(self.tokens)})
@@ -96,12 +99,20 @@ class Vocab:
         """This vocabulary with the training counts and 叠字 of `texts` (the training poems; `counts`
         when the caller has already counted their characters)."""
         counts = Counter(ch for text in texts for ch in text) if counts is None else counts
-        doubled = Counter(a for text in texts for a, b in zip(text, text[1:]) if a == b and a not in "，。")
-        doubles = "".join(sorted(ch for ch, n in doubled.items() if n >= DOUBLE_MIN and ch in self.index))
-        return Vocab(self.tokens, tuple(0 if t in SPECIALS else counts.get(t, 0) for t in self.tokens), doubles)
+        doubled_at = Counter((a, i % layout.STRIDE) for text in texts for i, (a, b) in enumerate(zip(text, text[1:]))
+                             if a == b and a not in "，。")
+        doubled = Counter()
+        for (ch, _), n in doubled_at.items():
+            doubled[ch] += n
+        known = lambda n, ch: n >= DOUBLE_MIN and ch in self.index  # noqa: E731
+        doubles = "".join(sorted(ch for ch, n in doubled.items() if known(n, ch)))
+        doubles_at = tuple("".join(sorted(ch for (ch, at), n in doubled_at.items() if at == i and known(n, ch)))
+                           for i in range(layout.CHARS - 1))
+        return Vocab(self.tokens, tuple(0 if t in SPECIALS else counts.get(t, 0) for t in self.tokens), doubles, doubles_at)
 
     def save(self, path: Path) -> None:
-        files.write_json(path, {"tokens": list(self.tokens), "counts": list(self.counts), "doubles": self.doubles}, indent=None)
+        files.write_json(path, {"tokens": list(self.tokens), "counts": list(self.counts), "doubles": self.doubles,
+                                "doubles_at": list(self.doubles_at)}, indent=None)
 
     @classmethod
     def load(cls, path: Path) -> "Vocab":
@@ -110,10 +121,12 @@ class Vocab:
         tokens = data.get("tokens") if isinstance(data, dict) else None
         if not isinstance(tokens, list) or tuple(tokens[:3]) != SPECIALS or not all(isinstance(t, str) for t in tokens):
             raise PoetryError(f"The vocabulary {path} is corrupt; {retrain}.")
-        counts, doubles = data.get("counts") or [], data.get("doubles") or ""
-        if counts and (len(counts) != len(tokens) or not all(isinstance(n, int) and n >= 0 for n in counts)) or not isinstance(doubles, str):
+        counts, doubles, doubles_at = data.get("counts") or [], data.get("doubles") or "", data.get("doubles_at") or []
+        if (counts and (len(counts) != len(tokens) or not all(isinstance(n, int) and n >= 0 for n in counts)) or not isinstance(doubles, str)
+                or not isinstance(doubles_at, list) or doubles_at and (len(doubles_at) != layout.CHARS - 1
+                                                                       or not all(isinstance(d, str) for d in doubles_at))):
             raise PoetryError(f"The vocabulary {path} has malformed counts; {retrain}.")
-        return cls(tuple(tokens), tuple(counts), doubles)
+        return cls(tuple(tokens), tuple(counts), doubles, tuple(doubles_at))
 
 
 _LAYERS: dict = {}

@@ -210,6 +210,9 @@ def test_train_refuses_a_seed_outside_numpys_range(project):
     (["--batch-size", "0"], "--batch-size must be at least 1, not 0."),
     (["--max-minutes", "nan"], "--max-minutes must be at least 0, not nan."),
     (["--units", "0"], "--units must be at least 1, not 0."),
+    (["--dropout", "1"], "--dropout must be at least 0 and below 1, not 1.0."),
+    (["--learning-rate", "0"], "--learning-rate must be above 0, not 0.0."),
+    (["--fine-tune-epochs", "-1"], "--fine-tune-epochs must be at least 0, not -1."),
 ])
 def test_train_flags_get_the_configs_range_checks(project, args, message):
     result = run(project, "train", *args)

@@ -408,6 +408,17 @@ def test_no_stutter_and_no_echo_unless_a_real_double(tmp_path):
     assert trained.vocab.id("悠") in dec.repeats(c, 2)  # but not in the middle of one
 
 
+def test_a_real_double_only_where_real_lines_double_it(tmp_path):
+    # A vocabulary that knows the places: 悠悠 is attested at line places 1–2 only.
+    trained = fake_model(tmp_path, "悠山水云花人来", {("悠", "悠"): 5.0})
+    trained.vocab = Vocab(trained.vocab.tokens, doubles="悠", doubles_at=("", "悠", "", ""))
+    dec = G.Decoder(trained, tones=False, rhyme=False)
+    at = lambda text: dec.repeats(G.Candidate(list(text) + [""] * (24 - len(text)), {}, None, None), len(text))
+    uu = trained.vocab.id("悠")
+    assert uu in at("悠") and uu not in at("山悠") and uu in at("山水悠") and uu in at("山水云悠")
+    assert uu in at("山悠悠")  # never three in a row
+
+
 def test_the_frequency_penalty_moves_choices_away_from_frequent_characters(tmp_path):
     chars = "不山水云花人来去风月"
     trained = fake_model(tmp_path, chars, {"不": 1.0, "山": 0.5})

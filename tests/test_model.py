@@ -53,13 +53,15 @@ def test_line_hashes_hold_each_line_of_each_poem_once():
 
 
 def test_vocab_keeps_counts_and_real_doubles(tmp_path):
-    texts = ["悠悠白日尽，黄河入海流。欲穷千里目，更上一层楼。"] * 3 + ["是是白日尽，黄河入海流。欲穷千里目，更上一层楼。"]
+    texts = (["悠悠白日尽，黄河入海流。欲穷千里目，更上一层楼。"] * 3 + ["是是白日尽，黄河入海流。欲穷千里目，更上一层楼。"]
+             + ["白日尽悠悠，黄河入海流。欲穷千里目，更上一层楼。"])
     vocab = Vocab.build(texts, 1)
-    assert vocab.doubles == "悠"  # 悠悠 three times is a 叠字; 是是 once is not
-    assert vocab.counts[vocab.id("悠")] == 6 and vocab.counts[:3] == (0, 0, 0)
+    assert vocab.doubles == "悠"  # 悠悠 four times is a 叠字; 是是 once is not
+    assert vocab.doubles_at == ("悠", "", "", "")  # and it opens lines: once at the end is not enough there
+    assert vocab.counts[vocab.id("悠")] == 8 and vocab.counts[:3] == (0, 0, 0)
     vocab.save(tmp_path / "vocab.json")
     again = Vocab.load(tmp_path / "vocab.json")
-    assert again == vocab and again.counts == vocab.counts and again.doubles == "悠"
+    assert again == vocab and again.counts == vocab.counts and again.doubles == "悠" and again.doubles_at == vocab.doubles_at
 
 
 # ---- windows ----------------------------------------------------------------------------------
