@@ -43,6 +43,17 @@ FINAL = {
     "T 0.8, best of 8, penalty 0.4": dict(temperature=0.8, candidates=8, frequency_penalty=0.4),
     "T 0.85, best of 8, penalty 0.4": dict(temperature=0.85, candidates=8, frequency_penalty=0.4),
 }
+# Holding back what the decoder over-uses (overuse.json, measured on training first lines by `poetry-lstm calibrate`).
+OVERUSE = {
+    "T 0.85, best of 8, penalty 0.3, no over-use penalty": dict(overuse_penalty=0.0),
+    "over-use penalty 0.5": dict(overuse_penalty=0.5),
+    "over-use penalty 1": dict(overuse_penalty=1.0),
+    "over-use penalty 1.5": dict(overuse_penalty=1.5),
+    "T 0.8, over-use penalty 0.5": dict(temperature=0.8, overuse_penalty=0.5),
+    "T 0.8, over-use penalty 1": dict(temperature=0.8, overuse_penalty=1.0),
+    "beam 8, no over-use penalty": dict(beam=8, overuse_penalty=0.0),
+    "beam 8, over-use penalty 1": dict(beam=8, overuse_penalty=1.0),
+}
 # The defaults alone, as config/default.toml sets them: the reference for a decoder change.
 DEFAULTS = {"defaults": {}, "beam 8": dict(beam=8)}
 SHOWN = ("discriminator_accuracy", "judge_ratio_to_real", "formula_rate", "coherence_lift", "distinct_chars",
@@ -54,8 +65,9 @@ def main() -> None:
     parser.add_argument("--mode", default="word2vec")
     parser.add_argument("--config", default=None, help="a TOML overriding config/default.toml (e.g. another models_dir)")
     parser.add_argument("--limit", type=int, default=400, help="valid poems to complete per setting (default 400)")
-    parser.add_argument("--only", choices=["sampling", "beam", "final", "defaults"], default=None)
+    parser.add_argument("--only", choices=["sampling", "beam", "final", "defaults", "overuse"], default=None)
     parser.add_argument("--json", default=None, help="also write every row to this JSON file")
+    parser.add_argument("--settings", nargs="*", help="only these settings of the chosen group (names as in the tables)")
     args = parser.parse_args()
 
     from poetry_lstm.clean import load_corpus, texts_by_split
@@ -72,12 +84,13 @@ def main() -> None:
     sticks = yardsticks(cfg, real, records, log=lambda m: print(m, file=sys.stderr))
     trained = load_model_fast(Path(cfg.paths.models_dir) / args.mode)
     base = generation_settings(cfg.generate)["defaults"]
-    groups = {"sampling": SAMPLING, "beam": BEAM, "final": FINAL, "defaults": DEFAULTS}
+    groups = {"sampling": SAMPLING, "beam": BEAM, "final": FINAL, "defaults": DEFAULTS, "overuse": OVERUSE}
     rows = {}
     for name, settings in groups.items():
-        if args.only != name and (args.only or name in ("final", "defaults")):
+        if args.only != name and (args.only or name in ("final", "defaults", "overuse")):
             continue
-        table = generation_rows({args.mode: trained}, {k: {**base, **v} for k, v in settings.items()}, sticks, trained.line_hashes(), None,
+        chosen = {k: v for k, v in settings.items() if not args.settings or k in args.settings}
+        table = generation_rows({args.mode: trained}, {k: {**base, **v} for k, v in chosen.items()}, sticks, trained.line_hashes(), None,
                                 log=lambda m: print(m, file=sys.stderr))
         rows.update(table)
         print(f"\n{name}, {len(real)} valid first lines, {args.mode}:")

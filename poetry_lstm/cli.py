@@ -482,6 +482,44 @@ def evaluate(ctx, mode, poem_file, with_generation, limit, as_json):
     click.echo(json.dumps(out, ensure_ascii=False, indent=2))
 
 
+@cli.command()
+@click.option("--mode", type=click.Choice(MODES), default=None, help="One model (default: every model present).")
+@setting("train", "overuse_poems", "Training 五绝 whose first lines are completed")
+@click.pass_context
+@friendly
+def calibrate(ctx, mode, overuse_poems):
+    """Measure which characters a model's decoder over-uses, into models/<mode>/overuse.json.
+
+    Completes the first lines of real training 五绝 with the [generate] defaults and compares each
+    character's count in lines 2–4 with the real poems'; the decoder then holds back what it
+    over-uses ([generate] overuse_penalty). `train` does this itself; run it after changing the
+    [generate] defaults. Valid and test poems are never used.
+
+    \b
+    Example:
+      poetry-lstm calibrate --mode word2vec
+    """
+    from . import overuse
+    from .clean import load_corpus, texts_by_split
+    from .evaluate import BUILD_CORPUS
+
+    cfg = with_flags(config_of(ctx), "train", overuse_poems=overuse_poems)
+    modes = [mode] if mode else [m for m in MODES if _models_dir(cfg, m).exists()]
+    if not modes:
+        raise UserError(f"No model in {cfg.paths.models_dir}; run `poetry-lstm train --mode word2vec` first.")
+    if not (Path(cfg.paths.corpus_dir) / "quatrains.jsonl").exists():
+        raise UserError(f"No corpus in {cfg.paths.corpus_dir}: the measure completes training poems; build it with {BUILD_CORPUS}.")
+    if cfg.train.overuse_poems < 1:
+        raise UserError("--overuse-poems must be at least 1 to measure anything.")
+    poems = texts_by_split(load_corpus(cfg), False)["train"]
+    for m in modes:
+        trained = _load_for_generation(cfg, m)
+        record = overuse.measure(trained, poems, cfg.generate.decoder_options(), cfg.train.overuse_poems, cfg.generate.seed,
+                                 log=lambda msg: click.echo(msg, err=True))
+        overuse.write(trained.path, record)
+        click.echo(f"{m}: {len(record['overuse'])} over-used characters written to {trained.path / overuse.OVERUSE_FILE}")
+
+
 def main():
     cli(obj={})
 

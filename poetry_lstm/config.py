@@ -92,12 +92,13 @@ RULES: dict[str, dict[str, Bound | OneOf]] = {
     "train": {"mode": OneOf(MODES), "fine_tune_epochs": AT_LEAST_0, "fine_tune_learning_rate": POSITIVE,
               "batch_size": AT_LEAST_1, "learning_rate": POSITIVE, "lr_decay": Bound(0, 1, above=True),
               "clipnorm": POSITIVE, "epochs": AT_LEAST_1, "patience": AT_LEAST_1, "seed": SEED,
-              "shuffle_buffer": AT_LEAST_0, "steps_per_epoch": AT_LEAST_0, "max_minutes": AT_LEAST_0},
+              "shuffle_buffer": AT_LEAST_0, "steps_per_epoch": AT_LEAST_0, "max_minutes": AT_LEAST_0,
+              "overuse_poems": AT_LEAST_0},
     # n and beam have ceilings: each candidate costs a decode, and 100000 of them hang for minutes
     "generate": {"mode": OneOf(MODES), "n": Bound(1, 20), "temperature": Bound(0.05, 5), "top_k": AT_LEAST_0,
                  "top_p": Bound(0, 1, above=True), "beam": Bound(1, 64), "max_tries": AT_LEAST_1,
                  "candidates": Bound(1, 64), "coherence": AT_LEAST_0, "frequency_penalty": Bound(0, 2),
-                 "sibling_penalty": AT_LEAST_0, "beam_noise": Bound(0, 5)},
+                 "sibling_penalty": AT_LEAST_0, "beam_noise": Bound(0, 5), "overuse_penalty": Bound(0, 5)},
 }
 
 
@@ -189,6 +190,7 @@ class TrainConfig:
     shuffle_buffer: int
     steps_per_epoch: int
     max_minutes: float
+    overuse_poems: int
 
 
 @dataclass(frozen=True)
@@ -209,8 +211,9 @@ class GenerateConfig:
     frequency_penalty: float
     sibling_penalty: float
     beam_noise: float
+    overuse_penalty: float
 
-    STYLE = ("candidates", "coherence", "frequency_penalty", "sibling_penalty", "beam_noise")
+    STYLE = ("candidates", "coherence", "frequency_penalty", "sibling_penalty", "beam_noise", "overuse_penalty")
 
     def decoder_options(self) -> dict:
         """The keyword arguments of `generate.complete_poem` (and its siblings) these settings mean."""

@@ -54,6 +54,7 @@ class Style:
     frequency_penalty: float = 0.3  # λ: each step scores log p(char | poem) − λ log p(char)
     sibling_penalty: float = 0.5    # beam: per rank among one beam's own children
     beam_noise: float = 0.0         # beam: scale of the Gumbel noise added to each step's scores (0 = plain beam)
+    overuse_penalty: float = 0.0    # × each character's measured over-use (overuse.py), taken from its score
 
 
 @dataclass
@@ -183,7 +184,8 @@ class Decoder:
         self.on = {"tones": tones, "rhyme": rhyme, "novelty": novelty}
         self.train_hashes = trained.line_hashes() if novelty else set()
         log_prior, self.doubles = _vocab_prior(trained.vocab)
-        self.penalty = -style.frequency_penalty * log_prior  # (vocab,) added to each step's log-probabilities
+        # (vocab,) added to each step's log-probabilities
+        self.penalty = -style.frequency_penalty * log_prior - style.overuse_penalty * trained.overuse()
         emb = trained.stepper.embedding
         self.unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-6)  # (vocab, dim) for cosines
 
@@ -403,7 +405,7 @@ def decode(trained: TrainedModel, make_seed, *, n=3, temperature=0.9, top_k=0, t
     Answer i's candidates come from generators fixed by (seed, i, round, j), so the first answers
     are the same whatever n is.
     """
-    style = Style(**style)  # candidates, coherence, frequency_penalty, sibling_penalty
+    style = Style(**style)  # candidates, coherence, frequency_penalty, sibling_penalty, beam_noise, overuse_penalty
     dec = Decoder(trained, tones, rhyme, novelty, style)
     order = lambda p: (len(p.warnings), -p.rank)
     if beam > 1:

@@ -346,6 +346,7 @@ class TrainedModel:
     config: dict
     stepper: LstmStepper
     _line_hashes: object = None
+    _overuse: object = None
 
     @property
     def mode(self) -> str:
@@ -366,6 +367,14 @@ class TrainedModel:
                                   f"retrain it with `poetry-lstm train --mode {self.mode}`, or pass --no-novelty.")
             self._line_hashes = hashes
         return self._line_hashes
+
+    def overuse(self):
+        """(vocab,) how much more often the decoder wrote each character than real poems (log ratio,
+        `overuse.py`), read once; zeros for a model never measured."""
+        if self._overuse is None:
+            from .overuse import penalties
+            self._overuse = penalties(self.path, self.vocab.tokens)
+        return self._overuse
 
 
 def load_model_dir(path: str | Path) -> TrainedModel:

@@ -25,7 +25,7 @@ from .clean import load_corpus, texts_by_split
 from .config import Config
 from .errors import PoetryError
 from .metrics import HASH_FILE
-from .distributed import any_worker, distribution, start_together, worker_dirs
+from .distributed import any_worker, distribution, start_together, worker_dirs, worker_role
 from .model import LstmStepper, TrainedModel, Vocab, build_model, count_windows, line_hashes, poem_ids, seed_everything, window_dataset
 
 MIN_TRAIN_POEMS = 20
@@ -250,6 +250,13 @@ def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool
     test_texts = quatrains["test"]
     write_model_dir(cfg, out, ckpt, model, args, vocab, train_texts, test_texts, state, command)
     log(f"saved {out} (best epoch {state['best_epoch']}, valid perplexity {math.exp(state['best_val_loss']):.1f})")
+    if cfg.train.overuse_poems and quatrains["train"] and worker_role()[0] == 0:  # other workers write scratch folders
+        # The decoder's over-used characters belong to this model: measure them now (`poetry-lstm calibrate` again later).
+        from . import overuse
+        from .weights import load_model_fast
+        record = overuse.measure(load_model_fast(out), quatrains["train"], cfg.generate.decoder_options(), cfg.train.overuse_poems,
+                                 cfg.generate.seed, log)
+        overuse.write(out, record)
     return out
 
 

@@ -49,7 +49,7 @@ def tiny_config(root: Path):
     cfg = cfg.replace("clean", valid_share=0.1, test_share=0.1)
     cfg = cfg.replace("vectors", vector_size=16, epochs=3, workers=1)
     cfg = cfg.replace("model", units=24, embedding_dim=16, min_char_count=1)
-    return cfg.replace("train", epochs=3, batch_size=16, patience=5, steps_per_epoch=0, fine_tune_epochs=1)
+    return cfg.replace("train", epochs=3, batch_size=16, patience=5, steps_per_epoch=0, fine_tune_epochs=1, overuse_poems=30)
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +65,7 @@ def tiny_root(tmp_path_factory):
         f'[paths]\ncrawler_dir = "{root / "crawler"}"\ncorpus_dir = "{root / "corpus"}"\nmodels_dir = "{root / "models"}"\n'
         "[clean]\nvalid_share = 0.1\ntest_share = 0.1\n[vectors]\nvector_size = 16\nepochs = 3\nworkers = 1\n"
         "[model]\nunits = 24\nembedding_dim = 16\nmin_char_count = 1\n"
-        "[train]\nepochs = 3\nbatch_size = 16\npatience = 5\nsteps_per_epoch = 0\nfine_tune_epochs = 1\n",
+        "[train]\nepochs = 3\nbatch_size = 16\npatience = 5\nsteps_per_epoch = 0\nfine_tune_epochs = 1\noveruse_poems = 30\n",
         encoding="utf-8")
     return root
 

@@ -31,6 +31,7 @@ from poetry_lstm.train import prepare_vectors, split_texts, train, write_model_d
 VEC_CFG = VectorsConfig(vector_size=8, window=2, negative=3, min_count=1, epochs=2, workers=1, seed=1)
 TEXTS = synthetic_poems(60, seed=21)
 DIR_FILES = {"model.keras", "vocab.json", "config.json", "history.json", "corpus_report.json", "card.md"}
+TRAINED_FILES = DIR_FILES | {"overuse.json"}  # train() measures the decoder's over-used characters after writing the folder
 
 
 # ---- skip-gram vectors --------------------------------------------------------------------------
@@ -107,7 +108,7 @@ def test_train_retrain_vectors_flag(tiny_root, tiny_models, tmp_path, monkeypatc
     monkeypatch.setattr(poetry_lstm.train, "write_model_dir", lambda *a, **k: None)  # only the vectors matter here
     models = tmp_path / "models"
     shutil.copytree(tiny_models / ".train-word2vec", models / ".train-word2vec")
-    cfg = tiny_config(tiny_root).replace("paths", models_dir=str(models))
+    cfg = tiny_config(tiny_root).replace("paths", models_dir=str(models)).replace("train", overuse_poems=0)  # no model folder to measure
     logs = []
     train(cfg, "word2vec", resume=True, log=logs.append)  # the checkpoint is complete: no fitting
     assert calls == [] and any("reusing the skip-gram vectors" in line for line in logs)
@@ -169,7 +170,7 @@ def test_model_directory_contents(tiny_root, tiny_models, mode):
     cfg = tiny_config(tiny_root)
     folder = tiny_models / mode
     names = {p.name for p in folder.iterdir()}
-    assert names == DIR_FILES | ({"vectors"} if mode == "word2vec" else set())
+    assert names == TRAINED_FILES | ({"vectors"} if mode == "word2vec" else set())
     train_texts = split_texts(cfg, cfg.train.use_windows)["train"]
     data = (tiny_models / "train_lines.u64").read_bytes()  # one file beside the model folders, for both
     hashes = [int.from_bytes(data[i:i + 8], "little") for i in range(0, len(data), 8)]
@@ -279,7 +280,7 @@ def test_resume_after_kill(tiny_root, tmp_path):
     history = json.loads((models / "onehot" / "history.json").read_text(encoding="utf-8"))
     assert [r["epoch"] for r in history] == list(range(1, done + 3))
     assert history[:done] == state["history"]
-    assert {p.name for p in (models / "onehot").iterdir()} == DIR_FILES
+    assert {p.name for p in (models / "onehot").iterdir()} == TRAINED_FILES
     config = load_model_dir(models / "onehot").config
     assert config["wall_seconds"] > state["seconds"]  # the killed run's time counts too
 
