@@ -72,10 +72,35 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
             lines.append(f"- rhyme learned: at line 4's last character the model puts {test['rhyme_mass']:.3f} of its probability on characters "
                          f"that share a 平声 group with line 2's (over the {test['rhyme_poems']} poems whose line 2 ends only 平); "
                          f"line-ending frequencies alone give {test['unigram_rhyme_mass']:.3f}")
+    lines += _overuse_lines(folder)
     lines += mode_comparison(folder, test)
     if TUNING.exists():
         lines += ["", "## What was tried", "", TUNING.read_text(encoding="utf-8").strip()]
     return "\n".join(lines) + "\n"
+
+
+def _overuse_lines(folder: Path) -> list[str]:
+    """What the decoder holds back for this model (overuse.json), once measured."""
+    path = folder / "overuse.json"
+    if not path.exists():
+        return []
+    record = json.loads(path.read_text(encoding="utf-8"))
+    ratios, options = record.get("overuse", {}), record.get("options", {})
+    top = " ".join(f"{ch} ×{math.exp(r):.1f}" for ch, r in list(ratios.items())[:8])
+    return ["", "## Decoding",
+            f"- over-used characters (`overuse.json`): {len(ratios)} characters the decoder wrote too often in lines 2–4 of "
+            f"{record.get('first_lines')} training 五绝 first lines (temperature {options.get('temperature')}, best of "
+            f"{options.get('candidates')}), against those poems' own lines; the strongest: {top}. The decoder takes `overuse_penalty` × "
+            f"log of each ratio from the character's score; `poetry-lstm calibrate --mode {folder.name}` measures it again"]
+
+
+def rewrite(folder: Path) -> None:
+    """The card of a finished model folder again, from its own files (after overuse.json changes)."""
+    from . import files
+
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    report = json.loads((folder / "corpus_report.json").read_text(encoding="utf-8"))
+    files.write_text(folder / "card.md", model_card(folder, config, report, config.get("test")))
 
 
 def _epochs(config: dict, history: list) -> str:

@@ -517,6 +517,8 @@ def calibrate(ctx, mode, overuse_poems):
         record = overuse.measure(trained, poems, cfg.generate.decoder_options(), cfg.train.overuse_poems, cfg.generate.seed,
                                  log=lambda msg: click.echo(msg, err=True))
         overuse.write(trained.path, record)
+        from .card import rewrite
+        rewrite(trained.path)
         click.echo(f"{m}: {len(record['overuse'])} over-used characters written to {trained.path / overuse.OVERUSE_FILE}")
 
 

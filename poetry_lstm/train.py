@@ -257,6 +257,8 @@ def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool
         record = overuse.measure(load_model_fast(out), quatrains["train"], cfg.generate.decoder_options(), cfg.train.overuse_poems,
                                  cfg.generate.seed, log)
         overuse.write(out, record)
+        from .card import rewrite
+        rewrite(out)
     return out
 
 

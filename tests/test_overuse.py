@@ -41,6 +41,8 @@ def test_training_measures_the_decoders_overuse_beside_the_model(tiny_models):
         record = json.loads((tiny_models / mode / overuse.OVERUSE_FILE).read_text(encoding="utf-8"))
         assert record["first_lines"] == 30 and record["options"]["candidates"] == 8 and "overuse_penalty" not in record["options"]
         assert all(r > 0 for r in record["overuse"].values())
+        card = (tiny_models / mode / "card.md").read_text(encoding="utf-8")
+        assert "## Decoding" in card and f"poetry-lstm calibrate --mode {mode}" in card
         trained = load_model_fast(tiny_models / mode)
         vector = trained.overuse()
         assert vector.shape == (len(trained.vocab),) and (vector >= 0).all()
@@ -75,6 +77,7 @@ def test_calibrate_rewrites_the_measure_and_says_what_is_missing(tiny_root, tiny
     result = CliRunner().invoke(cli, ["--config", str(config), "calibrate", "--mode", "onehot", "--overuse-poems", "12"])
     assert result.exit_code == 0, result.output
     assert json.loads(target.read_text(encoding="utf-8"))["first_lines"] == 12
+    assert "lines 2–4 of 12 training 五绝 first lines" in (target.parent / "card.md").read_text(encoding="utf-8")
     assert "onehot: " in result.stdout and "over-used characters written to" in result.stdout
 
     shutil.rmtree(root / "corpus")
