@@ -514,11 +514,7 @@ def calibrate(ctx, mode, overuse_poems):
     poems = texts_by_split(load_corpus(cfg), False)["train"]
     for m in modes:
         trained = _load_for_generation(cfg, m)
-        record = overuse.measure(trained, poems, cfg.generate.decoder_options(), cfg.train.overuse_poems, cfg.generate.seed,
-                                 log=lambda msg: click.echo(msg, err=True))
-        overuse.write(trained.path, record)
-        from .card import rewrite
-        rewrite(trained.path)
+        record = overuse.calibrate(trained, poems, cfg, log=lambda msg: click.echo(msg, err=True))
         click.echo(f"{m}: {len(record['overuse'])} over-used characters written to {trained.path / overuse.OVERUSE_FILE}")
 
 

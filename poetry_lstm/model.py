@@ -18,6 +18,8 @@ import numpy as np
 
 from . import files, layout
 from .errors import PoetryError
+from .metrics import poem_lines
+from .reading import ATTESTED_DOUBLE, doubled_counts
 
 PAD, UNK, START = "<pad>", "<unk>", "<s>"
 SPECIALS = (PAD, UNK, START)
@@ -59,7 +61,7 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-DOUBLE_MIN = 3  # a character doubled (悠悠, 萧萧) at least this often at one place of a line is a real 叠字 there
+DOUBLE_MIN = ATTESTED_DOUBLE  # a character doubled (悠悠, 萧萧) this often at one place of a line is a real 叠字 there
 
 
 @dataclass(frozen=True)
@@ -99,15 +101,13 @@ class Vocab:
         """This vocabulary with the training counts and 叠字 of `texts` (the training poems; `counts`
         when the caller has already counted their characters)."""
         counts = Counter(ch for text in texts for ch in text) if counts is None else counts
-        doubled_at = Counter((a, i % layout.STRIDE) for text in texts for i, (a, b) in enumerate(zip(text, text[1:]))
-                             if a == b and a not in "，。")
+        at_places = doubled_counts([line for text in texts for line in poem_lines(text)])
         doubled = Counter()
-        for (ch, _), n in doubled_at.items():
+        for (ch, _), n in at_places.items():
             doubled[ch] += n
-        known = lambda n, ch: n >= DOUBLE_MIN and ch in self.index  # noqa: E731
-        doubles = "".join(sorted(ch for ch, n in doubled.items() if known(n, ch)))
-        doubles_at = tuple("".join(sorted(ch for (ch, at), n in doubled_at.items() if at == i and known(n, ch)))
-                           for i in range(layout.CHARS - 1))
+        doubles = "".join(sorted(ch for ch, n in doubled.items() if n >= DOUBLE_MIN and ch in self.index))
+        attested = [key for key, n in at_places.items() if n >= DOUBLE_MIN and key[0] in self.index]
+        doubles_at = tuple("".join(sorted(ch for ch, at in attested if at == i)) for i in range(layout.CHARS - 1))
         return Vocab(self.tokens, tuple(0 if t in SPECIALS else counts.get(t, 0) for t in self.tokens), doubles, doubles_at)
 
     def save(self, path: Path) -> None:

@@ -11,27 +11,23 @@ measured excess. The valid and test poems play no part, so the measures on them 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from . import files, layout
 from .errors import PoetryError
+from .reading import char_counts
 
 OVERUSE_FILE = "overuse.json"
 MIN_COUNT = 5  # fewer generated uses than this say nothing about a character's rate
-
-
-def _body_counts(poems: list[str]) -> Counter:
-    return Counter(ch for poem in poems for line in layout.lines_of(poem)[1:] for ch in line)
 
 
 def overuse_ratios(generated: list[str], real: list[str], min_count: int = MIN_COUNT) -> dict[str, float]:
     """Character → log(count in generated lines 2–4 ÷ the count real lines 2–4 predict), for the
     characters written at least `min_count` times and more often than expected; add-one smoothing keeps
     a character real poems never use from counting as infinitely over-used. Largest first."""
-    ours, theirs = _body_counts(generated), _body_counts(real)
+    ours, theirs = char_counts(generated), char_counts(real)
     n_ours, n_theirs = sum(ours.values()), sum(theirs.values())
     if not n_ours or not n_theirs:
         raise PoetryError("Measuring over-used characters needs generated and real poems; got none.")
@@ -61,12 +57,19 @@ def measure(trained, poems: list[str], options: dict, limit: int, seed: int = 0,
             "options": {k: v for k, v in options.items() if k != "overuse_penalty"}, "min_count": MIN_COUNT}
 
 
-def write(model_dir: Path, record: dict) -> None:
-    files.write_json(Path(model_dir) / OVERUSE_FILE, record)
+def calibrate(trained, poems: list[str], cfg, log=lambda _: None) -> dict:
+    """Measure (`measure`, with the config's [generate] defaults and [train] overuse_poems), write
+    overuse.json into the model's folder, and rewrite its card, which reports it."""
+    from .card import rewrite
+
+    record = measure(trained, poems, cfg.generate.decoder_options(), cfg.train.overuse_poems, cfg.generate.seed, log)
+    files.write_json(Path(trained.path) / OVERUSE_FILE, record)
+    rewrite(trained.path)
+    return record
 
 
 def penalties(model_dir: Path, tokens: tuple[str, ...]) -> np.ndarray:
-    """(vocab,) the log over-use ratio per token, 0 for the rest and for a model measured never."""
+    """(vocab,) the log over-use ratio per token; 0 for the rest, and everywhere for a model never measured."""
     out = np.zeros(len(tokens), np.float32)
     path = Path(model_dir) / OVERUSE_FILE
     if not path.exists():

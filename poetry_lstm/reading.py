@@ -97,7 +97,8 @@ def coherence(poems: Sequence[str], vectors) -> dict:
     return {"coherence": own, "coherence_lift": own - others}
 
 
-def _char_counts(poems: Iterable[str]) -> Counter:
+def char_counts(poems: Iterable[str]) -> Counter:
+    """How often each character occurs in the poems' lines 2–4."""
     return Counter(ch for poem in poems for line in generated_lines(poem) for ch in line)
 
 
@@ -112,7 +113,7 @@ def char_frequency_gap(real: Sequence[str], generated: Sequence[str], top: int =
     """
     require(real, "real poems")
     require(generated)
-    ours, theirs = _char_counts(generated), _char_counts(real)
+    ours, theirs = char_counts(generated), char_counts(real)
     scale = sum(theirs.values()) / max(sum(ours.values()), 1)
     excess = sorted(ours, key=lambda ch: (-(ours[ch] * scale - theirs[ch]), ch))[:top]
     chars = sorted(set(ours) | set(theirs))
@@ -126,10 +127,14 @@ def char_frequency_gap(real: Sequence[str], generated: Sequence[str], top: int =
     }
 
 
+def doubled_counts(lines: Iterable[str]) -> Counter:
+    """(character, position) → how many of `lines` double that character there (依依 opening a line: ("依", 0))."""
+    return Counter((line[i], i) for line in lines for i in range(len(line) - 1) if line[i] == line[i + 1])
+
+
 def attested_doubles(lines: Iterable[str], min_count: int = ATTESTED_DOUBLE) -> frozenset[tuple[str, int]]:
     """(character, position) of every 叠字 (依依, 年年) found at that position of at least `min_count` lines."""
-    counts = Counter((line[i], i) for line in lines for i in range(len(line) - 1) if line[i] == line[i + 1])
-    return frozenset(key for key, n in counts.items() if n >= min_count)
+    return frozenset(key for key, n in doubled_counts(lines).items() if n >= min_count)
 
 
 def _doubles(poem: str) -> list[tuple[str, int]]:

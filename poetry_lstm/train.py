@@ -252,13 +252,9 @@ def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool
     log(f"saved {out} (best epoch {state['best_epoch']}, valid perplexity {math.exp(state['best_val_loss']):.1f})")
     if cfg.train.overuse_poems and quatrains["train"] and worker_role()[0] == 0:  # other workers write scratch folders
         # The decoder's over-used characters belong to this model: measure them now (`poetry-lstm calibrate` again later).
-        from . import overuse
+        from .overuse import calibrate
         from .weights import load_model_fast
-        record = overuse.measure(load_model_fast(out), quatrains["train"], cfg.generate.decoder_options(), cfg.train.overuse_poems,
-                                 cfg.generate.seed, log)
-        overuse.write(out, record)
-        from .card import rewrite
-        rewrite(out)
+        calibrate(load_model_fast(out), quatrains["train"], cfg, log)
     return out
 
 
