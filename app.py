@@ -124,7 +124,8 @@ with st.sidebar:
                           help="word2vec：输入为冻结的 skip-gram 字向量；onehot：可训练的独热投影。")
     mode = st.radio("方式 mode", list(MODE_LABELS), format_func=MODE_LABELS.get, key="mode")
     n = st.slider("候选数 candidates", 1, 6, min(max(gen.n, 1), 6))
-    temperature = st.slider("温度 temperature", 0.1, 2.0, float(min(max(gen.temperature, 0.1), 2.0)), 0.05)
+    # each model's own default: onehot reads wilder than word2vec at the same temperature
+    temperature = st.slider("温度 temperature", 0.1, 2.0, float(min(max(gen.temperature_for(model_name), 0.1), 2.0)), 0.05)
     top_k = st.slider("top-k（0 = 不限）", 0, 100, min(max(gen.top_k, 0), 100))
     beam = st.slider("束宽 beam width（1 = 采样）", 1, 10, min(max(gen.beam, 1), 10))
     seed = st.number_input("种子 seed", min_value=0, max_value=2**31 - 1, step=1, key="seed", help="同一种子，同样的诗")
@@ -190,7 +191,7 @@ def poem_tab(mode: str, model_name: str, options: tuple, settings: str) -> None:
 
 
 with tab_poem:
-    options = {**gen.decoder_options(),  # the config's decoder settings, the sidebar's over them
+    options = {**gen.decoder_options(model_name),  # the config's decoder settings, the sidebar's over them
                "n": n, "temperature": float(temperature), "top_k": int(top_k), "beam": int(beam), "seed": int(seed),
                "tones": tones, "rhyme": rhyme}
     poem_tab(mode, model_name, tuple(options.items()),

@@ -55,9 +55,18 @@ OVERUSE = {
     "beam 8, no over-use penalty": dict(beam=8, overuse_penalty=0.0),
     "beam 8, over-use penalty 1": dict(beam=8, overuse_penalty=1.0),
 }
+# The temperature for each model: onehot, a weaker model, reads wilder than word2vec at the same T (round 6).
+TEMPERATURE = {
+    "T 0.9, over-use penalty 1": dict(temperature=0.9),
+    "T 0.85, over-use penalty 1": dict(temperature=0.85),
+    "T 0.8, over-use penalty 1": dict(temperature=0.8),
+    "T 0.75, over-use penalty 1": dict(temperature=0.75),
+    "T 0.7, over-use penalty 1": dict(temperature=0.7),
+}
 # The defaults alone, as config/default.toml sets them: the reference for a decoder change.
 DEFAULTS = {"defaults": {}, "beam 8": dict(beam=8)}
-GROUPS = {"sampling": SAMPLING, "beam": BEAM, "final": FINAL, "defaults": DEFAULTS, "overuse": OVERUSE}
+GROUPS = {"sampling": SAMPLING, "beam": BEAM, "final": FINAL, "defaults": DEFAULTS, "overuse": OVERUSE,
+          "temperature": TEMPERATURE}
 ROUND_4 = ("sampling", "beam", "final")  # measured before overuse.json existed: they run without its penalty
 SHOWN = ("discriminator_accuracy", "judge_ratio_to_real", "formula_rate", "coherence_lift", "distinct_chars",
          "overused_ratio", "stutter", "echo", "lines_2_4_regulated", "rhyme", "copy_rate", "ms_per_poem")
@@ -86,12 +95,13 @@ def main() -> None:
     started = time.perf_counter()
     sticks = yardsticks(cfg, real, records, log=lambda m: print(m, file=sys.stderr))
     trained = load_model_fast(Path(cfg.paths.models_dir) / args.mode)
-    base = generation_settings(cfg.generate)["defaults"]
+    base = generation_settings(cfg.generate, args.mode)["defaults"]
     rows = {}
     for name in [args.only] if args.only else ["sampling", "beam"]:
         chosen = {k: v for k, v in GROUPS[name].items() if not args.settings or k in args.settings}
         off = {"overuse_penalty": 0.0} if name in ROUND_4 else {}
-        table = generation_rows({args.mode: trained}, {k: {**base, **off, **v} for k, v in chosen.items()}, sticks, trained.line_hashes(), None,
+        settings = {args.mode: {k: {**base, **off, **v} for k, v in chosen.items()}}
+        table = generation_rows({args.mode: trained}, settings, sticks, trained.line_hashes(), None,
                                 log=lambda m: print(m, file=sys.stderr))
         rows.update(table)
         print(f"\n{name}, {len(real)} valid first lines, {args.mode}:")

@@ -112,6 +112,12 @@ def _check_ranges(section: str, values: dict) -> None:
     for key, rule in RULES.get(section, {}).items():
         if not rule.holds(values[key]):
             raise RangeError(section, key, values[key], rule.describe())
+    if section == "generate":
+        for mode, value in values["model_temperature"].items():
+            if mode not in MODES:
+                raise PoetryError(f"[generate] model_temperature names {mode!r}, which is not a model; the models are {', '.join(MODES)}.")
+            if not RULES["generate"]["temperature"].holds(value):
+                raise RangeError(section, "model_temperature", value, RULES["generate"]["temperature"].describe())
     if section == "clean" and values["valid_share"] + values["test_share"] > 1:
         raise PoetryError(f"[clean] valid_share + test_share must be at most 1, not {values['valid_share'] + values['test_share']:g}.")
 
@@ -198,6 +204,7 @@ class GenerateConfig:
     mode: str
     n: int
     temperature: float
+    model_temperature: dict[str, float]
     top_k: int
     top_p: float
     beam: int
@@ -215,10 +222,15 @@ class GenerateConfig:
 
     STYLE = ("candidates", "coherence", "frequency_penalty", "sibling_penalty", "beam_noise", "overuse_penalty")
 
-    def decoder_options(self) -> dict:
-        """The keyword arguments of `generate.complete_poem` (and its siblings) these settings mean."""
-        keys = ("n", "temperature", "top_k", "top_p", "beam", "seed", "tones", "rhyme", "novelty", "max_tries") + self.STYLE
-        return {k: getattr(self, k) for k in keys}
+    def temperature_for(self, mode: str) -> float:
+        """The sampling temperature of one model: its own from `model_temperature`, else `temperature`."""
+        return float(self.model_temperature.get(mode, self.temperature))
+
+    def decoder_options(self, mode: str | None = None) -> dict:
+        """The keyword arguments of `generate.complete_poem` (and its siblings) these settings mean for
+        the model `mode` (default: `self.mode`, the one that answers)."""
+        keys = ("n", "top_k", "top_p", "beam", "seed", "tones", "rhyme", "novelty", "max_tries") + self.STYLE
+        return {**{k: getattr(self, k) for k in keys}, "temperature": self.temperature_for(mode or self.mode)}
 
 
 @dataclass(frozen=True)
@@ -237,11 +249,23 @@ class Config:
         if not changes:
             return self
         current = getattr(self, section)
+        changes = _one_temperature(section, changes)
         return dataclasses.replace(self, **{section: _build(type(current), {**dataclasses.asdict(current), **changes}, section)})
+
+
+def _one_temperature(section: str, changes: dict) -> dict:
+    """A `temperature` given (by a flag or an override file) without `model_temperature` is meant for
+    every model: it clears the defaults' per-model temperatures rather than hide behind them."""
+    if section == "generate" and "temperature" in changes and "model_temperature" not in changes:
+        return {**changes, "model_temperature": {}}
+    return changes
 
 
 def _check_type(value: Any, expected: Any) -> bool:
     origin = getattr(expected, "__origin__", None)
+    if origin is dict:
+        key, item = expected.__args__
+        return isinstance(value, dict) and all(_check_type(k, key) and _check_type(v, item) for k, v in value.items())
     if origin is list:
         (item,) = expected.__args__
         return isinstance(value, list) and all(_check_type(v, item) for v in value)
@@ -252,18 +276,29 @@ def _check_type(value: Any, expected: Any) -> bool:
     return isinstance(value, expected)
 
 
+def _type_name(expected: Any) -> str:
+    origin = getattr(expected, "__origin__", None)
+    if origin is list:
+        return f"a list of {expected.__args__[0].__name__}"
+    if origin is dict:
+        return f"a table of {expected.__args__[1].__name__} values"
+    return expected.__name__
+
+
 def _build(cls, values: dict, section: str):
     hints = get_type_hints(cls)
     for key, value in values.items():
         if key not in hints:
             raise PoetryError(f"Unknown config key [{section}] {key}; the keys of [{section}] are: {', '.join(hints)}.")
         if not _check_type(value, hints[key]):
-            name = hints[key].__name__ if getattr(hints[key], "__origin__", None) is not list else f"a list of {hints[key].__args__[0].__name__}"
+            name = _type_name(hints[key])
             raise PoetryError(f"Config key [{section}] {key} must be {name}, not {value!r}.")
     missing = [k for k in hints if k not in values]
     if missing:
         raise PoetryError(f"Config section [{section}] lacks {', '.join(missing)}.")
     values = {k: float(v) if hints[k] is float else v for k, v in values.items()}
+    if "model_temperature" in values:
+        values["model_temperature"] = {k: float(v) for k, v in values["model_temperature"].items()}
     _check_ranges(section, values)
     return cls(**values)
 
@@ -289,7 +324,7 @@ def load_config(path: str | Path | None = None) -> Config:
                 raise PoetryError(f"Unknown config section [{section}] in {path}; the sections are: {', '.join(data)}.")
             if not isinstance(values, dict):
                 raise PoetryError(f"Config section [{section}] in {path} must be a table of keys.")
-            data[section] = {**data[section], **values}
+            data[section] = {**data[section], **_one_temperature(section, values)}
     types = {f.name: f.type for f in dataclasses.fields(Config)}
     hints = get_type_hints(Config)
     try:

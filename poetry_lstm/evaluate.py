@@ -126,11 +126,11 @@ def complete_all(trained: TrainedModel, first_lines: list[str], seed: int = 0, *
     return poems, (time.perf_counter() - started) / len(first_lines)
 
 
-def generation_settings(g) -> dict[str, dict]:
-    """The decoder settings compared, by name, from the `[generate]` config `g`: its defaults, beam 8,
-    and the defaults with every constraint off (as cheap as the defaults, and it shows what the
-    model does on its own)."""
-    defaults = {k: v for k, v in g.decoder_options().items() if k != "n"}
+def generation_settings(g, mode: str) -> dict[str, dict]:
+    """The decoder settings compared for the model `mode`, by name, from the `[generate]` config `g`:
+    its defaults, beam 8, and the defaults with every constraint off (as cheap as the defaults, and
+    it shows what the model does on its own)."""
+    defaults = {k: v for k, v in g.decoder_options(mode).items() if k != "n"}
     return {"defaults": defaults, "beam 8": {**defaults, "beam": 8},
             "defaults, unconstrained": {**defaults, "tones": False, "rhyme": False, "novelty": False}}
 
@@ -193,14 +193,15 @@ def reading_measures(poems: list[str], sticks: Yardsticks, of_real: bool = False
     return out
 
 
-def generation_rows(models: dict[str, TrainedModel], settings: dict[str, dict], sticks: Yardsticks,
+def generation_rows(models: dict[str, TrainedModel], settings: dict[str, dict[str, dict]], sticks: Yardsticks,
                     train_hashes, train_4grams: set[str] | None, log=lambda _: None) -> dict[str, dict]:
     """"<mode>, <setting>" → the metrics of the poems that model completes from the real poems' first
-    lines under that setting, then "real poems" → the same metrics of the real poems."""
+    lines under that setting (`settings[mode][setting]`: decoder options), then "real poems" → the
+    same metrics of the real poems."""
     first_lines = [layout.lines_of(p)[0] for p in sticks.real]
     rows = {}
     for mode, trained in models.items():
-        for name, options in settings.items():
+        for name, options in settings[mode].items():
             poems, seconds = complete_all(trained, first_lines, **options)
             log(f"{mode}, {name}: {len(poems)} poems, {1000 * seconds:.0f} ms each")
             kept = sum(layout.lines_of(p)[0] == line for p, line in zip(poems, first_lines)) / len(poems)
@@ -297,7 +298,8 @@ def _generation(cfg, modes: list[str], poems: list[str], records, train_poems, l
     models = {m: load_model_fast(Path(cfg.paths.models_dir) / m) for m in modes}
     sticks = yardsticks(cfg, poems, records, log)
     grams = train_ngrams(train_poems) if train_poems else None
-    return generation_rows(models, generation_settings(cfg.generate), sticks, models[modes[0]].line_hashes(), grams, log)
+    settings = {m: generation_settings(cfg.generate, m) for m in modes}
+    return generation_rows(models, settings, sticks, models[modes[0]].line_hashes(), grams, log)
 
 
 def format_report(report: dict) -> str:

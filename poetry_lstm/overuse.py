@@ -62,7 +62,8 @@ def calibrate(trained, poems: list[str], cfg, log=lambda _: None) -> dict:
     overuse.json into the model's folder, and rewrite its card, which reports it."""
     from .card import rewrite
 
-    record = measure(trained, poems, cfg.generate.decoder_options(), cfg.train.overuse_poems, cfg.generate.seed, log)
+    options = cfg.generate.decoder_options(trained.config["model_args"]["mode"])
+    record = measure(trained, poems, options, cfg.train.overuse_poems, cfg.generate.seed, log)
     files.write_json(Path(trained.path) / OVERUSE_FILE, record)
     rewrite(trained.path)
     return record

@@ -319,10 +319,15 @@ def test_user_text_never_reaches_html(app):
 
 
 def test_switching_model_and_settings(app):
+    from poetry_lstm.config import load_config
+
+    gen = load_config().generate  # the tiny config leaves [generate] at the defaults
     ask(app, "山水风月花")
     first = poems(app)
+    assert app.slider[1].value == gen.temperature_for("word2vec")
     app.radio(key="model").set_value("onehot").run()
     assert not app.exception
+    assert app.slider[1].value == gen.temperature_for("onehot") != gen.temperature_for("word2vec")  # each model's own
     second = poems(app)
     assert second and all(p.startswith("山水风月花，") for p in second)
     assert any("onehot" in c.value for c in app.caption)

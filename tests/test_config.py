@@ -232,3 +232,30 @@ def test_every_default_is_in_range_and_every_rule_names_a_real_key():
         for key, rule in rules.items():
             assert rule.holds(getattr(getattr(cfg, section), key)), f"[{section}] {key}"
             assert allowed(section, key) == rule.describe()
+
+
+def test_a_model_may_have_its_own_temperature_and_a_given_temperature_holds_for_every_model(tmp_path):
+    g = load_config().generate
+    assert g.decoder_options("word2vec")["temperature"] == g.temperature
+    for mode, own in g.model_temperature.items():
+        assert own != g.temperature and g.decoder_options(mode)["temperature"] == g.temperature_for(mode) == own
+    assert g.decoder_options()["temperature"] == g.temperature_for(g.mode)
+    flagged = load_config().replace("generate", temperature=1.3).generate  # the CLI's --temperature
+    filed = load_config(write(tmp_path, "[generate]\ntemperature = 1.3\n")).generate
+    for h in (flagged, filed):
+        assert h.model_temperature == {} and {h.temperature_for(m) for m in ("word2vec", "onehot")} == {1.3}
+    both = load_config(write(tmp_path, "[generate]\ntemperature = 1.3\nmodel_temperature = { onehot = 0.5 }\n", "both.toml")).generate
+    assert (both.temperature_for("word2vec"), both.temperature_for("onehot")) == (1.3, 0.5)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("model_temperature = { gpt = 0.7 }", "[generate] model_temperature names 'gpt', which is not a model; the models are word2vec, onehot."),
+    ("model_temperature = { onehot = 0 }", "[generate] model_temperature must be from 0.05 to 5, not 0.0."),
+    ('model_temperature = { onehot = "hot" }', "Config key [generate] model_temperature must be a table of float values, not {'onehot': 'hot'}."),
+    ("model_temperature = 0.7", "Config key [generate] model_temperature must be a table of float values, not 0.7."),
+])
+def test_a_bad_model_temperature_is_one_clear_sentence(tmp_path, text, message):
+    path = write(tmp_path, f"[generate]\n{text}\n")
+    with pytest.raises(PoetryError) as err:
+        load_config(path)
+    assert str(err.value) == f"{path}: {message}"

@@ -225,7 +225,8 @@ def generated_rows(tiny_root, tiny_models):
     lines = training_lines(records)
     sticks = make_yardsticks(real, fit_judge(lines), load_vectors_fast(tiny_models / "word2vec" / "vectors"), attested_doubles(lines))
     model = load_model_fast(tiny_models / "onehot")
-    return generation_rows({"onehot": model}, generation_settings(cfg.generate), sticks, model.line_hashes(), None), sticks
+    return generation_rows({"onehot": model}, {"onehot": generation_settings(cfg.generate, "onehot")}, sticks,
+                           model.line_hashes(), None), sticks
 
 
 def test_generation_rows_compare_each_setting_with_the_real_poems(generated_rows):
@@ -246,13 +247,14 @@ def test_generation_rows_compare_each_setting_with_the_real_poems(generated_rows
 
 def test_beam_completions_repeat_and_the_settings_follow_the_config(tiny_root, tiny_models):
     cfg = tiny_config(tiny_root)
-    settings = generation_settings(cfg.generate)
+    settings = generation_settings(cfg.generate, "onehot")
     model = load_model_fast(tiny_models / "onehot")
     first = ["山水风月花", "江南春色好"]
     from poetry_lstm.evaluate import complete_all
     beams = [complete_all(model, first, **settings["beam 8"])[0] for _ in range(2)]
     assert beams[0] == beams[1] and all(p[:5] == line for p, line in zip(beams[0], first))
     assert settings["beam 8"]["beam"] == 8 and settings["defaults"]["beam"] == cfg.generate.beam
+    assert settings["defaults"]["temperature"] == cfg.generate.temperature_for("onehot")
     assert not any(settings["defaults, unconstrained"][k] for k in ("tones", "rhyme", "novelty"))
 
 

@@ -190,3 +190,15 @@ def test_a_torn_model_file_fails_at_once_without_starting_tensorflow(tmp_path, t
     message, tf_loaded = done.stdout.strip().splitlines()
     assert "model.keras cannot be read (BadZipFile)" in message and "`poetry-lstm train --mode onehot`" in message
     assert tf_loaded == "False"
+
+
+MODELS_LIMIT = 60_000_000  # bytes: issue 10's budget for everything committed under models/
+
+
+def test_the_shipped_models_fit_in_their_60_mb():
+    """Checkpoints (models/.train-*) are gitignored; everything else under models/ is shipped."""
+    shipped = [p for p in SHIPPED.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(SHIPPED).parts)]
+    if not any(p.name == "model.keras" for p in shipped):
+        pytest.skip("no shipped model")
+    total = sum(p.stat().st_size for p in shipped)
+    assert total <= MODELS_LIMIT, f"models/ ships {total / 1e6:.2f} MB, over its {MODELS_LIMIT / 1e6:.0f} MB"
