@@ -372,8 +372,9 @@ def _generate_file(cfg: Config, mode: str, path: str, options: dict, as_json: bo
 @click.argument("first_line", required=False)
 @setting("generate", "n", "How many poems")
 @click.option("--mode", type=click.Choice(MODES), default=None, help=f"Which model answers.  [default: {DEFAULTS.generate.mode}]")
-@setting("generate", "temperature", "Below 1: safer; above 1: wilder; given, it holds for every model"
-         + "".join(f" (unset, {m} uses {t:g})" for m, t in DEFAULTS.generate.model_temperature.items()))
+@setting("generate", "temperature", "Sampling temperature, for every model when given"
+         + "".join(f" (unset: {m} {t:g})" for m, t in DEFAULTS.generate.model_temperature.items())
+         + "; below 1 safer, above 1 wilder")
 @setting("generate", "top_k", "Sample among the K likeliest allowed characters; 0 = all")
 @setting("generate", "top_p", "Nucleus sampling: sample within this share of the probability mass")
 @setting("generate", "beam", "Beam width; 1 = sampling")
