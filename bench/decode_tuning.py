@@ -63,10 +63,16 @@ TEMPERATURE = {
     "T 0.75, over-use penalty 1": dict(temperature=0.75),
     "T 0.7, over-use penalty 1": dict(temperature=0.7),
 }
+# Beam search's noise for the sharper 384-unit word2vec model (round 6), with the over-use penalty on.
+NOISE = {
+    "beam 8, noise 1.5": dict(beam=8, beam_noise=1.5),
+    "beam 8, noise 2": dict(beam=8, beam_noise=2.0),
+    "beam 8, noise 2.5": dict(beam=8, beam_noise=2.5),
+}
 # The defaults alone, as config/default.toml sets them: the reference for a decoder change.
 DEFAULTS = {"defaults": {}, "beam 8": dict(beam=8)}
 GROUPS = {"sampling": SAMPLING, "beam": BEAM, "final": FINAL, "defaults": DEFAULTS, "overuse": OVERUSE,
-          "temperature": TEMPERATURE}
+          "temperature": TEMPERATURE, "noise": NOISE}
 ROUND_4 = ("sampling", "beam", "final")  # measured before overuse.json existed: they run without its penalty
 SHOWN = ("discriminator_accuracy", "judge_ratio_to_real", "formula_rate", "coherence_lift", "distinct_chars",
          "overused_ratio", "stutter", "echo", "lines_2_4_regulated", "rhyme", "copy_rate", "ms_per_poem")
