@@ -188,7 +188,7 @@ def main() -> None:
     step = timed(lambda i, _: stepper.step(np.array([3]), state), range(200))
     print(f"one LSTM step (batch 1, NumPy):                  {fmt(step)}")
     g = load_config().generate
-    defaults = {k: v for k, v in g.decoder_options(trained.config["model_args"]["mode"]).items() if k not in ("n", "seed", "beam")}
+    defaults = {k: v for k, v in g.decoder_options(trained.mode).items() if k not in ("n", "seed", "beam")}
     warned = []
     sample = timed(lambda i, line: warned.append(complete_poem(trained, line, n=1, seed=i, **defaults).poems[0].warnings), lines)
     print(f"(1) defaults (best of {g.candidates}), n=1:               {fmt(sample)}   [{sum(map(bool, warned))}/{len(lines)} with a relaxed constraint]")

@@ -503,12 +503,10 @@ def calibrate(ctx, mode, overuse_poems):
     """
     from . import overuse
     from .clean import load_corpus, texts_by_split
-    from .evaluate import BUILD_CORPUS
+    from .evaluate import BUILD_CORPUS, models_present
 
     cfg = with_flags(config_of(ctx), "train", overuse_poems=overuse_poems)
-    modes = [mode] if mode else [m for m in MODES if _models_dir(cfg, m).exists()]
-    if not modes:
-        raise UserError(f"No model in {cfg.paths.models_dir}; run `poetry-lstm train --mode word2vec` first.")
+    modes = models_present(cfg, mode)
     if not (Path(cfg.paths.corpus_dir) / "quatrains.jsonl").exists():
         raise UserError(f"No corpus in {cfg.paths.corpus_dir}: the measure completes training poems; build it with {BUILD_CORPUS}.")
     if cfg.train.overuse_poems < 1:

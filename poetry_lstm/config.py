@@ -285,6 +285,15 @@ def _type_name(expected: Any) -> str:
     return expected.__name__
 
 
+def _as_hinted(value: Any, expected: Any) -> Any:
+    """A checked value with its floats as floats (TOML writes 1 for 1.0), in tables too."""
+    if expected is float:
+        return float(value)
+    if getattr(expected, "__origin__", None) is dict:
+        return {k: _as_hinted(v, expected.__args__[1]) for k, v in value.items()}
+    return value
+
+
 def _build(cls, values: dict, section: str):
     hints = get_type_hints(cls)
     for key, value in values.items():
@@ -296,9 +305,7 @@ def _build(cls, values: dict, section: str):
     missing = [k for k in hints if k not in values]
     if missing:
         raise PoetryError(f"Config section [{section}] lacks {', '.join(missing)}.")
-    values = {k: float(v) if hints[k] is float else v for k, v in values.items()}
-    if "model_temperature" in values:
-        values["model_temperature"] = {k: float(v) for k, v in values["model_temperature"].items()}
+    values = {k: _as_hinted(v, hints[k]) for k, v in values.items()}
     _check_ranges(section, values)
     return cls(**values)
 

@@ -217,6 +217,15 @@ BUILD_CORPUS = ("`npm pack chinese-poetry@2.0.1` (the published data set, 85 MB)
 WITHOUT_CORPUS = ["trigram baseline", "unigram rhyme mass", "novel 4-grams", "judge perplexity", "stutter"]
 
 
+def models_present(cfg, mode: str | None) -> list[str]:
+    """[mode] when one is asked for, else every model folder in models_dir; none is an error that says what to run."""
+    models_dir = Path(cfg.paths.models_dir)
+    modes = [mode] if mode else [m for m in ("word2vec", "onehot") if (models_dir / m).exists()]
+    if not modes:
+        raise PoetryError(f"No model in {models_dir}; run `poetry-lstm train --mode word2vec` first.")
+    return modes
+
+
 def evaluation_inputs(cfg, mode: str | None, poem_file: str | None, limit: int | None) -> tuple[list[str], list[str], list[dict] | None]:
     """(modes to score, poems to score, corpus records or None), checked before anything slow loads.
 
@@ -225,10 +234,7 @@ def evaluation_inputs(cfg, mode: str | None, poem_file: str | None, limit: int |
     """
     from .clean import load_corpus
 
-    models_dir = Path(cfg.paths.models_dir)
-    modes = [mode] if mode else [m for m in ("word2vec", "onehot") if (models_dir / m).exists()]
-    if not modes:
-        raise PoetryError(f"No model in {models_dir}; run `poetry-lstm train --mode word2vec` first.")
+    modes = models_present(cfg, mode)
     corpus = Path(cfg.paths.corpus_dir) / "quatrains.jsonl"
     if not corpus.exists() and not poem_file:
         raise PoetryError(f"No corpus at {corpus}: evaluation scores its test poems; build it with {BUILD_CORPUS}, "

@@ -62,7 +62,7 @@ def calibrate(trained, poems: list[str], cfg, log=lambda _: None) -> dict:
     overuse.json into the model's folder, and rewrite its card, which reports it."""
     from .card import rewrite
 
-    options = cfg.generate.decoder_options(trained.config["model_args"]["mode"])
+    options = cfg.generate.decoder_options(trained.mode)
     record = measure(trained, poems, options, cfg.train.overuse_poems, cfg.generate.seed, log)
     files.write_json(Path(trained.path) / OVERUSE_FILE, record)
     rewrite(trained.path)
