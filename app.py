@@ -1,12 +1,14 @@
 """The web page: `streamlit run app.py` — type the first line of a 五言绝句, get the poem.
 
 Models come from `cfg.paths.models_dir` of `load_config($POETRY_LSTM_CONFIG)` (a relative path
-is taken from this folder). The helpers live in `poetry_lstm/page.py`; this file is the glue.
-Every `PoetryError` the library raises is shown as its sentence, in Chinese first
-(`page.zh_message`); anything else is a bug and surfaces as one.
+is taken from this folder). `main()` reads top-down: settings in the sidebar, then one tab each for
+the poem, the model and the corpus; the helpers live in `poetry_lstm/page.py`, and each action is
+one call into the library. Every `PoetryError` the library raises is shown as its sentence, in
+Chinese first (`page.zh_message`, by the error's kind); anything else is a bug and surfaces as one.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import threading
@@ -14,9 +16,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from poetry_lstm import files, page, weights
-from poetry_lstm.config import load_config
+from poetry_lstm import files, page
+from poetry_lstm.config import Config, DecodeSettings, load_config
 from poetry_lstm.errors import PoetryError
+from poetry_lstm.loading import TrainedModel, load_model
+from poetry_lstm.modeldir import missing_model_error
+from poetry_lstm.stepper import limit_blas_threads
+from poetry_lstm.vectors import load_vectors_fast, nearest
 
 ROOT = Path(__file__).resolve().parent
 MODE_LABELS = {"line": "首句续写 first line", "acrostic": "藏头诗 acrostic", "theme": "主题 theme"}
@@ -26,29 +32,18 @@ INPUTS = {  # mode → (label, placeholder, help)
     "theme": ("主题（现代汉语）", "思念故乡的秋夜", "几句话描述主题；jieba 提取关键词，第一句会含其中一字。"),
 }
 
-st.set_page_config(page_title="五言绝句 · poetry-lstm", layout="wide")
-
-
-@st.cache_resource
-def one_blas_thread() -> list[str]:
-    """The decoder's tiny matrix products run far faster on one BLAS thread (see weights.limit_blas_threads)."""
-    return weights.limit_blas_threads(1)
-
 
 @st.cache_resource(show_spinner="载入模型…")
-def get_model(path: str):
-    """The model (NumPy weights) with its decoder masks and training-line hashes, once per process."""
-    from poetry_lstm.generate import masks_for
-
-    trained = weights.load_model_fast(path)
-    masks_for(trained.vocab.tokens)
-    trained.line_hashes()
-    return trained
+def get_model(path: str) -> TrainedModel:
+    """The model (NumPy weights and the decoder's tables), once per process. The decoder's tiny matrix
+    products run far faster on one BLAS thread (see stepper.limit_blas_threads)."""
+    limit_blas_threads(1)
+    return load_model(path)
 
 
 @st.cache_resource(show_spinner="载入字向量…")
 def get_vectors(folder: str):
-    return weights.load_vectors_fast(folder)
+    return load_vectors_fast(folder)
 
 
 @st.cache_resource
@@ -86,71 +81,86 @@ def show_error(exc) -> None:
 
 
 @st.cache_data(show_spinner="作诗中…", max_entries=256)
-def make_poems(model_path: str, mode: str, text: str, options: tuple):
+def make_poems(model_path: str, mode: str, text: str, settings: DecodeSettings):
     from poetry_lstm.generate import acrostic_poem, complete_poem, theme_poem
 
-    trained, opts = get_model(model_path), dict(options)
+    trained = get_model(model_path)
     if mode == "acrostic":
-        return acrostic_poem(trained, text, **opts)
+        return acrostic_poem(trained, text, settings)
     if mode == "theme":
         vectors_dir = Path(model_path).parent / "word2vec" / "vectors"
         kv = get_vectors(str(vectors_dir)) if (vectors_dir / "vectors.bin").exists() else None
         warm_jieba().join()
-        return theme_poem(trained, text, vectors=kv, **opts)
-    return complete_poem(trained, text, **opts)
+        return theme_poem(trained, text, kv, settings)
+    return complete_poem(trained, text, settings)
 
 
 def new_seed():
     st.session_state.seed = random.randrange(2**31 - 1)
 
 
-# --- configuration and model -------------------------------------------------------------
-try:
-    cfg = load_config(os.environ.get("POETRY_LSTM_CONFIG") or None)
-except PoetryError as exc:
-    show_error(exc)
-    st.stop()
-gen = cfg.generate
-MODELS = page.models_dir(cfg.paths.models_dir, ROOT)
-missing = {m: weights.missing_model_message(MODELS / m, m) for m in page.MODES}
+def sidebar(cfg: Config, missing: dict) -> tuple[str, str, DecodeSettings]:
+    """(model, input mode, the decoder settings): the config's, with the sidebar's over them."""
+    gen = cfg.generate
+    st.session_state.setdefault("seed", gen.seed)
+    with st.sidebar:
+        st.header("设置")
+        model_name = st.radio("模型 model", page.MODES, index=page.MODES.index(gen.mode) if gen.mode in page.MODES else 0,
+                              key="model", horizontal=True,
+                              format_func=lambda m: m + ("（未训练）" if missing[m] else ""),
+                              help="word2vec：输入为冻结的 skip-gram 字向量；onehot：可训练的独热投影。")
+        mode = st.radio("方式 mode", list(MODE_LABELS), format_func=MODE_LABELS.get, key="mode")
+        n = st.slider("候选数 candidates", 1, 6, min(max(gen.n, 1), 6))
+        # each model's own default: onehot reads wilder than word2vec at the same temperature
+        temperature = st.slider("温度 temperature", 0.1, 2.0, float(min(max(gen.temperature_for(model_name), 0.1), 2.0)), 0.05)
+        top_k = st.slider("top-k（0 = 不限）", 0, 100, min(max(gen.top_k, 0), 100))
+        beam = st.slider("束宽 beam width（1 = 采样）", 1, 10, min(max(gen.beam, 1), 10))
+        seed = st.number_input("种子 seed", min_value=0, max_value=2**31 - 1, step=1, key="seed", help="同一种子，同样的诗")
+        st.button("新种子 new seed", icon=":material/casino:", on_click=new_seed, help="换一个随机种子")
+        tones = st.toggle("平仄 tones", value=gen.tones)
+        rhyme = st.toggle("押韵 rhyme", value=gen.rhyme)
+    settings = dataclasses.replace(gen.settings(model_name), n=n, temperature=float(temperature), top_k=int(top_k),
+                                   beam=int(beam), seed=int(seed), tones=tones, rhyme=rhyme)
+    return model_name, mode, settings
 
-st.markdown(page.CSS, unsafe_allow_html=True)
-st.session_state.setdefault("seed", gen.seed)
-with st.sidebar:
-    st.header("设置")
-    model_name = st.radio("模型 model", page.MODES, index=page.MODES.index(gen.mode) if gen.mode in page.MODES else 0,
-                          key="model", horizontal=True,
-                          format_func=lambda m: m + ("（未训练）" if missing[m] else ""),
-                          help="word2vec：输入为冻结的 skip-gram 字向量；onehot：可训练的独热投影。")
-    mode = st.radio("方式 mode", list(MODE_LABELS), format_func=MODE_LABELS.get, key="mode")
-    n = st.slider("候选数 candidates", 1, 6, min(max(gen.n, 1), 6))
-    # each model's own default: onehot reads wilder than word2vec at the same temperature
-    temperature = st.slider("温度 temperature", 0.1, 2.0, float(min(max(gen.temperature_for(model_name), 0.1), 2.0)), 0.05)
-    top_k = st.slider("top-k（0 = 不限）", 0, 100, min(max(gen.top_k, 0), 100))
-    beam = st.slider("束宽 beam width（1 = 采样）", 1, 10, min(max(gen.beam, 1), 10))
-    seed = st.number_input("种子 seed", min_value=0, max_value=2**31 - 1, step=1, key="seed", help="同一种子，同样的诗")
-    st.button("新种子 new seed", icon=":material/casino:", on_click=new_seed, help="换一个随机种子")
-    tones = st.toggle("平仄 tones", value=gen.tones)
-    rhyme = st.toggle("押韵 rhyme", value=gen.rhyme)
 
-st.title("五言绝句")
-st.caption("输入第一句，LSTM 续成一首合平仄、押平水韵的五言绝句；也可作藏头诗，或按主题作诗。")
-if missing[model_name]:
-    show_error(missing[model_name])
-    st.stop()
-one_blas_thread()
-try:
-    trained = get_model(str(MODELS / model_name))
-except PoetryError as exc:
-    show_error(exc)
-    st.stop()
-if mode == "theme":
-    warm_jieba()
+def main() -> None:
+    st.set_page_config(page_title="五言绝句 · poetry-lstm", layout="wide")
+    try:
+        cfg = load_config(os.environ.get("POETRY_LSTM_CONFIG") or None)
+    except PoetryError as exc:
+        show_error(exc)
+        st.stop()
+    models = page.models_dir(cfg.paths.models_dir, ROOT)
+    missing = {m: missing_model_error(models / m) for m in page.MODES}
+    st.markdown(page.CSS, unsafe_allow_html=True)
+    model_name, mode, settings = sidebar(cfg, missing)
 
-tab_poem, tab_model, tab_corpus = st.tabs(["作诗", "模型", "语料"])
+    st.title("五言绝句")
+    st.caption("输入第一句，LSTM 续成一首合平仄、押平水韵的五言绝句；也可作藏头诗，或按主题作诗。")
+    if missing[model_name]:
+        show_error(missing[model_name])
+        st.stop()
+    try:
+        get_model(str(models / model_name))
+    except PoetryError as exc:
+        show_error(exc)
+        st.stop()
+    if mode == "theme":
+        warm_jieba()
 
-# --- 作诗 ---------------------------------------------------------------------------------
-def poem_tab(mode: str, model_name: str, options: tuple, settings: str) -> None:
+    tab_poem, tab_model, tab_corpus = st.tabs(["作诗", "模型", "语料"])
+    with tab_poem:
+        poem_tab(models / model_name, mode, settings,
+                 f"{model_name} · seed {settings.seed} · temperature {settings.temperature:g} · top-k {settings.top_k} · "
+                 f"beam {settings.beam}")
+    with tab_model:
+        model_tab(models, [m for m in page.MODES if not missing[m]])
+    with tab_corpus:
+        corpus_tab(models, model_name)
+
+
+def poem_tab(model_path: Path, mode: str, settings: DecodeSettings, caption: str) -> None:
     """The form and its poems. (Not an `st.fragment`: measured in Chromium, a fragment rerun showed
     the poems later than a rerun of the whole page, 0.9 s against 0.6 s on the busy 2-core machine.)"""
     label, example, help_text = INPUTS[mode]
@@ -166,7 +176,7 @@ def poem_tab(mode: str, model_name: str, options: tuple, settings: str) -> None:
         st.caption(f"例：{example}。输入后按 生成（或回车）。")
         return
     try:
-        result = make_poems(str(MODELS / model_name), mode, request[1], options)
+        result = make_poems(str(model_path), mode, request[1], settings)
     except PoetryError as exc:  # refused input, or a model file that fails on first use
         st.error(f"⚠️ {page.md_escape(page.zh_message(exc))}", icon=None)
         return
@@ -186,24 +196,18 @@ def poem_tab(mode: str, model_name: str, options: tuple, settings: str) -> None:
             st.markdown(page.poem_html(poem.text, poem.score, poem.checks, poem.form, poem.breaks), unsafe_allow_html=True)
             for note in poem.warnings:
                 st.caption("⚠️ " + page.md_escape(page.zh_message(note, "warning")))
+            for note in poem.notes:  # how it read what it was given: information, not a failure
+                st.caption("ℹ️ " + page.md_escape(page.zh_message(note, "warning")))
     st.markdown(page.LEGEND, unsafe_allow_html=True)
-    st.caption(settings)
+    st.caption(caption)
 
 
-with tab_poem:
-    options = {**gen.decoder_options(model_name),  # the config's decoder settings, the sidebar's over them
-               "n": n, "temperature": float(temperature), "top_k": int(top_k), "beam": int(beam), "seed": int(seed),
-               "tones": tones, "rhyme": rhyme}
-    poem_tab(mode, model_name, tuple(options.items()),
-             f"{model_name} · seed {int(seed)} · temperature {temperature:g} · top-k {top_k} · beam {beam}")
-
-# --- 模型 ---------------------------------------------------------------------------------
-with tab_model:
+def model_tab(models: Path, present: list[str]) -> None:
+    """Training curves, test scores and the character explorer of the models present."""
     import pandas as pd
 
-    present = [m for m in page.MODES if not missing[m]]
     st.subheader("训练曲线")
-    rows = page.history_rows({m: json_in(MODELS / m, "history.json") for m in present})
+    rows = page.history_rows({m: json_in(models / m, "history.json") for m in present})
     if rows:
         for col, (metric, title) in zip(st.columns(2), (("loss", "交叉熵 loss"), ("perplexity", "困惑度 perplexity"))):
             col.vega_lite_chart(page.curves_spec(rows, metric, title))
@@ -212,10 +216,10 @@ with tab_model:
 
     st.subheader("测试集评估")
     st.caption("第 2–4 句在给定第 1 句时的每字困惑度与 top-1 准确率；基线为同一训练集上的字三元 Kneser–Ney 模型。")
-    st.dataframe(pd.DataFrame(page.evaluation_rows({m: json_in(MODELS / m, "config.json") for m in present})), hide_index=True)
+    st.dataframe(pd.DataFrame(page.evaluation_rows({m: json_in(models / m, "config.json") for m in present})), hide_index=True)
 
     st.subheader("字向量探索")
-    vectors_dir = MODELS / "word2vec" / "vectors"
+    vectors_dir = models / "word2vec" / "vectors"
     kv = None
     if not (vectors_dir / "vectors.bin").exists():
         st.info("没有字向量 (No skip-gram vectors; make them with `poetry-lstm train --mode word2vec`.)")
@@ -225,8 +229,6 @@ with tab_model:
         except PoetryError as exc:
             show_error(exc)
     if kv is not None:
-        from poetry_lstm.vectors import nearest
-
         probe = st.text_input("字 character", value="月", max_chars=1, key="probe").strip()
         if probe and probe not in kv:
             st.warning(f"「{page.md_escape(probe)}」没有字向量（不在训练诗中），试试 月、山、春 "
@@ -238,9 +240,10 @@ with tab_model:
         if points:
             right.vega_lite_chart(page.scatter_spec(points, f"{len(points)} 个常用字的 skip-gram 向量 · PCA 二维投影（可缩放）"))
 
-# --- 语料 ---------------------------------------------------------------------------------
-with tab_corpus:
-    report = next((r for r in (json_in(MODELS / m, "corpus_report.json") for m in [model_name, *page.MODES]) if r), None)
+
+def corpus_tab(models: Path, model_name: str) -> None:
+    """The corpus report copied beside the models."""
+    report = next((r for r in (json_in(models / m, "corpus_report.json") for m in [model_name, *page.MODES]) if r), None)
     if not report:
         st.info("模型旁没有语料报告 (No corpus_report.json beside the models; `poetry-lstm train` copies it there.)")
     else:
@@ -266,3 +269,7 @@ with tab_corpus:
         st.vega_lite_chart(page.bar_spec(bars["top"], "char", "count", "最常见的字 most frequent characters", big_labels=True))
         if coverage:
             st.caption("常用字覆盖率：" + "，".join(f"前 {k} 字 {v:.1%}" for k, v in coverage.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ milliseconds per poem. The baseline of each table is the first row, measured in 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -91,8 +92,9 @@ def main() -> None:
     from poetry_lstm.clean import load_corpus, texts_by_split
     from poetry_lstm.config import load_config
     from poetry_lstm.evaluate import generation_rows, generation_settings, yardsticks
+    from poetry_lstm.loading import load_model
     from poetry_lstm.metrics import format_table
-    from poetry_lstm.weights import limit_blas_threads, load_model_fast
+    from poetry_lstm.stepper import limit_blas_threads
 
     limit_blas_threads(1)
     cfg = load_config(args.config)
@@ -100,13 +102,13 @@ def main() -> None:
     real = texts_by_split(records, False)["valid"][: args.limit]
     started = time.perf_counter()
     sticks = yardsticks(cfg, real, records, log=lambda m: print(m, file=sys.stderr))
-    trained = load_model_fast(Path(cfg.paths.models_dir) / args.mode)
+    trained = load_model(Path(cfg.paths.models_dir) / args.mode)
     base = generation_settings(cfg.generate, args.mode)["defaults"]
     rows = {}
     for name in [args.only] if args.only else ["sampling", "beam"]:
         chosen = {k: v for k, v in GROUPS[name].items() if not args.settings or k in args.settings}
         off = {"overuse_penalty": 0.0} if name in ROUND_4 else {}
-        settings = {args.mode: {k: {**base, **off, **v} for k, v in chosen.items()}}
+        settings = {args.mode: {k: dataclasses.replace(base, **off, **v) for k, v in chosen.items()}}
         table = generation_rows({args.mode: trained}, settings, sticks, trained.line_hashes(), None,
                                 log=lambda m: print(m, file=sys.stderr))
         rows.update(table)

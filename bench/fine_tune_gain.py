@@ -9,6 +9,7 @@ of the same run): below 1 means fine-tuning helped.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -21,7 +22,8 @@ def main() -> None:
 
     from poetry_lstm.config import load_config
     from poetry_lstm.evaluate import model_scores
-    from poetry_lstm.model import LstmStepper, TrainedModel, build_model, load_model_dir
+    from poetry_lstm.loading import load_model
+    from poetry_lstm.network import build_model
     from poetry_lstm.train import split_texts
 
     cfg = load_config(args.config)
@@ -30,13 +32,12 @@ def main() -> None:
     if not pretrained.exists():
         raise SystemExit(f"No {pretrained}: it is written when fine-tuning starts; train with `poetry-lstm train --mode {args.mode}`.")
     test = split_texts(cfg, False)["test"]
-    shipped = load_model_dir(folder)
+    shipped = load_model(folder, keras=True)
     before = build_model(**shipped.config["model_args"])
     before.load_weights(pretrained)
     rows = {}
     for name, model in (("pretrained (all windows)", before), ("shipped", shipped.keras_model)):
-        trained = TrainedModel(folder, model, shipped.vocab, shipped.config, LstmStepper(model))
-        rows[name] = model_scores(trained, test)
+        rows[name] = model_scores(dataclasses.replace(shipped, keras_model=model), test)  # perplexity reads keras_model
     base = rows["pretrained (all windows)"]["perplexity"]
     for name, r in rows.items():
         print(f"{name:28s} test perplexity {r['perplexity']:7.1f}  ({r['perplexity'] / base:.3f} × pretrained)  "

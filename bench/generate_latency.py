@@ -20,6 +20,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse
+import dataclasses
 import json
 import shutil
 import statistics
@@ -39,19 +40,18 @@ import json, sys, time
 t = time.perf_counter
 out, t0 = {}, t()
 import numpy; out["import numpy"] = t() - t0; t1 = t()
-import poetry_lstm.cli; from poetry_lstm import generate as G, weights as W
-out["import poetry_lstm (cli, generate, weights)"] = t() - t1; t1 = t()
-W.limit_blas_threads(1); m = W.load_model_fast(sys.argv[1])
-out["weights.load_model_fast (h5py, no keras)"] = t() - t1; t1 = t()
+import poetry_lstm.cli; from poetry_lstm import generate as G, loading as L, stepper as S
+out["import poetry_lstm (cli, generate, loading)"] = t() - t1; t1 = t()
+S.limit_blas_threads(1); m = L.load_model(sys.argv[1])
+out["loading.load_model (h5py, no keras; the decoder's tables)"] = t() - t1; t1 = t()
 G.normalize_line("床前明月光"); out["OpenCC dictionaries (first to_simplified)"] = t() - t1; t1 = t()
-G.masks_for(m.vocab.tokens); out["平水韵 table + vocabulary masks"] = t() - t1; t1 = t()
 m.line_hashes(); out["read train_lines.u64"] = t() - t1; t1 = t()
 G.complete_poem(m, "床前明月光", n=3); out["first complete_poem (n=3)"] = t() - t1; t1 = t()
 out["total in process"] = t() - t0
 out["(tensorflow imported: %s)" % ("tensorflow" in sys.modules)] = 0.0
 t1 = t(); import tensorflow; out["for comparison: import tensorflow"] = t() - t1; t1 = t()
-from poetry_lstm.model import load_model_dir; load_model_dir(sys.argv[1])
-out["for comparison: load_model_dir (Keras, after the import)"] = t() - t1
+L.load_model(sys.argv[1], keras=True)
+out["for comparison: load_model(keras=True) (Keras, after the import)"] = t() - t1
 print(json.dumps(out))
 """
 
@@ -170,17 +170,17 @@ def main() -> None:
     import numpy as np
 
     from poetry_lstm.config import load_config
-    from poetry_lstm.generate import complete_poem, masks_for
-    from poetry_lstm.model import load_model_dir
-    from poetry_lstm.weights import limit_blas_threads
+    from poetry_lstm.generate import complete_poem
+    from poetry_lstm.loading import load_model
+    from poetry_lstm.stepper import limit_blas_threads
 
     if args.blas_threads:
         limit_blas_threads(args.blas_threads)
 
     model = Path(args.model)
-    trained = load_model_dir(model)
+    trained = load_model(model, keras=True)
     lines = first_lines(args.lines)
-    masks_for(trained.vocab.tokens), trained.line_hashes(), complete_poem(trained, lines[0], n=1)  # warm caches
+    trained.line_hashes(), complete_poem(trained, lines[0], n=1)  # warm caches
     stepper = trained.stepper
     print(f"model {model}: vocabulary {len(trained.vocab)}, {len(stepper.cells)} LSTM layers × {stepper.units} units; "
           f"OpenBLAS threads {args.blas_threads or 'default'}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
@@ -188,11 +188,11 @@ def main() -> None:
     step = timed(lambda i, _: stepper.step(np.array([3]), state), range(200))
     print(f"one LSTM step (batch 1, NumPy):                  {fmt(step)}")
     g = load_config().generate
-    defaults = {k: v for k, v in g.decoder_options(trained.mode).items() if k not in ("n", "seed", "beam")}
+    defaults = dataclasses.replace(g.settings(trained.mode), n=1)
     warned = []
-    sample = timed(lambda i, line: warned.append(complete_poem(trained, line, n=1, seed=i, **defaults).poems[0].warnings), lines)
+    sample = timed(lambda i, line: warned.append(complete_poem(trained, line, defaults, seed=i).poems[0].warnings), lines)
     print(f"(1) defaults (best of {g.candidates}), n=1:               {fmt(sample)}   [{sum(map(bool, warned))}/{len(lines)} with a relaxed constraint]")
-    beam = timed(lambda i, line: complete_poem(trained, line, n=1, beam=8, seed=i, **defaults), lines)
+    beam = timed(lambda i, line: complete_poem(trained, line, defaults, beam=8, seed=i), lines)
     print(f"(2) beam width 8, all constraints, n=1:          {fmt(beam)}")
     rng = np.random.default_rng(0)
     tutorial_poem(trained, lines[0], rng)  # Keras traces predict on its first call

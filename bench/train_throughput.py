@@ -63,7 +63,7 @@ def prepare(args, path: Path) -> dict:
     import numpy as np
 
     from poetry_lstm.config import load_config
-    from poetry_lstm.model import Vocab
+    from poetry_lstm.modeldir import Vocab
 
     poems, source = train_split(args)
     vocab = Vocab.build(poems, load_config().model.min_char_count)
@@ -77,7 +77,7 @@ def prepare(args, path: Path) -> dict:
 
 def load_data(args):
     from poetry_lstm.config import load_config
-    from poetry_lstm.model import Vocab
+    from poetry_lstm.modeldir import Vocab
 
     data = json.loads(Path(args.data).read_text(encoding="utf-8"))
     return load_config(), data, Vocab(tuple(data["tokens"]))
@@ -170,7 +170,7 @@ def run_tutorial(args) -> dict:
 def run_ours(args, full: bool = False) -> dict:
     import keras
 
-    from poetry_lstm.model import build_model, count_windows, poem_ids, window_dataset
+    from poetry_lstm.network import build_model, count_windows, poem_ids, window_dataset
 
     cfg, data, vocab = load_data(args)
     keras.utils.set_random_seed(args.seed)

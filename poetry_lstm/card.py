@@ -11,6 +11,8 @@ import json
 import math
 from pathlib import Path
 
+from . import files
+
 TUNING = Path(__file__).resolve().parent.parent / "docs" / "tuning.md"
 
 
@@ -96,8 +98,6 @@ def _overuse_lines(folder: Path) -> list[str]:
 
 def rewrite(folder: Path) -> None:
     """The card of a finished model folder again, from its own files (after overuse.json changes)."""
-    from . import files
-
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     report = json.loads((folder / "corpus_report.json").read_text(encoding="utf-8"))
     files.write_text(folder / "card.md", model_card(folder, config, report, config.get("test")))

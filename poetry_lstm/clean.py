@@ -1,7 +1,7 @@
 """Raw records → clean five-character quatrains: `report = clean_corpus(cfg)`.
 
 Reads every `crawler/raw/*.jsonl`, writes `corpus/quatrains.jsonl` and `corpus/report.json`.
-Traditional → simplified (OpenCC t2s), punctuation normalised, bracketed notes and whitespace
+Traditional → simplified (OpenCC t2s, then one form per character: VARIANT_FORMS), punctuation normalised, bracketed notes and whitespace
 removed; keeps 4×5 quatrains punctuated ，。，。; deduplicates by text, then by line; splits by a
 hash of the text. With "wulv" and "wugu" in `forms`, longer five-character poems (五律; 五古 and
 五排) are cut into consecutive four-line windows that join the train split only.
@@ -31,6 +31,53 @@ STOPS = "。？！；"
 LINE_END = re.compile(f"[，{STOPS}]")
 SPLITS = ("train", "valid", "test")
 
+# 异体字 (variant forms) that OpenCC's t2s keeps, each with its standard simplified form (通用规范汉字表),
+# so that the corpus spells each character one way: 疎 → 疏. Pairs, variant first. Found in the
+# chinese-poetry quatrains (Unihan kSemanticVariant and kZVariant, OpenCC's JPVariants and its newer
+# t2s, prosody's VARIANT_MAP) and checked by eye. Left apart on purpose: distinct words (于/於, 余/馀,
+# 着/著, 沈/沉, 澹/淡, 翦/剪, 忻/欣, 珪/圭), 陜 (these texts write it for 陝), and variants whose
+# standard form the 平水韵 table cannot read or reads with another tone (拏 拿, 姪 侄, 羃 幂, 櫺 棂,
+# 勗 勖, 筿 筱, 痺 痹, 蜋 螂, 欬 咳, 搥 捶).
+_VARIANT_PAIRS = (
+    # generate.py's table for the decoder (vocabulary characters the 平水韵 table spells another
+    # way), with 罇 → 樽 as the 异体字 tables have it
+    """
+疎疏 踈疏 髪发 劒剑 浄净 迳径 猨猿 鶑莺 髙高 鬭斗 鬬斗 懽欢 隣邻 罇樽 檝楫 幷并 峩峨 堦阶 怱匆 穉稚
+飜翻 迺乃 廻回 缾瓶 鳯凤 畧略 逈迥 潄漱 秪只 秖只 歳岁 暎映 栢柏 悮误 犂犁 輙辄 竝并 緜绵 顇悴 欵款
+顦憔 憇憩 薫薰 呌叫 碁棋 讐雠 鏁锁 邨村 効效 鸎莺 徴征 囘回 衞卫 虵蛇 棃梨 窻窗 箒帚 脇胁 蕚萼 趂趁
+朶朵 悤匆
+""",
+    # Japanese 新字体 shapes of traditional characters (OpenCC's JPVariants), most frequent first
+    """
+隠隐 頼赖 寛宽 揺摇 毎每 懐怀 渇渴 戯戏 黙默 巌岩 勲勋 醤酱 専专 嚢囊 痩瘦 穏稳 涙泪 覧览 捜搜 掲揭
+帯带 荘庄 覇霸 歴历 様样 繋系 壊坏 頬颊 戸户 撃击 郷乡 壌壤 黒黑 醸酿 舎舍 縦纵 従从 錬炼 逓递 賛赞
+瀬濑 歩步 児儿 聴听 稲稻 楡榆 抜拔 収收 髄髓 闘斗 関关 鉄铁 茘荔 竃灶 犠牺 恵惠 奨奖 増增 圏圈 酔醉
+繍绣 穂穗 砕碎 掻搔 挿插 剣剑 両两
+""",
+    # every other variant form found in the corpus, most frequent first
+    """
+簷檐 鴈雁 鬰郁 慙惭 遶绕 徧遍 谿溪 媿愧 臯皋 櫂棹 珮佩 僊仙 巵卮 蘂蕊 嬾懒 俛俯 飚飙 粧妆 覩睹 煖暖
+歛敛 鼇鳌 懃勤 垅垄 鉏锄 妬妒 斾旆 彊强 埽扫 慇殷 馿驴 髣仿 髴佛 遯遁 褭袅 餠饼 臞癯 賸剩 斲斫 隄堤
+椀碗 牋笺 怳恍 筯箸 燄焰 鼈鳖 穽阱 虀齑 偪逼 歘欻 烱炯 秔粳 覊羁 蔕蒂 桮杯 嚬颦 麤粗 磵涧 槩概 荅答
+羮羹 瘖喑 驩欢 纒缠 搆构 笻筇 頳赪 锺钟 藂丛 甿氓 斵斫 閴阒 箎篪 毬球 壻婿 羇羁 澣浣 睠眷 醆盏 撚捻
+螘蚁 蠧蠹 旛幡 倐倏 諠喧 寖浸 餽馈 䜩宴 鵶鸦 幙幕 譍应 惸茕 沍冱 瑯琅 邉边 濶阔 躭耽 揜掩 鬛鬣 翺翱
+狥徇 牓榜 牕窗 粃秕 盌碗 徬彷 瓌瑰 噉啖 貍狸 廐厩 髠髡 逺远 嶤峣 飡餐 濬浚 朞期 廼乃 寘置 敧欹 汚污
+漥洼 闗关 碪砧 雝雍 葅菹 舡船 氊毡 啗啖 筩筒 瞇眯 椶棕 陁陀 燿耀 賖赊 艶艳 燐磷 槖橐 斚斝 呪咒 麏麇
+耡锄 舃舄 襃褒 寜宁 駮驳 輭软 倣仿 柟楠 筭算 塲场 嘷嗥 攲欹 麞獐 袠帙 瀁漾 毘毗 麕麇 蛬蛩 彜彝 袵衽
+纎纤 甖罂 擡抬 寃冤 颕颖 轝舆 瑠琉 恡吝 刼劫 甆瓷 淛浙 嵓岩 僣僭 觧解 菓果 釡釜 皷鼓 蟇蟆 籖签 琖盏
+逰游 崕崖 瓈璃 匵椟 蠭蜂 澁涩 囓啮 匳奁 欝郁 敺驱 愞懦 囏艰 鷰燕 灔滟 繖伞 帬裙 昻昂 徃往 髩鬓 傚效
+鼃蛙 湼涅 鐡铁 蠒茧 聮联 箝钳 扄扃 覔觅 胷胸 竢俟 磥磊 畊耕 氷冰 覉羁 鞵鞋 皐皋 煑煮 嗁啼 隟隙 鄽廛
+罣挂 嵒岩 鶵雏 阬坑 臙胭 窓窗 畆亩 攅攒 尅克 眎视 沲沱 冩写 醼宴 膓肠 簮簪 亷廉 啣衔 麄粗 騐验 醻酬
+籐藤 濵滨 歗啸 廹迫 娬妩 壍堑 劔剑 眀明 旍旌 圗图 韲齑 聨联 韈袜 鎻锁 蹏蹄 覰觑 蜨蝶 臈腊 羗羌 甎砖
+擥揽 婣姻 勅敕 巓巅 朂勖 螾蚓 蕋蕊 餙饰 鑛矿 抝拗 呑吞 鼔鼓 顋腮 謌歌 糓谷 簁筛 樐橹 栰筏 埜野 裩裈
+齅嗅 鵞鹅 鬂鬓 罋瓮 甞尝 歕喷 徤健 叅参 凴凭 倂并 譌讹 甽畎 婬淫 酧酬 韮韭 讁谪 蟁蚊 荳豆 炤照 暱昵
+昬昏 宂冗 吚咿 閧哄 衂衄 涖莅 驘骡 饍膳 鑚钻 軰辈 蠏蟹 玆兹 熈熙 慽戚 愽博 宼寇 吿告 忼慷 拕拖 糭粽
+蹮跹 觕粗 堘塍
+""",
+)
+VARIANT_FORMS: dict[str, str] = {pair[0]: pair[1] for group in _VARIANT_PAIRS for pair in group.split()}
+_STANDARD_FORMS = str.maketrans(VARIANT_FORMS)
+
 _converter = None
 
 
@@ -42,9 +89,19 @@ def to_simplified(text: str) -> str:
     return _converter.convert(text)
 
 
-def normalise(text: str, simplify: bool = True) -> str:
-    """Simplified text with notes, whitespace and half-width punctuation gone."""
-    text = (to_simplified(text) if simplify else text).translate(HALF_TO_FULL)
+def standard_forms(text: str) -> str:
+    """`text` with every variant form of VARIANT_FORMS replaced by its standard one: 疎 → 疏."""
+    return text.translate(_STANDARD_FORMS)
+
+
+def normalise(text: str, simplify: bool = True, standardise: bool = True) -> str:
+    """Simplified text with notes, whitespace and half-width punctuation gone.
+
+    Simplifying is OpenCC's t2s, then VARIANT_FORMS (疎 → 疏), unless `standardise` is False."""
+    if simplify:
+        text = to_simplified(text)
+        text = standard_forms(text) if standardise else text
+    text = text.translate(HALF_TO_FULL)
     text = NOTES.sub("", text)
     return re.sub(r"\s+", "", text)
 
@@ -128,7 +185,9 @@ def _quatrains(records: list[dict], forms: list[str], drops: Counter):
         # length and punctuation), and convert only the poems that can pass.
         reason, _ = problem_of(normalise(rec["text"], simplify=False), forms)
         if not reason:
-            reason, parts = problem_of(normalise(rec["text"]), forms)
+            # Variant forms are replaced line by line below, so that each quatrain counts its own (the
+            # table maps a Han character to another, so the shape is the same either way).
+            reason, parts = problem_of(normalise(rec["text"], standardise=False), forms)
         if reason:
             drops[reason] += 1
             continue
@@ -136,10 +195,16 @@ def _quatrains(records: list[dict], forms: list[str], drops: Counter):
         n = len(parts)
         form = "wujue" if n == 1 else "wulv_half" if n == 2 and parts[0][2:] != parts[1][:2] else "wugu_window"
         for lines in parts:
+            variants = Counter(ch for line in lines for ch in line if ch in VARIANT_FORMS)
+            # The split is drawn from the text as OpenCC left it, so normalising the variants moves no
+            # poem between train, valid and test: held-out scores stay comparable across the change.
+            split_key = poem_text(lines)
+            lines = [standard_forms(line) for line in lines]
             meta = {k: to_simplified(str(rec.get(k, ""))) for k in ("author", "title")}
             dynasty = to_simplified(str(rec.get("dynasty", ""))).removesuffix("代")
             yield {"text": poem_text(lines), "lines": lines, "source": rec["source"], "source_id": rec["source_id"],
-                   "dynasty": dynasty, **meta, "form": form}
+                   "dynasty": dynasty, **meta, "form": form,
+                   "variants": variants, "split_key": split_key}  # clean_corpus takes these out before writing
 
 
 def deduplicate(rows: list[dict], cfg: Config, drops: Counter) -> list[dict]:
@@ -166,14 +231,16 @@ def deduplicate(rows: list[dict], cfg: Config, drops: Counter) -> list[dict]:
         if n_shared >= 2 or len(shared) > 1 or (is_window and shared - {"train"}):
             drops["duplicate_line" if n_shared >= 2 or not is_window else "shares_a_held_out_line"] += 1
             continue
-        row["split"] = "train" if is_window else (shared.pop() if shared else split_of(row["text"], cfg))
+        row["split"] = "train" if is_window else (shared.pop() if shared else split_of(row["split_key"], cfg))
         for line in row["lines"]:
             owner_of_line.setdefault(line, (row["split"], poem))
         kept.append(row)
     return kept
 
 
-def build_report(kept: list[dict], stats: Counter, drops: Counter, cfg: Config) -> dict:
+def build_report(kept: list[dict], stats: Counter, drops: Counter, cfg: Config, variants: Counter | None = None) -> dict:
+    """The report; `variants` counts the variant forms replaced in the kept quatrains (疎: 3)."""
+    variants = variants or Counter()
     chars = Counter(ch for row in kept for line in row["lines"] for ch in line)
     total = sum(chars.values())
     ranked = [n for _, n in chars.most_common()]
@@ -191,6 +258,8 @@ def build_report(kept: list[dict], stats: Counter, drops: Counter, cfg: Config) 
         "per_source": dict(Counter(r["source"] for r in kept).most_common()),
         "vocabulary_size": len(chars),
         "character_occurrences": total,
+        "variants_normalised": sum(variants.values()),
+        "variants_by_form": {f"{v}→{VARIANT_FORMS[v]}": n for v, n in variants.most_common()},
         "coverage_top": {str(n): round(sum(ranked[:n]) / max(total, 1), 4) for n in cfg.clean.top_chars},
         "top_characters": [[c, n] for c, n in chars.most_common(50)],
     }
@@ -204,10 +273,14 @@ def clean_corpus(cfg: Config) -> dict:
     stats, drops = Counter(), Counter()
     records = read_raw(Path(cfg.paths.crawler_dir), stats)
     kept = deduplicate(list(_quatrains(records, cfg.clean.forms, drops)), cfg, drops)
+    variants = Counter()
+    for row in kept:
+        variants.update(row.pop("variants"))
+        row.pop("split_key")
     corpus = Path(cfg.paths.corpus_dir)
     files.remove_stale_temps(corpus, ".*.tmp*")  # what a killed clean left half-written
     files.write_jsonl(corpus / "quatrains.jsonl", kept)
-    report = build_report(kept, stats, drops, cfg)
+    report = build_report(kept, stats, drops, cfg, variants)
     files.write_json(corpus / "report.json", report)
     return report
 

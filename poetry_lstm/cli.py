@@ -6,6 +6,7 @@ With --json, an error is `{"error": "..."}` on stdout instead, with the same exi
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import json
@@ -259,8 +260,8 @@ def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, epochs, units, 
                      max_minutes=max_minutes, seed=seed)
     cfg = with_flags(cfg, "model", units=units, layers=layers, dropout=dropout)
     require_training_extra("train")
-    from .model import import_keras
     from .distributed import start_distribution
+    from .network import import_keras
     from .train import train as run_training
     start_distribution()  # before any TensorFlow op: several workers (TF_CONFIG) configure the runtime first
     import_keras()
@@ -290,14 +291,14 @@ def _print_poem(poem, index: int) -> None:
                f"{mark(None if c['copied'] is None else not c['copied'])} new   score {poem.score:.2f}")
     for line, chars in _breaks_by_line(poem.breaks).items():
         click.echo(f"    line {line} breaks {poem.form} at character {', '.join(map(str, chars))}")
-    for w in poem.warnings:
+    for w in poem.warnings + poem.notes:
         click.echo(f"    note: {w}")
 
 
 def _poem_json(p) -> dict:
     return {"text": p.text, "lines": p.lines, "score": p.score, "form": p.form,
             "checks": {k: p.checks[k] for k in ("form", "tone", "tone_245", "rhyme", "copied")},
-            "breaks": [list(b) for b in p.breaks], "warnings": p.warnings}
+            "breaks": [list(b) for b in p.breaks], "warnings": p.warnings, "notes": p.notes}
 
 
 def _result_json(result, mode: str) -> dict:
@@ -314,10 +315,12 @@ def _print_result(result, first_line: str | None) -> None:
         _print_poem(poem, i)
 
 
-def _load_for_generation(cfg: Config, mode: str):
-    from .weights import limit_blas_threads, load_model_fast
+def _load_for_generation(cfg: Config, mode: str, overuse: bool = True, novelty: bool = True):
+    from .loading import load_model
+    from .stepper import limit_blas_threads
+
     limit_blas_threads(1)  # one poem is many tiny matrix products: extra BLAS threads only spin
-    return load_model_fast(_models_dir(cfg, mode))  # NumPy weights: no TensorFlow start-up
+    return load_model(_models_dir(cfg, mode), overuse=overuse, line_hashes=novelty)  # NumPy weights: no TensorFlow
 
 
 def _read_first_lines(path: str) -> list[tuple[int, str]]:
@@ -336,18 +339,18 @@ def _read_first_lines(path: str) -> list[tuple[int, str]]:
     return lines
 
 
-def _generate_file(cfg: Config, mode: str, path: str, options: dict, as_json: bool) -> None:
+def _generate_file(cfg: Config, mode: str, path: str, settings, as_json: bool) -> None:
     """One poem set per first line; a refused line is reported in its place and the run goes on."""
     from tqdm import tqdm
 
     from .generate import complete_poem
 
     lines = _read_first_lines(path)
-    trained, done = _load_for_generation(cfg, mode), 0
+    trained, done = _load_for_generation(cfg, mode, novelty=settings.novelty), 0
     with tqdm(total=len(lines), desc="first lines", unit="line", file=sys.stderr) as bar:
         for number, text in lines:
             try:
-                result = complete_poem(trained, text, **options)
+                result = complete_poem(trained, text, settings)
             except InputError as exc:
                 out = {"line": number, "input": text, "error": str(exc)} if as_json else f"line {number}: {exc}"
             else:
@@ -417,21 +420,22 @@ def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no
     if sum(x is not None for x in (first_line, acrostic, theme, lines_file)) != 1:
         raise RefusedInput("Give exactly one of: a first line (e.g. 床前明月光), --acrostic 春夏秋冬, --theme 思念故乡的秋夜, "
                            "or --file FIRST_LINES.txt.")
-    options = {**g.decoder_options(), "tones": g.tones and not no_tones, "rhyme": g.rhyme and not no_rhyme,
-               "novelty": g.novelty and not no_novelty}
+    settings = dataclasses.replace(g.settings(g.mode), tones=g.tones and not no_tones, rhyme=g.rhyme and not no_rhyme,
+                                   novelty=g.novelty and not no_novelty)
     if lines_file is not None:
-        return _generate_file(cfg, g.mode, lines_file, options, as_json)
+        return _generate_file(cfg, g.mode, lines_file, settings, as_json)
     if first_line is not None:
         normalize_line(first_line)  # refuse bad input before the model loads
-    trained = _load_for_generation(cfg, g.mode)
+    trained = _load_for_generation(cfg, g.mode, novelty=settings.novelty)
     if acrostic is not None:
-        result = acrostic_poem(trained, acrostic, **options)
+        result = acrostic_poem(trained, acrostic, settings)
     elif theme is not None:
-        from .weights import load_vectors_fast
+        from .vectors import load_vectors_fast
+
         vec_dir = _models_dir(cfg, "word2vec") / "vectors"
-        result = theme_poem(trained, theme, vectors=load_vectors_fast(vec_dir) if vec_dir.exists() else None, **options)
+        result = theme_poem(trained, theme, load_vectors_fast(vec_dir) if vec_dir.exists() else None, settings)
     else:
-        result = complete_poem(trained, first_line, **options)
+        result = complete_poem(trained, first_line, settings)
     if as_json:
         out = _result_json(result, g.mode)
         if theme is not None:
@@ -501,9 +505,10 @@ def calibrate(ctx, mode, overuse_poems):
     Example:
       poetry-lstm calibrate --mode word2vec
     """
-    from . import overuse
+    from .calibrate import calibrate as measure_overuse
     from .clean import load_corpus, texts_by_split
     from .evaluate import BUILD_CORPUS, models_present
+    from .modeldir import OVERUSE_FILE
 
     cfg = with_flags(config_of(ctx), "train", overuse_poems=overuse_poems)
     modes = models_present(cfg, mode)
@@ -513,9 +518,9 @@ def calibrate(ctx, mode, overuse_poems):
         raise UserError("--overuse-poems must be at least 1 to measure anything.")
     poems = texts_by_split(load_corpus(cfg), False)["train"]
     for m in modes:
-        trained = _load_for_generation(cfg, m)
-        record = overuse.calibrate(trained, poems, cfg, log=lambda msg: click.echo(msg, err=True))
-        click.echo(f"{m}: {len(record['overuse'])} over-used characters written to {trained.path / overuse.OVERUSE_FILE}")
+        trained = _load_for_generation(cfg, m, overuse=False)  # the file this replaces may be the broken one
+        record = measure_overuse(trained, poems, cfg, log=lambda msg: click.echo(msg, err=True))
+        click.echo(f"{m}: {len(record['overuse'])} over-used characters written to {trained.path / OVERUSE_FILE}")
 
 
 def main():

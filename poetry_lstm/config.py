@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -31,7 +32,8 @@ class RangeError(PoetryError):
     """A value outside its allowed range; the CLI names the flag instead of the key when a flag set it."""
 
     def __init__(self, section: str, key: str, value: Any, allowed: str):
-        super().__init__(f"[{section}] {key} must be {allowed}, not {value!r}.")
+        super().__init__(f"[{section}] {key} must be {allowed}, not {value!r}.", kind="out_of_range", section=section,
+                         key=key, value=repr(value), allowed=allowed)
         self.section, self.key, self.value, self.allowed = section, key, value, allowed
 
 
@@ -115,11 +117,11 @@ def _check_ranges(section: str, values: dict) -> None:
     if section == "generate":
         for mode, value in values["model_temperature"].items():
             if mode not in MODES:
-                raise PoetryError(f"[generate] model_temperature names {mode!r}, which is not a model; the models are {', '.join(MODES)}.")
+                raise PoetryError(f"[generate] model_temperature names {mode!r}, which is not a model; the models are {', '.join(MODES)}.", kind="config")
             if not RULES["generate"]["temperature"].holds(value):
                 raise RangeError(section, "model_temperature", value, RULES["generate"]["temperature"].describe())
     if section == "clean" and values["valid_share"] + values["test_share"] > 1:
-        raise PoetryError(f"[clean] valid_share + test_share must be at most 1, not {values['valid_share'] + values['test_share']:g}.")
+        raise PoetryError(f"[clean] valid_share + test_share must be at most 1, not {values['valid_share'] + values['test_share']:g}.", kind="config")
 
 
 @dataclass(frozen=True)
@@ -220,17 +222,60 @@ class GenerateConfig:
     beam_noise: float
     overuse_penalty: float
 
-    STYLE = ("candidates", "coherence", "frequency_penalty", "sibling_penalty", "beam_noise", "overuse_penalty")
-
     def temperature_for(self, mode: str) -> float:
         """The sampling temperature of one model: its own from `model_temperature`, else `temperature`."""
         return float(self.model_temperature.get(mode, self.temperature))
 
-    def decoder_options(self, mode: str | None = None) -> dict:
-        """The keyword arguments of `generate.complete_poem` (and its siblings) these settings mean for
-        the model `mode` (default: `self.mode`, the one that answers)."""
-        keys = ("n", "top_k", "top_p", "beam", "seed", "tones", "rhyme", "novelty", "max_tries") + self.STYLE
-        return {**{k: getattr(self, k) for k in keys}, "temperature": self.temperature_for(mode or self.mode)}
+    def settings(self, mode: str | None = None) -> "DecodeSettings":
+        """The decoder settings these defaults mean for the model `mode` (default: `self.mode`, the
+        one that answers): its own temperature, everything else as written."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(DecodeSettings) if f.name != "temperature"}
+        return DecodeSettings(**values, temperature=self.temperature_for(mode or self.mode))
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """How the decoder writes one answer. Made from the config (`load_config().generate.settings(mode)`
+    or `DecodeSettings.defaults(mode)`), changed with `dataclasses.replace`, which checks the
+    ranges again: the library, the CLI and the page write the same poems from the same settings."""
+    n: int                    # poems per answer
+    temperature: float        # sampling temperature
+    top_k: int                # sample among the K likeliest allowed characters; 0 = all
+    top_p: float              # nucleus: sample within this share of the allowed mass
+    beam: int                 # beam width; 1 = sampling
+    seed: int                 # same seed, same poems; any integer
+    tones: bool               # keep 平仄 by the four forms
+    rhyme: bool               # lines 2 and 4 share a 平声 group, line 3 ends 仄
+    novelty: bool             # no training line, no character three times, no stutter or echo
+    max_tries: int            # sampling rounds before an answer keeps a poem with a failed check
+    candidates: int           # sampling: poems drawn per answer, the best kept
+    coherence: float          # weight of the similarity of lines 2–4 to line 1 in that choice
+    frequency_penalty: float  # each step scores log p(char | poem) − this × log p(char)
+    sibling_penalty: float    # beam: a beam's children lose this per rank
+    beam_noise: float         # beam: scale of the Gumbel noise on each step's scores (0 = plain beam)
+    overuse_penalty: float    # × each character's measured over-use (overuse.json), taken from its score
+
+    def __post_init__(self):
+        hints = get_type_hints(DecodeSettings)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not _check_type(value, hints[f.name]):
+                raise PoetryError(f"The setting {f.name} must be {_type_name(hints[f.name])}, not {value!r}.",
+                                  kind="setting_type", key=f.name, value=repr(value))
+            object.__setattr__(self, f.name, _as_hinted(value, hints[f.name]))
+            rule = RULES["generate"].get(f.name)
+            if rule and not rule.holds(value):
+                raise RangeError("generate", f.name, value, rule.describe())
+
+    @classmethod
+    def defaults(cls, mode: str = "word2vec") -> "DecodeSettings":
+        """config/default.toml's settings for the model `mode`."""
+        return _default_generate().settings(mode)
+
+
+@lru_cache(maxsize=1)
+def _default_generate() -> GenerateConfig:
+    return load_config().generate
 
 
 @dataclass(frozen=True)
@@ -298,13 +343,13 @@ def _build(cls, values: dict, section: str):
     hints = get_type_hints(cls)
     for key, value in values.items():
         if key not in hints:
-            raise PoetryError(f"Unknown config key [{section}] {key}; the keys of [{section}] are: {', '.join(hints)}.")
+            raise PoetryError(f"Unknown config key [{section}] {key}; the keys of [{section}] are: {', '.join(hints)}.", kind="config")
         if not _check_type(value, hints[key]):
             name = _type_name(hints[key])
-            raise PoetryError(f"Config key [{section}] {key} must be {name}, not {value!r}.")
+            raise PoetryError(f"Config key [{section}] {key} must be {name}, not {value!r}.", kind="config")
     missing = [k for k in hints if k not in values]
     if missing:
-        raise PoetryError(f"Config section [{section}] lacks {', '.join(missing)}.")
+        raise PoetryError(f"Config section [{section}] lacks {', '.join(missing)}.", kind="config")
     values = {k: _as_hinted(v, hints[k]) for k, v in values.items()}
     _check_ranges(section, values)
     return cls(**values)
@@ -315,11 +360,11 @@ def _read_toml(path: Path) -> dict:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
-        raise PoetryError(f"The config file {path} does not exist; pass an existing TOML file to --config.") from None
+        raise PoetryError(f"The config file {path} does not exist; pass an existing TOML file to --config.", kind="config") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise PoetryError(f"The config file {path} is not valid TOML ({exc}).") from None
+        raise PoetryError(f"The config file {path} is not valid TOML ({exc}).", kind="config") from None
     except OSError as exc:  # a folder, no permission
-        raise PoetryError(f"Cannot read the config file {path} ({exc.strerror or exc}); pass a readable TOML file to --config.") from None
+        raise PoetryError(f"Cannot read the config file {path} ({exc.strerror or exc}); pass a readable TOML file to --config.", kind="config") from None
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -328,9 +373,9 @@ def load_config(path: str | Path | None = None) -> Config:
     if path is not None:
         for section, values in _read_toml(Path(path)).items():
             if section not in data:
-                raise PoetryError(f"Unknown config section [{section}] in {path}; the sections are: {', '.join(data)}.")
+                raise PoetryError(f"Unknown config section [{section}] in {path}; the sections are: {', '.join(data)}.", kind="config")
             if not isinstance(values, dict):
-                raise PoetryError(f"Config section [{section}] in {path} must be a table of keys.")
+                raise PoetryError(f"Config section [{section}] in {path} must be a table of keys.", kind="config")
             data[section] = {**data[section], **_one_temperature(section, values)}
     types = {f.name: f.type for f in dataclasses.fields(Config)}
     hints = get_type_hints(Config)
@@ -339,4 +384,4 @@ def load_config(path: str | Path | None = None) -> Config:
     except PoetryError as exc:
         if path is None:
             raise
-        raise PoetryError(f"{path}: {exc}") from None  # the defaults are valid: the mistake is in this file
+        raise PoetryError(f"{path}: {exc}", kind="config", path=str(path)) from None  # the defaults are valid: the mistake is in this file

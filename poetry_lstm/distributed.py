@@ -16,7 +16,8 @@ import numpy as np
 
 from .config import Config
 from .errors import PoetryError
-from .model import Vocab
+from .modeldir import Vocab
+
 
 def tf_config() -> dict | None:
     """TF_CONFIG as a dict, None when unset; anything malformed is refused in one sentence.
@@ -117,7 +118,7 @@ def start_distribution():
         return start_distribution.strategy
     place, workers = worker_role()
     if "tensorflow" not in sys.modules:
-        from .model import _quiet_stderr
+        from .network import _quiet_stderr
 
         with _quiet_stderr():  # TensorFlow's absl/CUDA start-up lines, as in import_keras
             import tensorflow  # noqa: F401

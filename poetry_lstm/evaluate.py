@@ -15,17 +15,25 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from . import layout
+from . import layout, reading
 from .baseline import SCORED_POSITIONS, KneserNey, TrigramKN, score
-from .clean import texts_by_split
+from .clean import load_corpus, texts_by_split
+from .config import DecodeSettings, GenerateConfig
 from .errors import PoetryError
-from .model import TrainedModel
-from .prosody import PING, check_after_first, check_form, feature_table, forms_for_first_line, reading
+from .generate import complete_all
+from .judge import fit_judge, judge_perplexity, training_lines
+from .loading import TrainedModel, load_model
+from .metrics import format_table, summarize, train_ngrams
+from .network import import_keras
+from .prosody import PING, check_after_first, check_form, feature_table, forms_for_first_line, rates
+from .prosody import reading as reading_of
+from .stepper import limit_blas_threads
+from .vectors import load_vectors_fast
 
 CHUNK = 256  # poems per forward pass: (256, 24, vocab) float32 stays near 150 MB
 
@@ -61,7 +69,7 @@ def rhyme_sets(poems: list[str], tokens) -> tuple[np.ndarray, np.ndarray]:
     A poem counts when line 2 ends in a character that is only 平 (a 仄 or polyphonic end may
     rhyme on 仄 or not at all, which the 平声 table cannot judge).
     """
-    counted = np.array([reading(p[RHYME_FROM])[0] == {PING} for p in poems], dtype=bool)
+    counted = np.array([reading_of(p[RHYME_FROM])[0] == {PING} for p in poems], dtype=bool)
     groups = feature_table(tokens)[:, 2:]  # (vocab, groups)
     ends = feature_table([p[RHYME_FROM] for p, c in zip(poems, counted) if c])[:, 2:]  # (counted, groups)
     return counted, (ends @ groups.T) > 0
@@ -117,30 +125,18 @@ def evaluate_model(trained: TrainedModel, poems: list[str], train_poems: list[st
     return out
 
 
-def complete_all(trained: TrainedModel, first_lines: list[str], seed: int = 0, **options) -> tuple[list[str], float]:
-    """(one poem completed from each first line, seed + i for line i; mean seconds per poem)."""
-    from .generate import complete_poem
-
-    started = time.perf_counter()
-    poems = [complete_poem(trained, line, n=1, seed=seed + i, **options).poems[0].text for i, line in enumerate(first_lines)]
-    return poems, (time.perf_counter() - started) / len(first_lines)
-
-
-def generation_settings(g, mode: str) -> dict[str, dict]:
+def generation_settings(g: GenerateConfig, mode: str) -> dict[str, DecodeSettings]:
     """The decoder settings compared for the model `mode`, by name, from the `[generate]` config `g`:
     its defaults, beam 8, and the defaults with every constraint off (as cheap as the defaults, and
     it shows what the model does on its own)."""
-    defaults = {k: v for k, v in g.decoder_options(mode).items() if k != "n"}
-    return {"defaults": defaults, "beam 8": {**defaults, "beam": 8},
-            "defaults, unconstrained": {**defaults, "tones": False, "rhyme": False, "novelty": False}}
+    defaults = g.settings(mode)
+    return {"defaults": defaults, "beam 8": replace(defaults, beam=8),
+            "defaults, unconstrained": replace(defaults, tones=False, rhyme=False, novelty=False)}
 
 
 def poem_metrics(poems: list[str], train_hashes, train_4grams: set[str] | None, **extra) -> dict:
     """The rule checks (issue 9 §3: tone over poems whose line 1 fits a form, lines 2–4 over all) and
     `metrics.summarize`; `train_hashes` or `train_4grams` None leaves the copy or novelty figure None."""
-    from .metrics import summarize
-    from .prosody import rates
-
     r = rates(poems)
     # The decoder keeps line 1 as given, so a first line that fits no form caps "tone" at the share that do.
     scans = [p for p in poems if forms_for_first_line(layout.lines_of(p)[0])]
@@ -156,22 +152,17 @@ class Yardsticks:
     real: list[str]                 # the real poems whose first lines were completed
     judge: KneserNey | None = None  # `judge.fit_judge(...)`: needs the corpus
     real_judge: dict | None = None  # the judge's figures on the real poems
-    vectors: object = None          # skip-gram vectors (`weights.CharVectors`) for coherence: needs the word2vec model
+    vectors: object = None          # skip-gram vectors (`vectors.CharVectors`) for coherence: needs the word2vec model
     attested: frozenset | None = None  # 叠字 of the training lines: needs the corpus
 
 
 def make_yardsticks(real: list[str], judge=None, vectors=None, attested=None) -> Yardsticks:
     """Yardsticks with the judge's figures on the real poems worked out once."""
-    from .judge import judge_perplexity
-
     return Yardsticks(real, judge, judge_perplexity(judge, real) if judge is not None else None, vectors, attested)
 
 
 def reading_measures(poems: list[str], sticks: Yardsticks, of_real: bool = False) -> dict:
     """Issue 10's measures of `poems`; with `of_real` (the real poems themselves) the comparisons with them are left out."""
-    from . import reading
-    from .judge import judge_perplexity
-
     ours = not of_real
     out: dict = {}
     if ours:
@@ -193,16 +184,16 @@ def reading_measures(poems: list[str], sticks: Yardsticks, of_real: bool = False
     return out
 
 
-def generation_rows(models: dict[str, TrainedModel], settings: dict[str, dict[str, dict]], sticks: Yardsticks,
+def generation_rows(models: dict[str, TrainedModel], settings: dict[str, dict[str, DecodeSettings]], sticks: Yardsticks,
                     train_hashes, train_4grams: set[str] | None, log=lambda _: None) -> dict[str, dict]:
     """"<mode>, <setting>" → the metrics of the poems that model completes from the real poems' first
-    lines under that setting (`settings[mode][setting]`: decoder options), then "real poems" → the
+    lines under that setting (`settings[mode][setting]`), then "real poems" → the
     same metrics of the real poems."""
     first_lines = [layout.lines_of(p)[0] for p in sticks.real]
     rows = {}
     for mode, trained in models.items():
-        for name, options in settings[mode].items():
-            poems, seconds = complete_all(trained, first_lines, **options)
+        for name, setting in settings[mode].items():
+            poems, seconds = complete_all(trained, first_lines, setting)
             log(f"{mode}, {name}: {len(poems)} poems, {1000 * seconds:.0f} ms each")
             kept = sum(layout.lines_of(p)[0] == line for p, line in zip(poems, first_lines)) / len(poems)
             rows[f"{mode}, {name}"] = {**poem_metrics(poems, train_hashes, train_4grams, first_line_kept=kept),
@@ -232,8 +223,6 @@ def evaluation_inputs(cfg, mode: str | None, poem_file: str | None, limit: int |
     Without a corpus only `--file` can run, and what needs the corpus is left out; otherwise the
     error gives the commands that build it.
     """
-    from .clean import load_corpus
-
     modes = models_present(cfg, mode)
     corpus = Path(cfg.paths.corpus_dir) / "quatrains.jsonl"
     if not corpus.exists() and not poem_file:
@@ -251,10 +240,6 @@ def evaluation_inputs(cfg, mode: str | None, poem_file: str | None, limit: int |
 
 def yardsticks(cfg, real: list[str], records: list[dict] | None, log) -> Yardsticks:
     """The judge and the attested 叠字 from the corpus's training lines, the skip-gram vectors of the word2vec model."""
-    from . import reading
-    from .judge import fit_judge, training_lines
-    from .weights import load_vectors_fast
-
     judge = attested = vectors = None
     if records is not None:
         started = time.perf_counter()
@@ -273,8 +258,6 @@ def run_evaluation(cfg, mode: str | None = None, poem_file: str | None = None, w
                    limit: int | None = None, log=lambda _: None) -> dict:
     """Everything `poetry-lstm evaluate` reports: {"models": mode → scores, "generation": row → metrics
     (with `with_generation`), "skipped": what the missing corpus left out, "seconds"}."""
-    from .model import import_keras, load_model_dir
-
     started = time.perf_counter()
     modes, poems, records = evaluation_inputs(cfg, mode, poem_file, limit)
     skipped = [] if records is not None else WITHOUT_CORPUS
@@ -284,7 +267,7 @@ def run_evaluation(cfg, mode: str | None = None, poem_file: str | None = None, w
     out: dict = {"models": {}, "skipped": skipped}
     train_splits = {}
     for m in modes:
-        trained = load_model_dir(Path(cfg.paths.models_dir) / m)
+        trained = load_model(Path(cfg.paths.models_dir) / m, keras=True)
         use_windows = bool(trained.config.get("train", {}).get("use_windows"))
         train_splits[m] = texts_by_split(records, use_windows)["train"] if records is not None else None
         out["models"][m] = evaluate_model(trained, poems, train_splits[m])
@@ -297,11 +280,8 @@ def run_evaluation(cfg, mode: str | None = None, poem_file: str | None = None, w
 def _generation(cfg, modes: list[str], poems: list[str], records, train_poems, log) -> dict[str, dict]:
     """The rows of `generation_rows`; models of one corpus share the copy check (`train_lines.u64`),
     so the first model's hashes and training 4-grams serve them all."""
-    from .metrics import train_ngrams
-    from .weights import limit_blas_threads, load_model_fast
-
     limit_blas_threads(1)  # the decoder's tiny matrix products: extra BLAS threads only spin
-    models = {m: load_model_fast(Path(cfg.paths.models_dir) / m) for m in modes}
+    models = {m: load_model(Path(cfg.paths.models_dir) / m) for m in modes}
     sticks = yardsticks(cfg, poems, records, log)
     grams = train_ngrams(train_poems) if train_poems else None
     settings = {m: generation_settings(cfg.generate, m) for m in modes}
@@ -311,8 +291,6 @@ def _generation(cfg, modes: list[str], poems: list[str], records, train_poems, l
 def format_report(report: dict) -> str:
     """`run_evaluation`'s report as text: the models' scores, then per model its decoder settings
     beside the real poems, and the characters each setting over-uses."""
-    from .metrics import format_table
-
     parts = [format_table({m: {k: v for k, v in r.items() if k != "mode"} for m, r in report["models"].items()})]
     if report["skipped"]:
         parts.append(f"left out without a corpus: {', '.join(report['skipped'])}")

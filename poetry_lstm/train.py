@@ -21,12 +21,19 @@ from pathlib import Path
 import numpy as np
 
 from . import files, layout, prosody, vectors
+from .calibrate import calibrate
+from .card import model_card
 from .clean import load_corpus, texts_by_split
 from .config import Config
-from .errors import PoetryError
-from .metrics import HASH_FILE
 from .distributed import any_worker, distribution, start_together, worker_dirs, worker_role
-from .model import LstmStepper, TrainedModel, Vocab, build_model, count_windows, line_hashes, poem_ids, seed_everything, window_dataset
+from .errors import PoetryError
+from .evaluate import evaluate_model
+from .loading import TrainedModel, load_model
+from .metrics import HASH_FILE, LineHashes
+from .modeldir import Vocab
+from .network import build_model, count_windows, custom_layers, poem_ids, seed_everything, window_dataset
+from .stepper import LstmStepper
+from .tables import load_tables, write_tables
 
 MIN_TRAIN_POEMS = 20
 SAMPLE_LINE = "白日依山尽"
@@ -150,8 +157,6 @@ def _compiled(cfg: Config, args: dict, embedding: np.ndarray | None, vocab: Voca
 def _load_checkpoint(ckpt: Path, args: dict):
     import keras
 
-    from .model import custom_layers
-
     custom_layers()
     state = files.read_json(ckpt / "state.json", "training checkpoint")
     if state.get("model_args") != args:
@@ -252,9 +257,7 @@ def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool
     log(f"saved {out} (best epoch {state['best_epoch']}, valid perplexity {math.exp(state['best_val_loss']):.1f})")
     if cfg.train.overuse_poems and quatrains["train"] and worker_role()[0] == 0:  # other workers write scratch folders
         # The decoder's over-used characters belong to this model: measure them now (`poetry-lstm calibrate` again later).
-        from .overuse import calibrate
-        from .weights import load_model_fast
-        calibrate(load_model_fast(out), quatrains["train"], cfg, log)
+        calibrate(load_model(out, overuse=False), quatrains["train"], cfg, log)
     return out
 
 
@@ -268,8 +271,6 @@ def _machine() -> str:
 def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab: Vocab, train_texts: list[str],
                     test_texts: list[str], state: dict, command: str) -> None:
     """Build the whole directory under a temporary name, then swap it in: never half-written."""
-    from .card import model_card
-
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     os.chmod(tmp, 0o777 & ~files._UMASK)  # mkdtemp makes 0700; the model directory is for everyone to read
@@ -278,10 +279,11 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
         clean_model.set_weights(model.get_weights())
         clean_model.save(tmp / "model.keras")
         vocab.save(tmp / "vocab.json")
+        write_tables(tmp, vocab)
         report_path = Path(cfg.paths.corpus_dir) / "report.json"
         report = files.read_json(report_path, "corpus report")
         files.write_json(tmp / "corpus_report.json", report)
-        hashes = line_hashes(train_texts)
+        hashes = LineHashes.of_poems(train_texts)
         files.write_bytes(tmp / HASH_FILE, hashes.to_bytes())  # moves beside the model folders once the folder is in
         files.write_json(tmp / "history.json", state["history"])
         config = {"model_args": args, "window": cfg.model.window, "stride": cfg.model.stride,
@@ -296,8 +298,9 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
             shutil.copytree(ckpt / "vectors", tmp / "vectors")
         test = None
         if test_texts:
-            from .evaluate import evaluate_model
-            test = evaluate_model(TrainedModel(tmp, clean_model, vocab, config, LstmStepper(clean_model)), test_texts, train_texts)
+            trained = TrainedModel(tmp, vocab, config, LstmStepper(clean_model), load_tables(tmp, vocab),
+                                   np.zeros(len(vocab), np.float32), clean_model)
+            test = evaluate_model(trained, test_texts, train_texts)
             config["test"] = test
             files.write_json(tmp / "config.json", config)
         files.write_text(tmp / "card.md", model_card(tmp, config, report, test))

@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from poetry_lstm import page, prosody, weights
+from poetry_lstm import page, prosody
+from poetry_lstm.loading import load_model
+from poetry_lstm.modeldir import missing_model_error
+from poetry_lstm.vectors import load_vectors_fast
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
@@ -54,26 +57,51 @@ def test_poem_html_marks_given_characters_that_break_the_form():
     assert "pl-break" not in plain and "pl-has-break" not in plain and page.BREAK_MARK not in plain  # nor a note
 
 
-def test_zh_message_gives_chinese_before_the_english():
-    from poetry_lstm.errors import InputError
+def test_zh_message_gives_chinese_before_the_english(tmp_path):
+    from poetry_lstm.errors import InputError, Note, PoetryError
     from poetry_lstm.generate import normalize_line
+    from poetry_lstm.modeldir import read_overuse
 
     cases = [  # (what the library is given, the Chinese expected before its English)
         (lambda: normalize_line("山水风月"), "首句须为五个汉字，现在是 4 个字"),
         (lambda: normalize_line(""), "首句是空的，请输入五个汉字"),
         (lambda: normalize_line("山水，风月花"), "首句中间有标点（，），请去掉"),
-        (lambda: normalize_line("春夏秋", "An acrostic (one head per line)", 4, "春夏秋冬"), "藏头字须为四个汉字，现在是 3 个字"),
+        (lambda: normalize_line("山水ab花"), "首句须为五个汉字，ab 不是汉字"),
+        (lambda: normalize_line("春夏秋", "acrostic", "春夏秋冬"), "藏头字须为四个汉字，现在是 3 个字"),
     ]
     for call, chinese in cases:
         with pytest.raises(InputError) as info:
             call()
         assert page.zh_message(info.value) == f"{chinese} ({info.value})"  # the English is kept whole
-    note = "the first line fits none of the four tone patterns; lines 2–4 follow 仄起入韵, which it breaks least (character 4, 5: 们啊)"
-    assert page.zh_message(note, "warning").startswith("首句不合四种平仄格式；第二至四句依首句最接近的仄起入韵，首句第 4、5 字（们啊）失律 (")
-    assert page.zh_message("could not keep rhyme at every step (x)", "warning").startswith("未能每一步都守住押韵")
-    # a shape nobody mapped still gets a Chinese lead-in, and the English in full
-    assert page.zh_message("Something new went wrong.") == "未能完成，原因见英文说明 (Something new went wrong.)"
+    (tmp_path / "overuse.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(PoetryError) as info:
+        read_overuse(tmp_path, ("<pad>",))
+    assert page.zh_message(info.value).startswith("overuse.json（常用字统计）损坏")
+    # Notes carry their kind: the Chinese comes from the fields, whatever the English says.
+    note = Note("anything at all", "first_line_breaks", form="仄起入韵", where=[4, 5], chars="们啊")
+    assert page.zh_message(note, "warning") == "首句不合四种平仄格式；第二至四句依首句最接近的仄起入韵，首句第 4、5 字（们啊）失律 (anything at all)"
+    assert page.zh_message(Note("x", "relaxed", rule="rhyme"), "warning").startswith("未能每一步都守住押韵")
+    # an English sentence alone, or a kind nobody mapped, still gets a Chinese lead-in and the English in full
+    assert page.zh_message("could not keep rhyme at every step (x)", "warning") == "提示 (could not keep rhyme at every step (x))"
+    assert page.zh_message(PoetryError("Something new went wrong.", kind="brand_new")) == "未能完成，原因见英文说明 (Something new went wrong.)"
     assert page.zh_message("Something new.", "warning") == "提示 (Something new.)"
+
+
+def test_every_kind_the_library_raises_has_its_chinese():
+    """A kind in the library without a line in page.ZH_BY_KIND would reach the page in English only."""
+    import ast
+
+    raised = set()
+    for path in (ROOT / "poetry_lstm").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+                if name.endswith("Error"):
+                    raised |= {k.value.value for k in node.keywords if k.arg == "kind" and isinstance(k.value, ast.Constant)}
+                if getattr(node.func, "id", "") == "Note" and len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+                    raised.add(node.args[1].value)
+    assert {"input_length", "model_missing", "polyphonic_end", "relaxed"} <= raised  # the walk finds them
+    assert not raised - {"error"} - set(page.ZH_BY_KIND), sorted(raised - set(page.ZH_BY_KIND))
 
 
 def test_html_and_markdown_escaping():
@@ -111,17 +139,17 @@ def test_pca_2d_is_the_top_two_principal_axes_with_fixed_signs():
 
 
 def test_fast_loaders_match_keras_and_gensim(tiny_models):
-    from poetry_lstm.model import load_model_dir
+    from poetry_lstm.loading import load_model
     from poetry_lstm.vectors import load_vectors, nearest
 
     for mode in ("word2vec", "onehot"):
-        fast, slow = weights.load_model_fast(tiny_models / mode), load_model_dir(tiny_models / mode)
+        fast, slow = load_model(tiny_models / mode), load_model(tiny_models / mode, keras=True)
         assert fast.keras_model is None and fast.vocab == slow.vocab and fast.mode == mode
         ids = fast.vocab.encode("山水风月花，")
         a, _ = fast.stepper.run(ids, batch=2)
         b, _ = slow.stepper.run(ids, batch=2)
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
-    ours, theirs = weights.load_vectors_fast(tiny_models / "word2vec" / "vectors"), load_vectors(tiny_models / "word2vec" / "vectors")
+    ours, theirs = load_vectors_fast(tiny_models / "word2vec" / "vectors"), load_vectors(tiny_models / "word2vec" / "vectors")
     assert ours.index_to_key == theirs.index_to_key
     np.testing.assert_array_equal(ours.vectors, theirs.vectors)
     assert nearest(ours, "月", 5) == nearest(theirs, "月", 5)
@@ -131,9 +159,11 @@ def test_fast_loader_falls_back_and_reports_missing(tmp_path, tiny_models):
     from poetry_lstm.errors import PoetryError
 
     with pytest.raises(PoetryError, match="poetry-lstm train --mode word2vec"):
-        weights.load_model_fast(tmp_path / "word2vec")
-    assert "poetry-lstm train --mode onehot" in weights.missing_model_message(tmp_path / "onehot", "onehot")
-    assert weights.missing_model_message(tiny_models / "onehot", "onehot") is None
+        load_model(tmp_path / "word2vec")
+    missing = missing_model_error(tmp_path / "onehot")
+    assert "poetry-lstm train --mode onehot" in str(missing) and missing.kind == "model_missing"
+    assert page.zh_message(missing).startswith("还没有 onehot 模型")
+    assert missing_model_error(tiny_models / "onehot") is None
 
 
 def test_report_bars_leave_out_empty_reasons():
@@ -355,10 +385,10 @@ def test_page_uses_the_configs_decoder_settings(tiny_root, tiny_models, tmp_path
     monkeypatch.setenv("POETRY_LSTM_CONFIG", str(config))
     at = ask(AppTest.from_file(str(APP), default_timeout=60).run(), "江南春日好")
     cfg = load_config(str(config))
-    expected = complete_poem(weights.load_model_fast(tiny_models / cfg.generate.mode), "江南春日好", **cfg.generate.decoder_options())
+    expected = complete_poem(load_model(tiny_models / cfg.generate.mode), "江南春日好", cfg.generate.settings())
     assert poems(at) == [p.text for p in expected.poems] and len(expected.poems) == 2
-    default = complete_poem(weights.load_model_fast(tiny_models / cfg.generate.mode), "江南春日好",
-                            **load_config(str(tiny_root / "config.toml")).generate.decoder_options())
+    default = complete_poem(load_model(tiny_models / cfg.generate.mode), "江南春日好",
+                            load_config(str(tiny_root / "config.toml")).generate.settings())
     assert [p.text for p in default.poems][:2] != poems(at)  # the knobs matter, so the test can tell
 
 
@@ -412,10 +442,10 @@ def test_library_errors_that_are_not_input_are_messages(tmp_path, tiny_models, m
     monkeypatch.setenv("POETRY_LSTM_CONFIG", str(config))
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not at.exception and at.tabs  # the page still opens; the explorer says what is wrong
-    assert errors(at) == [e for e in errors(at) if e.startswith("文件损坏或无法读取") and "are corrupt" in e] and errors(at)
+    assert errors(at) == [e for e in errors(at) if e.startswith("字向量文件损坏") and "are corrupt" in e] and errors(at)
     ask(at, "思念故乡的秋夜", "theme")  # the theme reads the same vectors
     shown = [e.value for e in at.error if e.icon == "⚠️"]  # the poem tab's message
-    assert len(shown) == 1 and "are corrupt" in shown[0] and "文件损坏" in shown[0] and not poems(at)
+    assert len(shown) == 1 and "are corrupt" in shown[0] and "字向量文件损坏" in shown[0] and not poems(at)
     assert "Traceback" not in " ".join(errors(at))
 
     models = tmp_path / "models2"  # another folder: the loaded models are cached by path

@@ -5,8 +5,7 @@ import random
 import numpy as np
 import pytest
 
-from poetry_lstm.baseline import (BOS, SCORED_POSITIONS, UNK, KneserNey, TrigramKN, estimate_discount, score,
-                                  score_poem)
+from poetry_lstm.baseline import BOS, SCORED_POSITIONS, UNK, KneserNey, TrigramKN, estimate_discount, score, score_poem
 
 # Toy corpus: sequences <s> <s> a b a b  and  <s> <s> a b b.
 # Trigram counts: (<s>,<s>,a)=2  (<s>,a,b)=2  (a,b,a)=1  (b,a,b)=1  (a,b,b)=1

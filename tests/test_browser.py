@@ -56,12 +56,13 @@ def server(request, tmp_path_factory, browser_parts):
     """`streamlit run app.py` on a free port; terminated however the test ends."""
     env = dict(os.environ)
     if os.environ.get("POETRY_LSTM_SCREENSHOT"):  # the real models, for docs/screenshot.png
-        from poetry_lstm import page, weights
+        from poetry_lstm import page
         from poetry_lstm.config import load_config
+        from poetry_lstm.modeldir import missing_model_error
 
         cfg = load_config(os.environ.get("POETRY_LSTM_CONFIG") or None)
         folder = page.models_dir(cfg.paths.models_dir, ROOT) / cfg.generate.mode
-        problem = weights.missing_model_message(folder, cfg.generate.mode)
+        problem = missing_model_error(folder)
         if problem:
             pytest.fail(f"POETRY_LSTM_SCREENSHOT serves the real models, but: {problem}")
         print(f"\nserving the models in {folder.parent}")

@@ -7,8 +7,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import CHARS, synthetic_poems, tiny_config, write_raw
+
 from poetry_lstm import clean, files
 from poetry_lstm.config import load_config
 from poetry_lstm.errors import PoetryError
@@ -48,6 +48,66 @@ def test_normalise(raw, expected):
 
 def test_normalise_can_keep_traditional_characters():
     assert clean.normalise("白日依山盡, 黃河入海流.", simplify=False) == "白日依山盡，黃河入海流。"
+
+
+# --- variant forms (异体字) ---------------------------------------------------------------------------
+
+# generate.py's table for the decoder: the cleaner's must hold every one of its variants.
+DECODER_VARIANTS = "疎踈髪劒浄迳猨鶑髙鬭鬬懽隣罇檝幷峩堦怱穉飜迺廻缾鳯畧逈潄秪秖歳暎栢悮犂輙竝緜顇欵顦憇薫呌碁讐鏁邨効鸎徴囘衞虵棃窻箒脇蕚趂朶悤"
+# A poem written with variant forms t2s keeps (疎 遶 鴈 痩 隠 谿), and the same poem in standard forms.
+VARIANT_POEM = "疎林遶古寺，鴈影下寒谿。痩馬隠秋草，疎钟过远堤。"
+STANDARD_POEM = "疏林绕古寺，雁影下寒溪。瘦马隐秋草，疏钟过远堤。"
+
+
+def test_variant_forms_become_standard_after_t2s():
+    assert clean.normalise(VARIANT_POEM) == STANDARD_POEM
+    assert clean.normalise("疎林遶古寺，鴈影下寒谿。痩馬隠秋草，疎鐘過遠隄。") == STANDARD_POEM  # traditional too, 隄 → 堤
+    assert clean.to_simplified(VARIANT_POEM) != STANDARD_POEM  # t2s alone keeps them: the table does the work
+    assert clean.normalise(VARIANT_POEM, standardise=False) == clean.to_simplified(VARIANT_POEM)
+    assert clean.normalise(VARIANT_POEM, simplify=False) == VARIANT_POEM
+
+
+def test_distinct_words_are_not_merged():
+    text = "于於余馀着著沈沉澹淡"
+    assert clean.normalise(text) == clean.to_simplified(text)
+
+
+def test_the_variant_table_is_consistent():
+    pairs = [pair for group in clean._VARIANT_PAIRS for pair in group.split()]
+    assert all(len(pair) == 2 for pair in pairs)
+    assert len(clean.VARIANT_FORMS) == len(pairs) >= 400  # no variant listed twice
+    assert set(DECODER_VARIANTS) <= set(clean.VARIANT_FORMS)
+    values = set(clean.VARIANT_FORMS.values())
+    assert not values & set(clean.VARIANT_FORMS), "a standard form is itself listed as a variant"
+    assert [v for v in values if clean.to_simplified(v) != v] == []            # values are simplified
+    assert [k for k in clean.VARIANT_FORMS if clean.to_simplified(k) != k] == []  # t2s keeps every variant
+    # a Han character for a Han character: the shape check reads the text the same before and after
+    assert all(clean.IS_CJK.fullmatch(ch) for pair in pairs for ch in pair)
+    assert clean.standard_forms("".join(clean.VARIANT_FORMS)) == "".join(clean.VARIANT_FORMS.values())
+
+
+def test_the_cleaner_writes_standard_forms_and_counts_them(tmp_path):
+    traditional = "疎林遶古寺，鴈影下寒谿。痩馬隠秋草，疎鐘過遠堤。"
+    report, corpus, _ = run_clean(tmp_path, [traditional, DENGGUAN, STANDARD_POEM])  # the last repeats the first
+    assert [r["text"] for r in corpus] == [STANDARD_POEM, DENGGUAN]
+    assert corpus[0]["lines"] == ["疏林绕古寺", "雁影下寒溪", "瘦马隐秋草", "疏钟过远堤"]
+    assert not any(ch in clean.VARIANT_FORMS for r in corpus for ch in r["text"])
+    assert report["dropped"]["duplicate_text"] == 1
+    assert report["variants_normalised"] == 7
+    assert report["variants_by_form"] == {"疎→疏": 2, "遶→绕": 1, "鴈→雁": 1, "谿→溪": 1, "痩→瘦": 1, "隠→隐": 1}
+    assert "variants" not in corpus[0]  # the per-row count is not written
+
+
+def test_variants_are_counted_in_every_kept_window(tmp_path):
+    """Counts are of the written corpus: lines 3–4 of a six-line 五古 are in both its windows."""
+    six = "疎林遶古寺，鴈影下寒谿。痩馬隠秋草，疎鐘過遠堤。" + synthetic_poems(1, seed=4)[0][:12]
+    report, corpus, _ = run_clean(tmp_path, [six, DENGGUAN], forms=["wujue", "wugu"])
+    assert [(r["form"], r["lines"][0]) for r in corpus] == [("wujue", "白日依山尽"), ("wugu_window", "疏林绕古寺"),
+                                                             ("wugu_window", "瘦马隐秋草")]
+    assert report["variants_normalised"] == 7 + 3
+    assert report["variants_by_form"]["疎→疏"] == 3 and report["variants_by_form"]["痩→瘦"] == 2
+    report, _, _ = run_clean(tmp_path / "none", [DENGGUAN])
+    assert report["variants_normalised"] == 0 and report["variants_by_form"] == {}
 
 
 # --- problem_of -----------------------------------------------------------------------------------

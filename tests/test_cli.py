@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import ROOT, synthetic_poems, write_raw
 from local_server import LocalServer, Reply
-from poetry_lstm.cli import cli
 from test_crawl import EXPECTED_CORPUS, SONG, build_tarball, build_tree, corrupt_tarballs, dump, small_tree
+
+from poetry_lstm.cli import cli
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Typed configuration: defaults, override files, and a clear sentence for every mistake."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import shutil
@@ -11,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import ROOT
+
 from poetry_lstm.cli import cli
-from poetry_lstm.config import DEFAULT_FILE, RULES, Config, RangeError, allowed, load_config
+from poetry_lstm.config import DEFAULT_FILE, RULES, Config, DecodeSettings, RangeError, allowed, load_config
 from poetry_lstm.errors import PoetryError
 
 try:
@@ -234,12 +235,27 @@ def test_every_default_is_in_range_and_every_rule_names_a_real_key():
             assert allowed(section, key) == rule.describe()
 
 
+def test_decode_settings_come_from_the_config_and_change_only_through_replace():
+    s = DecodeSettings.defaults("word2vec")
+    g = load_config().generate
+    assert (s.temperature, s.beam_noise, s.overuse_penalty, s.n) == (g.temperature, g.beam_noise, g.overuse_penalty, g.n)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.seed = 3
+    assert dataclasses.replace(s, seed=3).seed == 3 and s.seed == g.seed
+    with pytest.raises(RangeError, match=r"\[generate\] temperature must be from 0.05 to 5, not 9"):
+        dataclasses.replace(s, temperature=9)
+    with pytest.raises(PoetryError, match="The setting beam must be int"):
+        dataclasses.replace(s, beam="wide")
+    assert isinstance(dataclasses.replace(s, temperature=1).temperature, float)  # TOML and callers write 1 for 1.0
+
+
 def test_a_model_may_have_its_own_temperature_and_a_given_temperature_holds_for_every_model(tmp_path):
     g = load_config().generate
-    assert g.decoder_options("word2vec")["temperature"] == g.temperature
+    assert g.settings("word2vec").temperature == g.temperature
     for mode, own in g.model_temperature.items():
-        assert own != g.temperature and g.decoder_options(mode)["temperature"] == g.temperature_for(mode) == own
-    assert g.decoder_options()["temperature"] == g.temperature_for(g.mode)
+        assert own != g.temperature and g.settings(mode).temperature == g.temperature_for(mode) == own
+        assert DecodeSettings.defaults(mode) == g.settings(mode)
+    assert g.settings().temperature == g.temperature_for(g.mode)
     flagged = load_config().replace("generate", temperature=1.3).generate  # the CLI's --temperature
     filed = load_config(write(tmp_path, "[generate]\ntemperature = 1.3\n")).generate
     for h in (flagged, filed):

@@ -15,8 +15,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from local_server import LocalServer, Reply
+
 from poetry_lstm import clean, crawl, files
 from poetry_lstm.config import load_config
 from poetry_lstm.errors import PoetryError

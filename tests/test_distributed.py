@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import ROOT
+
 from poetry_lstm.errors import PoetryError
 from poetry_lstm.metrics import HASH_FILE
 
@@ -106,8 +106,7 @@ def _run_workers(toml: Path, logs: Path) -> tuple[list[int], list[str]]:
 @pytest.mark.timeout(2 * WORKER_TIMEOUT + 120)
 def test_two_workers_train_one_model(tiny_root, tmp_path):
     from poetry_lstm.generate import complete_poem
-    from poetry_lstm.model import load_model_dir
-    from poetry_lstm.weights import load_model_fast
+    from poetry_lstm.loading import load_model
 
     models = tmp_path / "models"
     toml = _tiny_toml(tmp_path / "cfg.toml", tiny_root, models)
@@ -139,7 +138,7 @@ def test_two_workers_train_one_model(tiny_root, tmp_path):
     assert [r["epoch"] for r in history] == [1]
 
     # The saved model loads both ways, agrees, and finishes a poem.
-    trained, fast = load_model_dir(models / "onehot"), load_model_fast(models / "onehot")
+    trained, fast = load_model(models / "onehot", keras=True), load_model(models / "onehot")
     assert fast.keras_model is None and trained.keras_model is not None
     ids = trained.vocab.encode("山水风月花，")
     np.testing.assert_allclose(fast.stepper.run(ids)[0], trained.stepper.run(ids)[0], rtol=0, atol=1e-6)
@@ -153,7 +152,8 @@ WORKER_SCRIPT = """
 import json, sys
 import numpy as np
 from poetry_lstm.errors import PoetryError
-from poetry_lstm.model import SPECIALS, Vocab, build_model
+from poetry_lstm.modeldir import SPECIALS, Vocab
+from poetry_lstm.network import build_model
 from poetry_lstm.distributed import any_worker as _any_worker, start_together as _start_together, worker_role as _worker_role, start_distribution
 
 strategy = start_distribution()

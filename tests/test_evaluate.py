@@ -14,26 +14,33 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import tiny_config
 
 from poetry_lstm import evaluate
 from poetry_lstm.baseline import SCORED_POSITIONS
 from poetry_lstm.cli import cli
 from poetry_lstm.errors import PoetryError
-from poetry_lstm.evaluate import (evaluate_model, generation_rows, generation_settings, make_yardsticks, model_scores,
-                                  read_poem_file)
+from poetry_lstm.evaluate import (
+    evaluate_model,
+    generation_rows,
+    generation_settings,
+    make_yardsticks,
+    model_scores,
+    read_poem_file,
+)
+from poetry_lstm.generate import complete_all
 from poetry_lstm.judge import fit_judge, judge_perplexity, training_lines
+from poetry_lstm.loading import load_model
 from poetry_lstm.reading import attested_doubles
-from poetry_lstm.weights import load_model_fast, load_vectors_fast
-from poetry_lstm.model import load_model_dir
 from poetry_lstm.train import split_texts
-from conftest import tiny_config
+from poetry_lstm.vectors import load_vectors_fast
 
 OOV = "龘"  # a CJK character no synthetic poem uses
 
 
 @pytest.fixture(scope="module")
 def onehot(tiny_models):
-    return load_model_dir(tiny_models / "onehot")
+    return load_model(tiny_models / "onehot", keras=True)
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +231,7 @@ def generated_rows(tiny_root, tiny_models):
     real = [r["text"] for r in records if r["split"] == "test"][:12]
     lines = training_lines(records)
     sticks = make_yardsticks(real, fit_judge(lines), load_vectors_fast(tiny_models / "word2vec" / "vectors"), attested_doubles(lines))
-    model = load_model_fast(tiny_models / "onehot")
+    model = load_model(tiny_models / "onehot")
     return generation_rows({"onehot": model}, {"onehot": generation_settings(cfg.generate, "onehot")}, sticks,
                            model.line_hashes(), None), sticks
 
@@ -248,14 +255,14 @@ def test_generation_rows_compare_each_setting_with_the_real_poems(generated_rows
 def test_beam_completions_repeat_and_the_settings_follow_the_config(tiny_root, tiny_models):
     cfg = tiny_config(tiny_root)
     settings = generation_settings(cfg.generate, "onehot")
-    model = load_model_fast(tiny_models / "onehot")
+    model = load_model(tiny_models / "onehot")
     first = ["山水风月花", "江南春色好"]
-    from poetry_lstm.evaluate import complete_all
-    beams = [complete_all(model, first, **settings["beam 8"])[0] for _ in range(2)]
+    beams = [complete_all(model, first, settings["beam 8"])[0] for _ in range(2)]
     assert beams[0] == beams[1] and all(p[:5] == line for p, line in zip(beams[0], first))
-    assert settings["beam 8"]["beam"] == 8 and settings["defaults"]["beam"] == cfg.generate.beam
-    assert settings["defaults"]["temperature"] == cfg.generate.temperature_for("onehot")
-    assert not any(settings["defaults, unconstrained"][k] for k in ("tones", "rhyme", "novelty"))
+    assert settings["beam 8"].beam == 8 and settings["defaults"].beam == cfg.generate.beam
+    assert settings["defaults"].temperature == cfg.generate.temperature_for("onehot")
+    assert settings["defaults"] == cfg.generate.settings("onehot")
+    assert not any(getattr(settings["defaults, unconstrained"], k) for k in ("tones", "rhyme", "novelty"))
 
 
 def _config_without_corpus(tiny_root, tmp_path):

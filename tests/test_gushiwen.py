@@ -6,8 +6,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-
 from local_server import LocalServer, Reply
+
 from poetry_lstm import files, gushiwen
 from poetry_lstm.config import load_config
 from poetry_lstm.errors import InputError, PoetryError

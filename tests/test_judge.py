@@ -10,10 +10,10 @@ import random
 
 import numpy as np
 import pytest
+from conftest import CHARS
 
 from poetry_lstm.baseline import BOS, UNK
 from poetry_lstm.judge import JUDGE_ORDER, fit_judge, judge_perplexity, training_lines
-from conftest import CHARS
 
 WORDS = [CHARS[i:i + 2] for i in range(0, 60, 2)]  # 30 two-character words
 VERBS = CHARS[60:80]

@@ -4,9 +4,19 @@ import hashlib
 import pytest
 
 from poetry_lstm.errors import PoetryError
-from poetry_lstm.metrics import (copy_rate, distinct_n, format_table, generated_lines, line_hash,
-                                 LineHashes, novel_ngrams, poem_lines, repetition, summarize,
-                                 train_ngrams)
+from poetry_lstm.metrics import (
+    LineHashes,
+    copy_rate,
+    distinct_n,
+    format_table,
+    generated_lines,
+    line_hash,
+    novel_ngrams,
+    poem_lines,
+    repetition,
+    summarize,
+    train_ngrams,
+)
 
 # Line 4 repeats line 2.
 REPEATED_LINE = "白日依山尽，黄河入海流。欲穷千里目，黄河入海流。"

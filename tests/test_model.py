@@ -12,11 +12,14 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from conftest import synthetic_poems
+
 from poetry_lstm.errors import PoetryError
-from poetry_lstm.model import (SPECIALS, LstmStepper, Vocab, build_model, count_windows, line_hashes,
-                               load_model_dir, poem_ids, window_dataset)
+from poetry_lstm.loading import load_model
+from poetry_lstm.metrics import LineHashes
+from poetry_lstm.modeldir import SPECIALS, Vocab
+from poetry_lstm.network import build_model, count_windows, poem_ids, window_dataset
+from poetry_lstm.stepper import LstmStepper
 
 POEMS = synthetic_poems(10, seed=3)
 
@@ -47,7 +50,7 @@ def test_vocab_load_refuses_corrupt_file(tmp_path, content):
 def test_line_hashes_hold_each_line_of_each_poem_once():
     poem = "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"
     want = sorted(int(hashlib.sha1(line.encode()).hexdigest()[:16], 16) for line in ("白日依山尽", "黄河入海流", "欲穷千里目", "更上一层楼"))
-    hashes = line_hashes([poem, poem])
+    hashes = LineHashes.of_poems([poem, poem])
     assert [int(v) for v in hashes.values] == want  # duplicates collapse
     assert "黄河入海流" in hashes and "黄河入海" not in hashes and "白日依山" + "尽" in hashes
 
@@ -158,7 +161,8 @@ def test_build_model_modes():
 
 
 def test_rhyme_context_is_line_two_end_after_it_and_zero_before():
-    from poetry_lstm.model import LINE_TWO_END, custom_layers
+    from poetry_lstm.layout import LINE_TWO_END_STEP as LINE_TWO_END
+    from poetry_lstm.network import custom_layers
 
     features = np.arange(2 * 24 * 3, dtype=np.float32).reshape(2, 24, 3)
     out = np.asarray(custom_layers()["LineTwoEnd"]()(features))
@@ -196,7 +200,6 @@ def test_prosody_layers_read_the_table_and_score_whole_groups():
 @pytest.mark.parametrize("prosody_dim,rhyme_context", [(0, False), (32, False), (32, True)])
 def test_stepper_and_fast_loader_match_keras_with_and_without_prosody(tmp_path, prosody_dim, rhyme_context):
     from poetry_lstm.prosody import feature_table
-    from poetry_lstm.weights import load_model_fast
 
     vocab = Vocab(SPECIALS + tuple("东风红中山寒白月花春秋"))
     table = feature_table(vocab.tokens) if prosody_dim else None
@@ -208,7 +211,7 @@ def test_stepper_and_fast_loader_match_keras_with_and_without_prosody(tmp_path, 
     model.save(folder / "model.keras")
     vocab.save(folder / "vocab.json")
     (folder / "config.json").write_text(json.dumps({"model_args": args}), encoding="utf-8")
-    fast = load_model_fast(folder)
+    fast = load_model(folder, line_hashes=False)  # a bare folder: no training lines beside it
     assert fast.keras_model is None and (fast.stepper.prosody is None) == (not prosody_dim)
     assert fast.stepper.rhyme_context == rhyme_context
     ids = np.random.default_rng(3).integers(2, len(vocab), size=(2, 24)).astype(np.int32)
@@ -227,7 +230,7 @@ def test_model_file_is_safe_and_rebuildable(tiny_models, mode):
     with zipfile.ZipFile(folder / "model.keras") as z:
         arch = z.read("config.json").decode("utf-8")
     assert "Lambda" not in arch and "lambda" not in arch.lower()
-    trained = load_model_dir(folder)  # safe_mode=True inside
+    trained = load_model(folder, keras=True)  # safe_mode=True inside
     assert trained.mode == mode and trained.vocab == Vocab.load(folder / "vocab.json")
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     rebuilt = build_model(**config["model_args"])
@@ -239,12 +242,12 @@ def test_model_file_is_safe_and_rebuildable(tiny_models, mode):
 def test_save_then_load_gives_identical_predictions(tiny_models, tmp_path):
     import keras
 
-    trained = load_model_dir(tiny_models / "onehot")
+    trained = load_model(tiny_models / "onehot", keras=True)
     copy = tmp_path / "onehot"
     shutil.copytree(tiny_models / "onehot", copy)
     (copy / "model.keras").unlink()
     trained.keras_model.save(copy / "model.keras")
-    again = load_model_dir(copy)
+    again = load_model(copy, keras=True, line_hashes=False)
     ids = np.array([trained.vocab.encode(p)[:-1] for p in synthetic_poems(5, seed=12)], np.int32)
     before = trained.keras_model.predict(ids, verbose=0)
     np.testing.assert_array_equal(again.keras_model.predict(ids, verbose=0), before)
@@ -253,7 +256,7 @@ def test_save_then_load_gives_identical_predictions(tiny_models, tmp_path):
 
 @pytest.mark.parametrize("mode", ["word2vec", "onehot"])
 def test_stepper_equals_predict_on_the_whole_prefix(tiny_models, mode):
-    trained = load_model_dir(tiny_models / mode)
+    trained = load_model(tiny_models / mode, keras=True)
     poems = synthetic_poems(3, seed=13)
     ids = np.array([trained.vocab.encode(p) for p in poems], np.int32)  # (3, 25)
     full = np.log(trained.keras_model.predict(ids[:, :-1], verbose=0))  # (3, 24, vocab)
@@ -283,7 +286,7 @@ def _one_sentence(exc: PoetryError) -> str:
 
 def test_load_missing_dir(tmp_path):
     with pytest.raises(PoetryError, match=r"poetry-lstm train --mode onehot") as info:
-        load_model_dir(tmp_path / "onehot")
+        load_model(tmp_path / "onehot", keras=True)
     _one_sentence(info.value)
 
 
@@ -291,7 +294,7 @@ def test_load_missing_dir(tmp_path):
 def test_load_missing_file(model_copy, name):
     (model_copy / name).unlink()
     with pytest.raises(PoetryError, match=f"lacks {name}") as info:
-        load_model_dir(model_copy)
+        load_model(model_copy, keras=True)
     _one_sentence(info.value)
 
 
@@ -299,14 +302,14 @@ def test_load_truncated_model_file(model_copy):
     data = (model_copy / "model.keras").read_bytes()
     (model_copy / "model.keras").write_bytes(data[: len(data) // 2])
     with pytest.raises(PoetryError, match="cannot be loaded.*poetry-lstm train --mode onehot") as info:
-        load_model_dir(model_copy)
+        load_model(model_copy, keras=True)
     _one_sentence(info.value)
 
 
 def test_load_foreign_model_file(model_copy):
     (model_copy / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(PoetryError, match="cannot be loaded"):
-        load_model_dir(model_copy)
+        load_model(model_copy, keras=True)
 
 
 @pytest.mark.parametrize("name,content,match", [
@@ -318,7 +321,7 @@ def test_load_foreign_model_file(model_copy):
 def test_load_corrupt_json(model_copy, name, content, match):
     (model_copy / name).write_text(content, encoding="utf-8")
     with pytest.raises(PoetryError, match=match) as info:
-        load_model_dir(model_copy)
+        load_model(model_copy, keras=True)
     _one_sentence(info.value)
 
 
@@ -326,4 +329,4 @@ def test_load_vocab_of_another_model(model_copy):
     vocab = Vocab.load(model_copy / "vocab.json")
     Vocab(vocab.tokens + ("龘",)).save(model_copy / "vocab.json")
     with pytest.raises(PoetryError, match="vocabulary has"):
-        load_model_dir(model_copy)
+        load_model(model_copy, keras=True)

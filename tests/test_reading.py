@@ -5,10 +5,10 @@ import random
 
 import numpy as np
 import pytest
+from conftest import CHARS, synthetic_poems
 
 from poetry_lstm import reading
-from poetry_lstm.weights import CharVectors
-from conftest import CHARS, synthetic_poems
+from poetry_lstm.vectors import CharVectors
 
 
 def poem(*lines: str) -> str:

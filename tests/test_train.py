@@ -19,18 +19,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import ROOT, synthetic_poems, tiny_config, write_raw
+
 from poetry_lstm import vectors
 from poetry_lstm.cli import cli
 from poetry_lstm.config import VectorsConfig, load_config
 from poetry_lstm.errors import PoetryError
-from poetry_lstm.model import SPECIALS, Vocab, build_model, line_hashes, load_model_dir
+from poetry_lstm.loading import load_model
+from poetry_lstm.metrics import LineHashes
+from poetry_lstm.modeldir import SPECIALS, Vocab
+from poetry_lstm.network import build_model
 from poetry_lstm.train import prepare_vectors, split_texts, train, write_model_dir
 
 VEC_CFG = VectorsConfig(vector_size=8, window=2, negative=3, min_count=1, epochs=2, workers=1, seed=1)
 TEXTS = synthetic_poems(60, seed=21)
-DIR_FILES = {"model.keras", "vocab.json", "config.json", "history.json", "corpus_report.json", "card.md"}
+DIR_FILES = {"model.keras", "vocab.json", "config.json", "history.json", "corpus_report.json", "card.md", "tables.npz"}
 TRAINED_FILES = DIR_FILES | {"overuse.json"}  # train() measures the decoder's over-used characters after writing the folder
 
 
@@ -147,7 +150,7 @@ def test_training_lowers_the_loss(tiny_models, mode):
 
 def test_word2vec_embedding_is_the_frozen_vectors(tiny_root, tiny_models):
     cfg = tiny_config(tiny_root)
-    trained = load_model_dir(tiny_models / "word2vec")
+    trained = load_model(tiny_models / "word2vec", keras=True)
     emb = trained.keras_model.get_layer("embedding")
     assert not emb.trainable and trained.config["model_args"]["fine_tune_vectors"] is False
     kv = vectors.load_vectors(tiny_models / "word2vec" / "vectors")
@@ -158,7 +161,7 @@ def test_word2vec_embedding_is_the_frozen_vectors(tiny_root, tiny_models):
 
 
 def test_onehot_embedding_is_trainable(tiny_models):
-    trained = load_model_dir(tiny_models / "onehot")
+    trained = load_model(tiny_models / "onehot", keras=True)
     emb = trained.keras_model.get_layer("embedding")
     assert emb.trainable and len(emb.trainable_weights) == 1
     assert trained.config["model_args"]["mode"] == "onehot" and "vectors" not in {p.name for p in (tiny_models / "onehot").iterdir()}
@@ -176,7 +179,7 @@ def test_model_directory_contents(tiny_root, tiny_models, mode):
     hashes = [int.from_bytes(data[i:i + 8], "little") for i in range(0, len(data), 8)]
     assert hashes == sorted(set(hashes))
     want = {int(hashlib.sha1(t[i:i + 5].encode("utf-8")).hexdigest()[:16], 16) for t in train_texts for i in (0, 6, 12, 18)}
-    assert set(hashes) == want and data == line_hashes(train_texts).to_bytes()
+    assert set(hashes) == want and data == LineHashes.of_poems(train_texts).to_bytes()
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     assert config["train_lines"] == len(want) and config["train_lines_sha1"] == hashlib.sha1(data).hexdigest()
     vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
@@ -187,7 +190,7 @@ def test_model_directory_contents(tiny_root, tiny_models, mode):
     assert config["pretrain"]["epochs"] == 3 and config["fine_tune_from_epoch"] == 3
     assert config["test"]["poems"] == len(split_texts(cfg, False)["test"]) and config["test"]["perplexity"] > 1
     model = build_model(**config["model_args"])
-    model.set_weights(load_model_dir(folder).keras_model.get_weights())  # the rebuilt network accepts the weights
+    model.set_weights(load_model(folder, keras=True).keras_model.get_weights())  # the rebuilt network accepts the weights
     card = (folder / "card.md").read_text(encoding="utf-8")
     assert f"`poetry-lstm train --mode {mode}`" in card and "perplexity" in card
     assert "pretraining on all windows: 3 epochs" in card and "fine-tuning on real 五绝" in card
@@ -204,13 +207,13 @@ def _digest(folder: Path) -> dict:
 
 
 def test_interrupted_save_keeps_the_old_directory(tiny_root, tiny_models, tmp_path, monkeypatch):
-    import poetry_lstm.card
+    import poetry_lstm.train
 
     models = tmp_path / "models"
     shutil.copytree(tiny_models / "onehot", models / "onehot")
     cfg = tiny_config(tiny_root).replace("paths", models_dir=str(models))
     before = _digest(models / "onehot")
-    trained = load_model_dir(models / "onehot")
+    trained = load_model(models / "onehot", keras=True, line_hashes=False)  # only onehot/ was copied
     splits = split_texts(cfg, True)
     history = json.loads((models / "onehot" / "history.json").read_text(encoding="utf-8"))
     state = {"history": history, "seconds": 1.0, "best_epoch": 1}
@@ -220,7 +223,7 @@ def test_interrupted_save_keeps_the_old_directory(tiny_root, tiny_models, tmp_pa
     def boom(*a, **k):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(poetry_lstm.card, "model_card", boom)  # fails after model.keras, config.json … are written
+    monkeypatch.setattr(poetry_lstm.train, "model_card", boom)  # fails after model.keras, config.json … are written
     with pytest.raises(OSError, match="disk gone"):
         write_model_dir(*args, "second run")
     assert _digest(models / "onehot") == before
@@ -281,7 +284,7 @@ def test_resume_after_kill(tiny_root, tmp_path):
     assert [r["epoch"] for r in history] == list(range(1, done + 3))
     assert history[:done] == state["history"]
     assert {p.name for p in (models / "onehot").iterdir()} == TRAINED_FILES
-    config = load_model_dir(models / "onehot").config
+    config = load_model(models / "onehot", keras=True).config
     assert config["wall_seconds"] > state["seconds"]  # the killed run's time counts too
 
 

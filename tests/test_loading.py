@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, synthetic_poems
+
 from poetry_lstm.errors import PoetryError
-from poetry_lstm.model import LstmStepper, load_model_dir
-from poetry_lstm.weights import load_model_fast, read_keras_weights
+from poetry_lstm.loading import load_model
+from poetry_lstm.stepper import LstmStepper, read_keras_weights
 
 SHIPPED = ROOT / "models"
 MODES = ("word2vec", "onehot")
@@ -41,9 +41,9 @@ def _shipped(mode: str) -> Path:
 
 def _both(folder: Path):
     """(fast, keras) loads of one folder; the fast one must not have fallen back to Keras."""
-    fast, keras_loaded = load_model_fast(folder), load_model_dir(folder)
+    fast, keras_loaded = load_model(folder), load_model(folder, keras=True)
     assert fast.keras_model is None, (
-        f"load_model_fast({folder}) fell back to Keras: weights.read_keras_weights no longer understands this model.keras "
+        f"load_model({folder}) fell back to Keras: weights.read_keras_weights no longer understands this model.keras "
         "(a Keras release moved its arrays?); fix the reader")
     assert keras_loaded.keras_model is not None
     assert fast.vocab == keras_loaded.vocab and fast.config == keras_loaded.config
@@ -141,7 +141,7 @@ def _rewrite_weights(model_file: Path, edit) -> None:
 def test_an_unknown_layout_is_refused_not_misread(tiny_models, tmp_path):
     """A moved group is a KeyError for the reader (so load_model_fast falls back, and the tests
     above fail); arrays swapped inside their group fail the shape checks or the comparison."""
-    from poetry_lstm.weights import stepper_from_file
+    from poetry_lstm.stepper import stepper_from_file
 
     folder = tmp_path / "onehot"
     shutil.copytree(tiny_models / "onehot", folder)
@@ -161,10 +161,10 @@ def test_an_unknown_layout_is_refused_not_misread(tiny_models, tmp_path):
         vars_["0"], vars_["1"] = r, k
 
     _rewrite_weights(folder / "model.keras", swap_kernels)  # layer 2: both (units, 4 units), a silent misread
-    fast = load_model_fast(folder)
+    fast = load_model(folder, line_hashes=False)  # only onehot/ was copied
     assert fast.keras_model is None  # the reader cannot tell…
     with pytest.raises(AssertionError):  # …but the comparison with the original weights can
-        _compare(fast, load_model_dir(tiny_models / "onehot"))
+        _compare(fast, load_model(tiny_models / "onehot", keras=True))
 
 
 def test_broken_config_names_the_command(tiny_models, tmp_path):
@@ -173,7 +173,7 @@ def test_broken_config_names_the_command(tiny_models, tmp_path):
     for content in ("{truncated", '{"no_model_args": 1}'):
         (folder / "config.json").write_text(content, encoding="utf-8")
         with pytest.raises(PoetryError, match=r"model config .*run `poetry-lstm train --mode word2vec` again\.$") as info:
-            load_model_fast(folder)
+            load_model(folder)
         assert "\n" not in str(info.value)
 
 
@@ -183,8 +183,8 @@ def test_a_torn_model_file_fails_at_once_without_starting_tensorflow(tmp_path, t
 
     shutil.copytree(tiny_models / "onehot", tmp_path / "onehot")
     (tmp_path / "onehot" / "model.keras").write_bytes(b"not a zip")
-    code = ("import sys\nfrom poetry_lstm.errors import PoetryError\nfrom poetry_lstm.weights import load_model_fast\n"
-            f"try:\n    load_model_fast({str(tmp_path / 'onehot')!r})\nexcept PoetryError as e:\n    print(e)\n"
+    code = ("import sys\nfrom poetry_lstm.errors import PoetryError\nfrom poetry_lstm.loading import load_model\n"
+            f"try:\n    load_model({str(tmp_path / 'onehot')!r})\nexcept PoetryError as e:\n    print(e)\n"
             "print('tensorflow' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
     message, tf_loaded = done.stdout.strip().splitlines()

@@ -1,0 +1,102 @@
+"""Load a model folder for poems: `model = load_model("models/word2vec")`.
+
+The fast path reads the weights with h5py into a NumPy `LstmStepper` (no TensorFlow); a file in a
+layout it does not know falls back to Keras (`network.load_keras_model`), so a Keras release that
+moves its arrays costs start-up time, not wrong poems. Loading also fills, once, everything the
+decoder looks up per step: the masks and priors (`tables.py`), the over-use penalties and the unit
+embedding for coherence, and the training-line hashes of the copy check.
+"""
+from __future__ import annotations
+
+import importlib.util
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import PoetryError
+from .metrics import LineHashes
+from .modeldir import Vocab, missing_model_error, read_line_hashes, read_model_config, read_overuse, rebuild_command
+from .stepper import LstmStepper, stepper_from_file
+from .tables import DecoderTables, load_tables
+
+
+@dataclass(eq=False)
+class TrainedModel:
+    """A loaded model folder: vocabulary, config, the NumPy stepper and the decoder's tables;
+    `keras_model` too when loaded with `keras=True` (perplexity needs it)."""
+    path: Path
+    vocab: Vocab
+    config: dict
+    stepper: LstmStepper
+    tables: DecoderTables
+    overuse: np.ndarray  # (V,) log over-use ratio per token; zeros when not read (calibrate) or never measured
+    keras_model: object = None
+    known_lines: LineHashes | None = None  # the training lines' hashes, once read (`line_hashes`)
+    unit_embedding: np.ndarray = field(init=False)  # (V, dim) input vectors of length 1: coherence is a cosine
+
+    def __post_init__(self):
+        emb = self.stepper.embedding
+        self.unit_embedding = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-6)
+
+    @property
+    def mode(self) -> str:
+        return self.config["model_args"]["mode"]
+
+    def line_hashes(self) -> LineHashes:
+        """The training lines' hashes, read once (the copy check runs at every line end)."""
+        if self.known_lines is None:
+            self.known_lines = read_line_hashes(self.path, self.config)
+        return self.known_lines
+
+
+def load_model(path: str | Path, *, keras: bool = False, overuse: bool = True, line_hashes: bool = True) -> TrainedModel:
+    """The model in `path` (`models/word2vec`), ready for poems.
+
+    `keras=True` also loads the Keras model (imports TensorFlow: evaluation, training's test
+    scores). `overuse=False` leaves overuse.json unread, so `calibrate` can replace a broken one;
+    `line_hashes=False` leaves the copy check's hashes to the first poem that checks copies
+    (`generate --no-novelty` needs none).
+    Raises PoetryError naming the command that rebuilds the folder when something is missing or broken.
+    """
+    path = Path(path)
+    error = missing_model_error(path)
+    if error:
+        raise error
+    vocab = Vocab.load(path / "vocab.json")
+    config = read_model_config(path)
+    keras_model, stepper = _from_keras(path, vocab) if keras else (None, _fast_stepper(path, vocab))
+    if stepper is None:  # a layout the fast reader does not know: Keras reads it
+        keras_model, stepper = _from_keras(path, vocab)
+    penalties = read_overuse(path, vocab.tokens) if overuse else np.zeros(len(vocab), np.float32)
+    hashes = read_line_hashes(path, config) if line_hashes else None
+    return TrainedModel(path, vocab, config, stepper, load_tables(path, vocab), penalties, keras_model, hashes)
+
+
+def _fast_stepper(path: Path, vocab: Vocab) -> LstmStepper | None:
+    """The stepper straight from the weights file, or None when Keras should read it instead."""
+    try:
+        return stepper_from_file(path / "model.keras", len(vocab))
+    except (ValueError, KeyError, IndexError, TypeError, OSError, zipfile.BadZipFile) as exc:
+        # Not a zip (a torn or foreign file): Keras cannot read it either, so say so now instead of after
+        # TensorFlow's 10-second start-up. Another layout (a newer Keras) is Keras's to read.
+        if isinstance(exc, zipfile.BadZipFile) or importlib.util.find_spec("keras") is None:
+            command = rebuild_command(path)
+            raise PoetryError(f"The model file {path / 'model.keras'} cannot be read ({exc.__class__.__name__}); restore it "
+                              f"with `git checkout -- {path}` or run {command} again.", kind="model_corrupt",
+                              path=str(path / "model.keras"), command=command) from None
+        return None
+
+
+def _from_keras(path: Path, vocab: Vocab) -> tuple[object, LstmStepper]:
+    """(the Keras model, a stepper of its weights)."""
+    from .network import load_keras_model
+
+    model = load_keras_model(path / "model.keras", len(vocab), rebuild_command(path))
+    try:
+        return model, LstmStepper(model)
+    except (ValueError, IndexError):  # a loadable Keras file of another network: no embedding/lstm_0/next_char
+        command = rebuild_command(path)
+        raise PoetryError(f"The model file {path / 'model.keras'} is not a poetry-lstm network; run {command} again.",
+                          kind="model_corrupt", path=str(path / "model.keras"), command=command) from None

@@ -1,0 +1,192 @@
+"""The network in Keras: `model = build_model(**config["model_args"])`, and its training windows.
+
+A stacked-LSTM next-character model over integer ids, with the 平水韵 features beside each
+character. Keras only, imported when a function here runs: training and perplexity need it, a
+poem never does (`stepper.py` runs the same weights in NumPy). Nothing here knows the model folder.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import PoetryError
+from .layout import LINE_TWO_END_STEP
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence what C++ libraries write straight to file descriptor 2 (Python errors still surface after)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def import_keras():
+    """Keras on TensorFlow, imported once with TensorFlow's absl/CUDA start-up lines kept off the terminal."""
+    if "tensorflow" not in sys.modules:
+        with _quiet_stderr():
+            import tensorflow as tf
+
+            tf.constant(0)  # device discovery logs on first use, so do it here too
+    import keras
+
+    return keras
+
+
+def seed_everything(seed: int) -> None:
+    """The one place seeds are set: Python, NumPy and (if loaded) TensorFlow."""
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    random.seed(seed)
+    np.random.seed(seed)
+    import keras
+    keras.utils.set_random_seed(seed)
+
+
+_LAYERS: dict = {}
+
+
+def custom_layers() -> dict:
+    """Our one Keras layer, defined (and registered for safe-mode loading) on first use, so that
+    importing this module never imports Keras."""
+    if _LAYERS:
+        return _LAYERS
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="poetry_lstm")
+    class LineTwoEnd(keras.layers.Layer):
+        """(batch, time, F) → (batch, time, F): from the step after line 2's last character on, that
+        character's features; zeros before. The rhyme partner of line 4, without a 12-step memory."""
+
+        def __init__(self, position: int = LINE_TWO_END_STEP, **kwargs):
+            super().__init__(**kwargs)
+            self.position = position
+
+        def call(self, features):
+            steps = ops.shape(features)[1]
+            end = ops.take(features, ops.minimum(self.position, steps - 1), axis=1)  # (batch, F)
+            after = ops.cast(ops.arange(steps) > self.position, features.dtype)  # (time,)
+            return end[:, None, :] * after[None, :, None]
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+        def get_config(self):
+            return {**super().get_config(), "position": self.position}
+
+    _LAYERS["LineTwoEnd"] = LineTwoEnd
+    return _LAYERS
+
+
+def build_model(vocab_size: int, mode: str, units: int, layers: int, dropout: float, embedding_dim: int,
+                fine_tune_vectors: bool = False, prosody_dim: int = 0, rhyme_context: bool = False,
+                vectors: np.ndarray | None = None, prosody: np.ndarray | None = None):
+    """The stacked LSTM. `vectors` (vocab_size, dim) initialises the word2vec-mode embedding;
+    `prosody` (vocab_size, prosody_dim) is `prosody.feature_table(vocab.tokens)` when prosody_dim > 0;
+    `rhyme_context` also feeds, after line 2, the features of line 2's last character."""
+    import keras
+    from keras import layers as L
+
+    if rhyme_context and not prosody_dim:
+        raise PoetryError("The rhyme context reads the prosody features; set [model] prosody = true too.")
+
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")  # (batch, time)
+    if mode == "word2vec":
+        dim = embedding_dim if vectors is None else vectors.shape[1]
+        # Vectors are set as weights below, not as a Constant initialiser, which would copy the
+        # whole matrix into the saved model's config.
+        x = L.Embedding(vocab_size, dim, trainable=fine_tune_vectors, name="embedding")(ids)
+    elif mode == "onehot":
+        # one_hot(ids) @ W (vocab, dim) is exactly row lookup W[ids]: the same trainable linear map of
+        # one-hot inputs, without materialising (batch, time, vocab) floats.
+        x = L.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
+    else:
+        raise PoetryError(f"Unknown mode {mode!r}; use word2vec or onehot.")
+    if prosody_dim:
+        # 平仄 and 平声 groups ride beside the character (and line 2's end after it):
+        # (batch, time, dim + prosody_dim [+ prosody_dim])
+        features = L.Embedding(vocab_size, prosody_dim, trainable=False, name="prosody")(ids)
+        context = [custom_layers()["LineTwoEnd"](name="line_two_end")(features)] if rhyme_context else []
+        x = L.Concatenate(name="with_prosody")([x, features, *context])
+    for i in range(layers):
+        x = L.LSTM(units, return_sequences=True, name=f"lstm_{i}")(x)  # (batch, time, units)
+        x = L.Dropout(dropout, name=f"dropout_{i}")(x)
+    if prosody_dim:
+        # A score per 平声 group, added to every character of that group: a rhyme learned on common
+        # characters carries over to rare ones. (batch, time, prosody_dim) @ (prosody_dim, vocab)
+        groups = L.Dense(prosody_dim, name="group_scores")(x)
+        spread = L.Dense(vocab_size, use_bias=False, trainable=False, name="group_spread")(groups)
+        logits = L.Add(name="logits")([L.Dense(vocab_size, name="next_char")(x), spread])
+        probs = L.Activation("softmax", name="probs")(logits)  # (batch, time, vocab)
+    else:
+        probs = L.Dense(vocab_size, activation="softmax", name="next_char")(x)  # (batch, time, vocab)
+    model = keras.Model(ids, probs, name=f"poetry_lstm_{mode}")
+    if mode == "word2vec" and vectors is not None:
+        model.get_layer("embedding").set_weights([vectors])
+    if prosody_dim and prosody is not None:
+        model.get_layer("prosody").set_weights([prosody])
+        model.get_layer("group_spread").set_weights([prosody.T.copy()])
+    return model
+
+
+def poem_ids(texts: list[str], vocab) -> np.ndarray:
+    """(poems, 25) int32: the start token then the 24 characters of each poem (`vocab`: a modeldir.Vocab)."""
+    return np.array([vocab.encode(t) for t in texts], dtype=np.int32).reshape(len(texts), -1)
+
+
+def window_dataset(poems: np.ndarray, window: int, stride: int, batch_size: int, shuffle: int = 0, seed: int = 0):
+    """tf.data of (inputs, targets), each (batch, window): every position predicts its next token.
+
+    Windows are cut inside the pipeline from the (poems, 25) id array, so memory holds the poems
+    once whatever the window and stride. With `shuffle`, the poems are fully shuffled first (the
+    corpus lists 五绝 before 五律 halves, more than any window buffer holds), then the windows
+    within a buffer of `shuffle`.
+    """
+    import tensorflow as tf
+
+    if window < 1 or stride < 1:
+        raise PoetryError(f"Window and stride must be at least 1, not {window} and {stride}.")
+    if window + 1 > poems.shape[1]:
+        raise PoetryError(f"Window {window} is longer than a poem ({poems.shape[1] - 1} targets); choose at most {poems.shape[1] - 1}.")
+    ds = tf.data.Dataset.from_tensor_slices(poems)
+    if shuffle:
+        ds = ds.shuffle(len(poems), seed=seed, reshuffle_each_iteration=True)  # 100 bytes a poem
+    ds = ds.flat_map(lambda p: tf.data.Dataset.from_tensor_slices(tf.signal.frame(p, window + 1, stride)))
+    # flat_map hides the length; stating it lets Keras end an epoch without an "ran out of data" warning.
+    ds = ds.apply(tf.data.experimental.assert_cardinality(count_windows(len(poems), poems.shape[1], window, stride)))
+    if shuffle:
+        ds = ds.shuffle(shuffle, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(lambda w: (w[:, :-1], w[:, 1:]), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def count_windows(n_poems: int, length: int, window: int, stride: int) -> int:
+    return n_poems * (1 + (length - window - 1) // stride)
+
+
+def load_keras_model(path: Path, vocab_size: int, rebuild: str):
+    """`model.keras` read by Keras in safe mode, checked against the vocabulary; `rebuild` is the
+    command that makes the folder again, for the message when it cannot be read."""
+    import keras
+
+    custom_layers()  # registered, so safe mode can rebuild it
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # a torn zip, a foreign file or a layer Keras refuses: all mean "rebuild it"
+        raise PoetryError(f"The model file {path} cannot be loaded ({exc.__class__.__name__}); run {rebuild} again.",
+                          kind="model_corrupt", path=str(path), command=rebuild) from None
+    if model.output_shape[-1] != vocab_size:
+        raise PoetryError(f"The model in {path.parent} predicts {model.output_shape[-1]} tokens but its vocabulary has "
+                          f"{vocab_size}; run {rebuild} again.", kind="model_corrupt", path=str(path), command=rebuild)
+    return model
