@@ -105,17 +105,20 @@ def sidebar(cfg: Config, missing: dict) -> tuple[str, str, DecodeSettings]:
     st.session_state.setdefault("seed", gen.seed)
     with st.sidebar:
         st.header("设置")
-        model_name = st.radio("模型 model", page.MODES, index=page.MODES.index(gen.mode) if gen.mode in page.MODES else 0,
+        model_name = st.radio("模型 model", page.MODES,
+                              index=page.MODES.index(gen.mode) if gen.mode in page.MODES else 0,
                               key="model", horizontal=True,
                               format_func=lambda m: m + ("（未训练）" if missing[m] else ""),
                               help="word2vec：输入为冻结的 skip-gram 字向量；onehot：可训练的独热投影。")
         mode = st.radio("方式 mode", list(MODE_LABELS), format_func=MODE_LABELS.get, key="mode")
         n = st.slider("候选数 candidates", 1, 6, min(max(gen.n, 1), 6))
         # each model's own default: onehot reads wilder than word2vec at the same temperature
-        temperature = st.slider("温度 temperature", 0.1, 2.0, float(min(max(gen.temperature_for(model_name), 0.1), 2.0)), 0.05)
+        temperature = st.slider("温度 temperature", 0.1, 2.0,
+                                float(min(max(gen.temperature_for(model_name), 0.1), 2.0)), 0.05)
         top_k = st.slider("top-k（0 = 不限）", 0, 100, min(max(gen.top_k, 0), 100))
         beam = st.slider("束宽 beam width（1 = 采样）", 1, 10, min(max(gen.beam, 1), 10))
-        seed = st.number_input("种子 seed", min_value=0, max_value=2**31 - 1, step=1, key="seed", help="同一种子，同样的诗")
+        seed = st.number_input("种子 seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
+                               help="同一种子，同样的诗")
         st.button("新种子 new seed", icon=":material/casino:", on_click=new_seed, help="换一个随机种子")
         tones = st.toggle("平仄 tones", value=gen.tones)
         rhyme = st.toggle("押韵 rhyme", value=gen.rhyme)
@@ -152,8 +155,8 @@ def main() -> None:
     tab_poem, tab_model, tab_corpus = st.tabs(["作诗", "模型", "语料"])
     with tab_poem:
         poem_tab(models / model_name, mode, settings,
-                 f"{model_name} · seed {settings.seed} · temperature {settings.temperature:g} · top-k {settings.top_k} · "
-                 f"beam {settings.beam}")
+                 f"{model_name} · seed {settings.seed} · temperature {settings.temperature:g} · "
+                 f"top-k {settings.top_k} · beam {settings.beam}")
     with tab_model:
         model_tab(models, [m for m in page.MODES if not missing[m]])
     with tab_corpus:
@@ -193,7 +196,8 @@ def poem_tab(model_path: Path, mode: str, settings: DecodeSettings, caption: str
         if i % per_row == 0:
             row = st.columns(per_row)
         with row[i % per_row]:
-            st.markdown(page.poem_html(poem.text, poem.score, poem.checks, poem.form, poem.breaks), unsafe_allow_html=True)
+            st.markdown(page.poem_html(poem.text, poem.score, poem.checks, poem.form, poem.breaks),
+                        unsafe_allow_html=True)
             for note in poem.warnings:
                 st.caption("⚠️ " + page.md_escape(page.zh_message(note, "warning")))
             for note in poem.notes:  # how it read what it was given: information, not a failure
@@ -216,7 +220,8 @@ def model_tab(models: Path, present: list[str]) -> None:
 
     st.subheader("测试集评估")
     st.caption("第 2–4 句在给定第 1 句时的每字困惑度与 top-1 准确率；基线为同一训练集上的字三元 Kneser–Ney 模型。")
-    st.dataframe(pd.DataFrame(page.evaluation_rows({m: json_in(models / m, "config.json") for m in present})), hide_index=True)
+    st.dataframe(pd.DataFrame(page.evaluation_rows({m: json_in(models / m, "config.json") for m in present})),
+                 hide_index=True)
 
     st.subheader("字向量探索")
     vectors_dir = models / "word2vec" / "vectors"
@@ -232,18 +237,21 @@ def model_tab(models: Path, present: list[str]) -> None:
         probe = st.text_input("字 character", value="月", max_chars=1, key="probe").strip()
         if probe and probe not in kv:
             st.warning(f"「{page.md_escape(probe)}」没有字向量（不在训练诗中），试试 月、山、春 "
-                       f"(「{page.md_escape(probe)}」 has no vector: it is not in the training poems; try 月, 山 or 春.)")
+                       f"(「{page.md_escape(probe)}」 has no vector: "
+                       "it is not in the training poems; try 月, 山 or 春.)")
         near = nearest(kv, probe, 10) if probe in kv else []
         left, right = st.columns([1, 3])
         left.dataframe(pd.DataFrame(near, columns=["近邻 neighbour", "余弦相似度 cosine"]), hide_index=True)
         points = page.explorer_points(kv, probe, [c for c, _ in near])
         if points:
-            right.vega_lite_chart(page.scatter_spec(points, f"{len(points)} 个常用字的 skip-gram 向量 · PCA 二维投影（可缩放）"))
+            right.vega_lite_chart(page.scatter_spec(points, f"{len(points)} 个常用字的 skip-gram 向量 · "
+                                                            "PCA 二维投影（可缩放）"))
 
 
 def corpus_tab(models: Path, model_name: str) -> None:
     """The corpus report copied beside the models."""
-    report = next((r for r in (json_in(models / m, "corpus_report.json") for m in [model_name, *page.MODES]) if r), None)
+    report = next((r for r in (json_in(models / m, "corpus_report.json") for m in [model_name, *page.MODES])
+                   if r), None)
     if not report:
         st.info("模型旁没有语料报告 (No corpus_report.json beside the models; `poetry-lstm train` copies it there.)")
     else:
@@ -261,12 +269,15 @@ def corpus_tab(models: Path, model_name: str) -> None:
             col.metric(label, f"{split.get(name, 0):,}")
         bars = page.report_bars(report)
         left, right = st.columns(2)
-        left.vega_lite_chart(page.bar_spec(bars["dynasty"], "dynasty", "poems", "各朝代绝句数 per dynasty", big_labels=True))
+        left.vega_lite_chart(page.bar_spec(bars["dynasty"], "dynasty", "poems", "各朝代绝句数 per dynasty",
+                                           big_labels=True))
         if bars["dropped"]:
-            right.vega_lite_chart(page.bar_spec(bars["dropped"], "reason", "records", "剔除原因 dropped", horizontal=True))
+            right.vega_lite_chart(page.bar_spec(bars["dropped"], "reason", "records", "剔除原因 dropped",
+                                                horizontal=True))
         else:
             right.caption("剔除原因 dropped：没有剔除任何记录。")
-        st.vega_lite_chart(page.bar_spec(bars["top"], "char", "count", "最常见的字 most frequent characters", big_labels=True))
+        st.vega_lite_chart(page.bar_spec(bars["top"], "char", "count", "最常见的字 most frequent characters",
+                                         big_labels=True))
         if coverage:
             st.caption("常用字覆盖率：" + "，".join(f"前 {k} 字 {v:.1%}" for k, v in coverage.items()))
 

@@ -19,13 +19,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 SAMPLING = {
-    "T 0.9, best of 1, no penalty (the old way)": dict(temperature=0.9, candidates=1, frequency_penalty=0.0, coherence=0.0),
+    "T 0.9, best of 1, no penalty (the old way)": dict(temperature=0.9, candidates=1, frequency_penalty=0.0,
+                                                       coherence=0.0),
     "T 0.9, best of 8, no penalty": dict(temperature=0.9, candidates=8, frequency_penalty=0.0, coherence=1.0),
     "T 0.9, best of 8, penalty 0.3": dict(temperature=0.9, candidates=8, frequency_penalty=0.3, coherence=1.0),
     "T 0.8, best of 8, penalty 0.3": dict(temperature=0.8, candidates=8, frequency_penalty=0.3, coherence=1.0),
     "T 0.7, best of 8, penalty 0.3": dict(temperature=0.7, candidates=8, frequency_penalty=0.3, coherence=1.0),
     "T 0.8, best of 8, penalty 0.2": dict(temperature=0.8, candidates=8, frequency_penalty=0.2, coherence=1.0),
-    "T 0.8, best of 8, penalty 0.3, coherence 3": dict(temperature=0.8, candidates=8, frequency_penalty=0.3, coherence=3.0),
+    "T 0.8, best of 8, penalty 0.3, coherence 3": dict(temperature=0.8, candidates=8, frequency_penalty=0.3,
+                                                       coherence=3.0),
     "T 0.8, best of 4, penalty 0.3": dict(temperature=0.8, candidates=4, frequency_penalty=0.3, coherence=1.0),
 }
 BEAM = {
@@ -82,11 +84,14 @@ SHOWN = ("discriminator_accuracy", "judge_ratio_to_real", "formula_rate", "coher
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mode", default="word2vec")
-    parser.add_argument("--config", default=None, help="a TOML overriding config/default.toml (e.g. another models_dir)")
+    parser.add_argument("--config", default=None,
+                        help="a TOML overriding config/default.toml (e.g. another models_dir)")
     parser.add_argument("--limit", type=int, default=400, help="valid poems to complete per setting (default 400)")
-    parser.add_argument("--only", choices=list(GROUPS), default=None, help="one group of settings (default: sampling and beam)")
+    parser.add_argument("--only", choices=list(GROUPS), default=None,
+                        help="one group of settings (default: sampling and beam)")
     parser.add_argument("--json", default=None, help="also write every row to this JSON file")
-    parser.add_argument("--settings", nargs="*", help="only these settings of the chosen group (names as in the tables)")
+    parser.add_argument("--settings", nargs="*",
+                        help="only these settings of the chosen group (names as in the tables)")
     args = parser.parse_args()
 
     from poetry_lstm.clean import load_corpus, texts_by_split

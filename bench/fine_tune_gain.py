@@ -30,7 +30,8 @@ def main() -> None:
     folder = Path(cfg.paths.models_dir) / args.mode
     pretrained = Path(cfg.paths.models_dir) / f".train-{args.mode}" / "pretrained.weights.h5"
     if not pretrained.exists():
-        raise SystemExit(f"No {pretrained}: it is written when fine-tuning starts; train with `poetry-lstm train --mode {args.mode}`.")
+        raise SystemExit(f"No {pretrained}: it is written when fine-tuning starts; "
+                         f"train with `poetry-lstm train --mode {args.mode}`.")
     test = split_texts(cfg, False)["test"]
     shipped = load_model(folder, keras=True)
     before = build_model(**shipped.config["model_args"])

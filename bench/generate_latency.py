@@ -94,7 +94,8 @@ def tutorial_poem(trained, line: str, rng, temperature: float = 0.8) -> str:
 
 
 def fmt(seconds: list[float]) -> str:
-    return f"median {statistics.median(seconds) * 1000:8.1f} ms   (min {min(seconds) * 1000:.1f}, max {max(seconds) * 1000:.1f})"
+    return (f"median {statistics.median(seconds) * 1000:8.1f} ms   "
+            f"(min {min(seconds) * 1000:.1f}, max {max(seconds) * 1000:.1f})")
 
 
 def cold_start(model: Path, runs: int) -> None:
@@ -159,9 +160,11 @@ def page_latency(lines: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=str(ROOT / "models" / "word2vec"), help="model directory (default models/word2vec)")
+    parser.add_argument("--model", default=str(ROOT / "models" / "word2vec"),
+                        help="model directory (default models/word2vec)")
     parser.add_argument("--lines", type=int, default=20, help="first lines to time (default 20)")
-    parser.add_argument("--tutorial-lines", type=int, default=5, help="first lines for the slow tutorial loop (default 5)")
+    parser.add_argument("--tutorial-lines", type=int, default=5,
+                        help="first lines for the slow tutorial loop (default 5)")
     parser.add_argument("--cold-runs", type=int, default=3, help="cold starts to time; 0 skips them")
     parser.add_argument("--blas-threads", type=int, default=1,
                         help="OpenBLAS threads, set as the CLI does (default 1); 0 leaves OpenBLAS's own default")
@@ -183,15 +186,18 @@ def main() -> None:
     trained.line_hashes(), complete_poem(trained, lines[0], n=1)  # warm caches
     stepper = trained.stepper
     print(f"model {model}: vocabulary {len(trained.vocab)}, {len(stepper.cells)} LSTM layers × {stepper.units} units; "
-          f"OpenBLAS threads {args.blas_threads or 'default'}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+          f"OpenBLAS threads {args.blas_threads or 'default'}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")
     state = stepper.initial_state(1)
     step = timed(lambda i, _: stepper.step(np.array([3]), state), range(200))
     print(f"one LSTM step (batch 1, NumPy):                  {fmt(step)}")
     g = load_config().generate
     defaults = dataclasses.replace(g.settings(trained.mode), n=1)
     warned = []
-    sample = timed(lambda i, line: warned.append(complete_poem(trained, line, defaults, seed=i).poems[0].warnings), lines)
-    print(f"(1) defaults (best of {g.candidates}), n=1:               {fmt(sample)}   [{sum(map(bool, warned))}/{len(lines)} with a relaxed constraint]")
+    sample = timed(lambda i, line: warned.append(complete_poem(trained, line, defaults, seed=i).poems[0].warnings),
+                   lines)
+    print(f"(1) defaults (best of {g.candidates}), n=1:               {fmt(sample)}   "
+          f"[{sum(map(bool, warned))}/{len(lines)} with a relaxed constraint]")
     beam = timed(lambda i, line: complete_poem(trained, line, defaults, beam=8, seed=i), lines)
     print(f"(2) beam width 8, all constraints, n=1:          {fmt(beam)}")
     rng = np.random.default_rng(0)

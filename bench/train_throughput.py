@@ -1,4 +1,5 @@
-"""Training throughput, tutorial one-hot windows vs our pipeline: `python bench/train_throughput.py [--steps 20] [--sample 120]`.
+"""Training throughput, tutorial one-hot windows vs our pipeline: \
+`python bench/train_throughput.py [--steps 20] [--sample 120]`.
 
 Same corpus sample, same vocabulary, same stack (2 LSTM layers × 256 units, dropout, softmax),
 same optimizer and batch size; each variant trains a fixed number of timed steps after a few
@@ -46,7 +47,8 @@ def train_split(args) -> tuple[list[str], str]:
         with open(CORPUS, encoding="utf-8") as f:
             rows = [json.loads(line) for line in f if line.strip()]
         poems = [r["text"] for r in rows if r.get("split") == "train" and (halves or r.get("form") == "wujue")]
-        return poems, f"{CORPUS.relative_to(ROOT)} train split ({'五绝 + 五律 halves' if halves else '五绝 only'}, as [train] use_windows = {str(halves).lower()})"
+        return poems, (f"{CORPUS.relative_to(ROOT)} train split ({'五绝 + 五律 halves' if halves else '五绝 only'}, "
+                       f"as [train] use_windows = {str(halves).lower()})")
     import numpy as np
 
     rng = np.random.default_rng(args.seed)
@@ -54,7 +56,8 @@ def train_split(args) -> tuple[list[str], str]:
     p = 1.0 / np.arange(1, len(chars) + 1)  # Zipf-like, as characters are
     picks = rng.choice(len(chars), size=(20000, 20), p=p / p.sum())
     poems = ["".join(chars[i] for i in row) for row in picks]
-    return [f"{t[0:5]}，{t[5:10]}。{t[10:15]}，{t[15:20]}。" for t in poems], "synthetic poems (no corpus/quatrains.jsonl)"
+    return ([f"{t[0:5]}，{t[5:10]}。{t[10:15]}，{t[15:20]}。" for t in poems],
+            "synthetic poems (no corpus/quatrains.jsonl)")
 
 
 def prepare(args, path: Path) -> dict:
@@ -121,7 +124,8 @@ def _timer(total_steps: int):
 def _compile(model, cfg, loss: str):
     import keras
 
-    model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm), loss=loss, metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm), loss=loss,
+                  metrics=["accuracy"])
 
 
 def _result(args, timer, sizes: list[int], targets_per_item: int, **extra) -> dict:
@@ -164,7 +168,8 @@ def run_tutorial(args) -> dict:
     epochs = -(-total // -(-n // args.batch))
     model.fit(x, y, batch_size=args.batch, epochs=epochs, shuffle=True, verbose=0, callbacks=[timer])
     return _result(args, timer, batch_sizes(n, args.batch, total), 1, windows=n, arrays_bytes=x.nbytes + y.nbytes,
-                   prep_seconds=prep, parameters=model.count_params(), vocab=v, sample_poems=len(sample), peak_rss=peak_rss_bytes())
+                   prep_seconds=prep, parameters=model.count_params(), vocab=v, sample_poems=len(sample),
+                   peak_rss=peak_rss_bytes())
 
 
 def run_ours(args, full: bool = False) -> dict:
@@ -177,7 +182,8 @@ def run_ours(args, full: bool = False) -> dict:
     # The full run parses the corpus itself, as `poetry-lstm train` does: its peak includes that.
     texts = train_split(args)[0] if full else data["sample"]
     window, stride = (cfg.model.window, cfg.model.stride) if full else (24, 24)
-    units, layers, batch = (cfg.model.units, cfg.model.layers, cfg.train.batch_size) if full else (args.units, args.layers, args.batch)
+    units, layers, batch = ((cfg.model.units, cfg.model.layers, cfg.train.batch_size) if full
+                            else (args.units, args.layers, args.batch))
     started = time.perf_counter()
     ids = poem_ids(texts, vocab)
     ds = window_dataset(ids, window, stride, batch, cfg.train.shuffle_buffer, args.seed).repeat()
@@ -190,18 +196,21 @@ def run_ours(args, full: bool = False) -> dict:
     timer = _timer(total)
     model.fit(ds, steps_per_epoch=total, epochs=1, verbose=0, callbacks=[timer])
     n = count_windows(len(texts), ids.shape[1], window, stride)
-    return _result(args, timer, batch_sizes(n, batch, total), window, windows=n, arrays_bytes=ids.nbytes, prep_seconds=prep,
-                   parameters=model.count_params(), vocab=len(vocab), poems=len(texts), units=units, layers=layers,
-                   window=window, stride=stride, batch=batch, shuffle_buffer=cfg.train.shuffle_buffer, peak_rss=peak_rss_bytes())
+    return _result(args, timer, batch_sizes(n, batch, total), window, windows=n, arrays_bytes=ids.nbytes,
+                   prep_seconds=prep, parameters=model.count_params(), vocab=len(vocab), poems=len(texts), units=units,
+                   layers=layers, window=window, stride=stride, batch=batch, shuffle_buffer=cfg.train.shuffle_buffer,
+                   peak_rss=peak_rss_bytes())
 
 
 # ---- the parent -----------------------------------------------------------------------------------
 def child(variant: str, args, data_path: Path) -> dict:
     """Run one variant in a fresh interpreter; its own peak RSS comes back twice (VmHWM and wait4)."""
     cmd = [sys.executable, __file__, "--variant", variant, "--steps", str(args.steps), "--warmup", str(args.warmup),
-           "--sample", str(args.sample), "--units", str(args.units), "--layers", str(args.layers), "--batch", str(args.batch),
-           "--seed", str(args.seed), "--full-steps", str(args.full_steps), "--data", str(data_path)]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+           "--sample", str(args.sample), "--units", str(args.units), "--layers", str(args.layers),
+           "--batch", str(args.batch), "--seed", str(args.seed), "--full-steps", str(args.full_steps),
+           "--data", str(data_path)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate()
@@ -220,13 +229,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per variant (after the warm-up)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed first steps (graph tracing)")
-    parser.add_argument("--sample", type=int, default=120, help="corpus poems both variants train on (a's arrays grow with it)")
+    parser.add_argument("--sample", type=int, default=120,
+                        help="corpus poems both variants train on (a's arrays grow with it)")
     parser.add_argument("--units", type=int, default=256, help="LSTM units per layer")
     parser.add_argument("--layers", type=int, default=2, help="stacked LSTM layers")
     parser.add_argument("--batch", type=int, default=64, help="windows per step, both variants")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-full", action="store_true", help="skip the full-train-split memory run of (b)")
-    parser.add_argument("--full-steps", type=int, default=3, help="timed steps of the full-train-split run (it is there for memory)")
+    parser.add_argument("--full-steps", type=int, default=3,
+                        help="timed steps of the full-train-split run (it is there for memory)")
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--variant", choices=["tutorial", "ours", "full"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -251,28 +262,37 @@ def main():
     v = a["vocab"]
     n_full = data["train_chars"] - TUTORIAL_WINDOW  # the tutorial slides over the whole text, one window per character
     x_full, y_full = n_full * TUTORIAL_WINDOW * v * 4, n_full * v * 4
-    print(f"corpus: {data['source']}, {data['train_poems']:,} poems, vocabulary {v:,}; sample {a['sample_poems']} poems; "
-          f"{args.layers} LSTM × {args.units} units, batch {args.batch}; {args.steps} timed steps after {args.warmup} warm-up")
+    print(f"corpus: {data['source']}, {data['train_poems']:,} poems, vocabulary {v:,}; "
+          f"sample {a['sample_poems']} poems; "
+          f"{args.layers} LSTM × {args.units} units, batch {args.batch}; "
+          f"{args.steps} timed steps after {args.warmup} warm-up")
     print(f"{'variant':<38}{'targets/step':>13}{'s/step':>9}{'targets/s':>11}{'params':>12}{'peak RSS':>10}")
     for name, r in (("(a) tutorial one-hot, 6 → 7th char", a), ("(b) window_dataset 24/24, every target", b)):
         print(f"{name:<38}{r['targets_per_step']:>13,.0f}{r['seconds_per_step']:>9.3f}{r['targets_per_second']:>11,.0f}"
               f"{r['parameters']:>12,}{gb(r['peak_rss']):>10}")
     print(f"ratio (b)/(a): {ratio:.1f}× targets per second (issue target ≥ 5×: {'met' if ratio >= 5 else 'NOT met'})")
-    print(f"(a) arrays for the sample: x ({a['windows']:,}, {TUTORIAL_WINDOW}, {v:,}) + y float32 = {gb(a['arrays_bytes'])}, "
+    print(f"(a) arrays for the sample: x ({a['windows']:,}, {TUTORIAL_WINDOW}, {v:,}) + y float32 = "
+          f"{gb(a['arrays_bytes'])}, "
           f"built in {a['prep_seconds']:.1f} s; (b) ids for the sample: {b['arrays_bytes']:,} bytes")
     print(f"(a) for the full train split: N×6×V×4 = {n_full:,} × {TUTORIAL_WINDOW} × {v:,} × 4 B = {gb(x_full)} for x "
-          f"(+ {gb(y_full)} for y); (b) holds its ids once: {data['train_poems']:,} × 25 × 4 B = {data['train_poems'] * 100 / 1e6:.1f} MB")
+          f"(+ {gb(y_full)} for y); (b) holds its ids once: "
+          f"{data['train_poems']:,} × 25 × 4 B = {data['train_poems'] * 100 / 1e6:.1f} MB")
     if full:
-        print(f"(b) full train split as `poetry-lstm train` runs it ({full['poems']:,} poems → {full['windows']:,} windows, "
-              f"{full['layers']} × {full['units']} units, shuffle buffer {full['shuffle_buffer']:,}): {full['targets_per_second']:,.0f} targets/s, "
-              f"peak RSS {gb(full['peak_rss'])} (issue target < 3 GB: {'met' if full['peak_rss'] < 3e9 else 'NOT met'}; "
+        print(f"(b) full train split as `poetry-lstm train` runs it ({full['poems']:,} poems → "
+              f"{full['windows']:,} windows, "
+              f"{full['layers']} × {full['units']} units, shuffle buffer {full['shuffle_buffer']:,}): "
+              f"{full['targets_per_second']:,.0f} targets/s, "
+              f"peak RSS {gb(full['peak_rss'])} "
+              f"(issue target < 3 GB: {'met' if full['peak_rss'] < 3e9 else 'NOT met'}; "
               f"an epoch ≈ {full['windows'] * full['window'] / full['targets_per_second'] / 60:.0f} min at this rate)")
-    print(f"total {time.perf_counter() - started:.0f} s; machine shared with other jobs: compare the ratio, not the absolute rates")
+    print(f"total {time.perf_counter() - started:.0f} s; "
+          "machine shared with other jobs: compare the ratio, not the absolute rates")
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_throughput.json").write_text(json.dumps({"tutorial": a, "ours": b, "full": full, "ratio": ratio,
-                                                           "tutorial_full_x_bytes": x_full, "tutorial_full_y_bytes": y_full},
-                                                          ensure_ascii=False, indent=2), encoding="utf-8")
+    (out / "train_throughput.json").write_text(
+        json.dumps({"tutorial": a, "ours": b, "full": full, "ratio": ratio,
+                    "tutorial_full_x_bytes": x_full, "tutorial_full_y_bytes": y_full},
+                   ensure_ascii=False, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -25,14 +25,16 @@ VARIANTS = {
     "real 五绝 only, 256 units, window 24": {"train": {"use_windows": False}, "model": {**OFF, "units": 256}},
     "+ 五律 halves, 256 units, window 24": {"train": {"use_windows": True}, "model": {**OFF, "units": 256}},
     "+ 五律 halves, 384 units": {"train": {"use_windows": True}, "model": {**OFF, "units": 384}},
-    "+ 五律 halves, 256 units, window 8 stride 4": {"train": {"use_windows": True}, "model": {**OFF, "units": 256, "window": 8, "stride": 4}},
+    "+ 五律 halves, 256 units, window 8 stride 4": {"train": {"use_windows": True},
+                                                  "model": {**OFF, "units": 256, "window": 8, "stride": 4}},
     # Second round, on the chosen data (real 五绝) and size, one knob at a time against the defaults:
     "defaults (dropout 0.2, 2 layers, lr 0.002, batch 64)": {"model": OFF},
     "dropout 0.4": {"model": {**OFF, "dropout": 0.4}},
     "3 layers": {"model": {**OFF, "layers": 3}},
     "learning rate 0.004": {"train": {"learning_rate": 0.004}, "model": OFF},
     "batch 128": {"train": {"batch_size": 128}, "model": OFF},
-    # Third round: the 平仄 / 平声-group features, without and with line 2's end, then the shipped defaults (dropout 0.4).
+    # Third round: the 平仄 / 平声-group features, without and with line 2's end, then the shipped defaults
+    # (dropout 0.4).
     "prosody features, no rhyme context": {"model": {"rhyme_context": False, "dropout": 0.2}},
     "prosody features and rhyme context, dropout 0.2": {"model": {"dropout": 0.2}},
     "shipped defaults (prosody, rhyme context, dropout 0.4)": {},
@@ -57,7 +59,8 @@ def run(name: str, overrides: dict, minutes: float, steps: int, workdir: Path, e
     started = time.perf_counter()
     log = folder / "log.txt"
     with open(log, "w") as f:
-        proc = subprocess.run([sys.executable, "-m", "poetry_lstm.cli", "--config", str(folder / "cfg.toml"), "train", "--mode", mode],
+        proc = subprocess.run([sys.executable, "-m", "poetry_lstm.cli", "--config", str(folder / "cfg.toml"),
+                               "train", "--mode", mode],
                               cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
     if proc.returncode:
         return {"variant": name, "error": log.read_text()[-500:]}
@@ -75,14 +78,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=12, help="training budget per variant")
     parser.add_argument("--steps", type=int, default=300, help="steps between validations")
-    parser.add_argument("--epochs", type=int, default=1000, help="epochs per variant (with --minutes 0: equal data passes)")
+    parser.add_argument("--epochs", type=int, default=1000,
+                        help="epochs per variant (with --minutes 0: equal data passes)")
     parser.add_argument("--parallel", type=int, default=2, help="variants trained at once")
     parser.add_argument("--out", default="tune.json", help="file name under bench/out/")
     parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     args = parser.parse_args()
     names = args.only or list(VARIANTS)
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.parallel) as pool:
-        results = list(pool.map(lambda n: run(n, json.loads(json.dumps(VARIANTS[n])), args.minutes, args.steps, Path(tmp), args.epochs),
+        results = list(pool.map(lambda n: run(n, json.loads(json.dumps(VARIANTS[n])), args.minutes, args.steps,
+                                              Path(tmp), args.epochs),
                                 names))
     out = ROOT / "bench" / "out"
     out.mkdir(exist_ok=True)

@@ -54,7 +54,8 @@ class _Level(NamedTuple):
 def _level(keys: np.ndarray, counts: np.ndarray, base: int) -> _Level:
     histories, starts, types = np.unique(keys // base, return_index=True, return_counts=True)
     totals = np.add.reduceat(counts, starts).astype(np.float64)
-    return _Level(keys, counts.astype(np.float64), histories, totals, types.astype(np.float64), np.append(starts, len(keys)))
+    return _Level(keys, counts.astype(np.float64), histories, totals, types.astype(np.float64),
+                  np.append(starts, len(keys)))
 
 
 def _find(sorted_keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

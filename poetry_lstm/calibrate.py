@@ -47,16 +47,18 @@ def measure(trained: TrainedModel, poems: list[str], settings: DecodeSettings, l
     """Complete the first lines of `limit` of the real `poems` (evenly spread) under `settings` (seed
     `settings.seed` + i for line i), with no over-use penalty, and return the record overuse.json holds."""
     if not poems:
-        raise PoetryError("No training 五绝 to measure over-used characters on; rebuild the corpus with `poetry-lstm crawl`.",
-                          kind="corpus_missing")
+        raise PoetryError("No training 五绝 to measure over-used characters on; "
+                          "rebuild the corpus with `poetry-lstm crawl`.", kind="corpus_missing")
     picked = poems[:: max(1, len(poems) // limit)][:limit]
     settings = dataclasses.replace(settings, overuse_penalty=0.0)
     generated, seconds = complete_all(trained, [layout.lines_of(p)[0] for p in picked], settings)
     ratios = overuse_ratios(generated, poems)
-    log(f"over-used characters: {len(ratios)} from {len(picked)} training first lines ({1000 * seconds:.0f} ms per poem); "
+    log(f"over-used characters: {len(ratios)} from {len(picked)} training first lines "
+        f"({1000 * seconds:.0f} ms per poem); "
         + " ".join(f"{ch}×{math.exp(r):.1f}" for ch, r in list(ratios.items())[:12]))
     skipped = ("n", "seed", "overuse_penalty", "temperature")  # the temperature last, as records have always had it
-    options = {k: v for k, v in dataclasses.asdict(settings).items() if k not in skipped} | {"temperature": settings.temperature}
+    options = ({k: v for k, v in dataclasses.asdict(settings).items() if k not in skipped}
+               | {"temperature": settings.temperature})
     return {"overuse": ratios, "first_lines": len(picked), "real_poems": len(poems), "seed": settings.seed,
             "options": options, "min_count": MIN_COUNT}
 

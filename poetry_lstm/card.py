@@ -35,30 +35,41 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
         "Made by: " + ", then ".join(f"`{c}`" for c in config.get("commands") or [config["command"]]),
         "",
         "## Network",
-        f"- input: {'skip-gram character vectors (gensim, sg=1), ' + ('fine-tuned' if args['fine_tune_vectors'] else 'frozen') if args['mode'] == 'word2vec' else 'one-hot ids (as the identical trainable embedding lookup)'}, width {args['embedding_dim']}",
-        f"- {args['layers']} stacked LSTM layers × {args['units']} units, dropout {args['dropout']}, softmax over {args['vocab_size']} tokens",
-        *([f"- prosody: each character's 平, 仄 and 平声 group ({args['prosody_dim']} columns of the 平水韵 table, fixed) are read beside it, "
+        ("- input: "
+         + ("skip-gram character vectors (gensim, sg=1), " + ("fine-tuned" if args["fine_tune_vectors"] else "frozen")
+            if args["mode"] == "word2vec" else "one-hot ids (as the identical trainable embedding lookup)")
+         + f", width {args['embedding_dim']}"),
+        f"- {args['layers']} stacked LSTM layers × {args['units']} units, dropout {args['dropout']}, "
+        f"softmax over {args['vocab_size']} tokens",
+        *([f"- prosody: each character's 平, 仄 and 平声 group ({args['prosody_dim']} columns of the 平水韵 table, "
+           "fixed) are read beside it, "
            "and a learned score per group is added to every character of that group before the softmax"
-           + ("; from line 3 on, the columns of line 2's last character are read too (the rhyme context)" if args.get("rhyme_context") else "")]
+           + ("; from line 3 on, the columns of line 2's last character are read too (the rhyme context)"
+              if args.get("rhyme_context") else "")]
           if args.get("prosody_dim") else []),
-        f"- windows of {config['window']} positions, stride {config['stride']}; every position predicts its next character",
+        f"- windows of {config['window']} positions, stride {config['stride']}; "
+        "every position predicts its next character",
         *_vector_lines(config),
-        f"- Adam lr {config['train']['learning_rate']} (× {config['train'].get('lr_decay', 1)} after each epoch without a better valid loss), "
+        f"- Adam lr {config['train']['learning_rate']} (× {config['train'].get('lr_decay', 1)} after each epoch "
+        "without a better valid loss), "
         f"clipnorm {config['train']['clipnorm']}, batch {config['train']['batch_size']}, "
         f"early stopping patience {config['train']['patience']}, seed {config['train']['seed']}",
         "",
         "## Data",
-        f"- corpus report sha1 `{_report_sha1(report)}` (copied here as `corpus_report.json`); cleaner forms {report.get('forms')}",
+        f"- corpus report sha1 `{_report_sha1(report)}` (copied here as `corpus_report.json`); "
+        f"cleaner forms {report.get('forms')}",
         f"- {config['training_poems']} training texts{_what_texts(config, report)}; splits {report.get('per_split')}",
-        "- no line of a valid or test poem occurs in training in any form: 五绝 claim their lines first, and a window of a longer poem "
-        "holding such a line is dropped",
-        f"- chinese-poetry (MIT): Tang and Song poems; `../train_lines.u64` holds 8-byte hashes of the {config.get('train_lines', '?')} distinct "
-        f"training lines (sha1 `{config.get('train_lines_sha1', '?')}`), not the lines; a new line is mistaken for one of them with odds "
+        "- no line of a valid or test poem occurs in training in any form: 五绝 claim their lines first, "
+        "and a window of a longer poem holding such a line is dropped",
+        f"- chinese-poetry (MIT): Tang and Song poems; `../train_lines.u64` holds 8-byte hashes of the "
+        f"{config.get('train_lines', '?')} distinct training lines (sha1 `{config.get('train_lines_sha1', '?')}`), "
+        "not the lines; a new line is mistaken for one of them with odds "
         f"n / 2^64 ≈ {config.get('train_lines', 0) / 2**64:.0e}",
         "",
         "## Training",
         f"- machine: {config['machine']}",
-        f"- wall time {config['wall_seconds'] / 60:.1f} min, {_epochs(config, history)}, best epoch {config['best_epoch']}",
+        f"- wall time {config['wall_seconds'] / 60:.1f} min, {_epochs(config, history)}, "
+        f"best epoch {config['best_epoch']}",
         *_phase_lines(config, history),
     ]
     if best:
@@ -67,12 +78,15 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
     lines.append(f"- directory size {_size_mb(folder):.1f} MB")
     if test:
         lines += ["", "## Test split (`poetry-lstm evaluate`)",
-                  f"- lines 2–4 given line 1, {test['poems']} poems: perplexity **{test['perplexity']:.1f}**, top-1 accuracy {test['accuracy']:.3f}",
-                  f"- trigram Kneser–Ney baseline on the same training poems: perplexity {test['baseline_perplexity']:.1f}, "
+                  f"- lines 2–4 given line 1, {test['poems']} poems: perplexity **{test['perplexity']:.1f}**, "
+                  f"top-1 accuracy {test['accuracy']:.3f}",
+                  "- trigram Kneser–Ney baseline on the same training poems: "
+                  f"perplexity {test['baseline_perplexity']:.1f}, "
                   f"accuracy {test['baseline_accuracy']:.3f}; ratio {test['ratio_to_baseline']:.2f}"]
         if "rhyme_mass" in test:
-            lines.append(f"- rhyme learned: at line 4's last character the model puts {test['rhyme_mass']:.3f} of its probability on characters "
-                         f"that share a 平声 group with line 2's (over the {test['rhyme_poems']} poems whose line 2 ends only 平); "
+            lines.append(f"- rhyme learned: at line 4's last character the model puts {test['rhyme_mass']:.3f} "
+                         "of its probability on characters that share a 平声 group with line 2's "
+                         f"(over the {test['rhyme_poems']} poems whose line 2 ends only 平); "
                          f"line-ending frequencies alone give {test['unigram_rhyme_mass']:.3f}")
     lines += _overuse_lines(folder)
     lines += mode_comparison(folder, test)
@@ -90,10 +104,11 @@ def _overuse_lines(folder: Path) -> list[str]:
     ratios, options = record.get("overuse", {}), record.get("options", {})
     top = " ".join(f"{ch} ×{math.exp(r):.1f}" for ch, r in list(ratios.items())[:8])
     return ["", "## Decoding",
-            f"- over-used characters (`overuse.json`): {len(ratios)} characters the decoder wrote too often in lines 2–4 of "
-            f"{record.get('first_lines')} training 五绝 first lines (temperature {options.get('temperature')}, best of "
-            f"{options.get('candidates')}), against those poems' own lines; the strongest: {top}. The decoder takes `overuse_penalty` × "
-            f"log of each ratio from the character's score; `poetry-lstm calibrate --mode {folder.name}` measures it again"]
+            f"- over-used characters (`overuse.json`): {len(ratios)} characters the decoder wrote too often in "
+            f"lines 2–4 of {record.get('first_lines')} training 五绝 first lines (temperature "
+            f"{options.get('temperature')}, best of {options.get('candidates')}), against those poems' own lines; "
+            f"the strongest: {top}. The decoder takes `overuse_penalty` × log of each ratio from the character's "
+            f"score; `poetry-lstm calibrate --mode {folder.name}` measures it again"]
 
 
 def rewrite(folder: Path) -> None:
@@ -113,8 +128,10 @@ def _epochs(config: dict, history: list) -> str:
 def _what_texts(config: dict, report: dict) -> str:
     if not config["train"]["use_windows"]:
         return " (real 五绝)"
-    return (f" (real 五绝, then four-line windows of every longer five-character poem: {report.get('kept_wulv_halves', 0)} 五律 halves "
-            f"and {report.get('kept_wugu_windows', 0)} windows of 五古 and 五排; {report.get('training_lines', '?')} lines in all)")
+    return (" (real 五绝, then four-line windows of every longer five-character poem: "
+            f"{report.get('kept_wulv_halves', 0)} 五律 halves "
+            f"and {report.get('kept_wugu_windows', 0)} windows of 五古 and 五排; "
+            f"{report.get('training_lines', '?')} lines in all)")
 
 
 def _vector_lines(config: dict) -> list[str]:
@@ -122,24 +139,28 @@ def _vector_lines(config: dict) -> list[str]:
     if not v:
         return []
     cost = ("one worker: the vectors are bit-reproducible" if v.get("workers", 1) == 1 else
-            f"{v['workers']} workers, which halves their time but lets thread scheduling change the vectors slightly from run to run "
-            "(set [vectors] workers = 1 for bit-reproducible vectors)")
-    return [f"- skip-gram vectors over every training text (all five-character verse): {v['epochs']} epochs, window {v['window']}, "
-            f"{v['negative']} negatives; {cost}"]
+            f"{v['workers']} workers, which halves their time but lets thread scheduling change the vectors "
+            "slightly from run to run (set [vectors] workers = 1 for bit-reproducible vectors)")
+    return [f"- skip-gram vectors over every training text (all five-character verse): {v['epochs']} epochs, "
+            f"window {v['window']}, {v['negative']} negatives; {cost}"]
 
 
 def _phase_lines(config: dict, history: list) -> list[str]:
-    """Pretraining on all windows, then fine-tuning on 五绝: where each ended, so the card says whether fine-tuning helped."""
+    """Pretraining on all windows, then fine-tuning on 五绝: where each ended, so the card says whether
+    fine-tuning helped."""
     pre = config.get("pretrain")
     if not pre:
         return []
     tuned = [r for r in history if r.get("phase") == "finetune"]
-    out = [f"- pretraining on all windows: {pre['epochs']} epochs, best valid perplexity {pre['best_val_perplexity']:.1f} (epoch {pre['best_epoch']})"]
+    out = [f"- pretraining on all windows: {pre['epochs']} epochs, "
+           f"best valid perplexity {pre['best_val_perplexity']:.1f} (epoch {pre['best_epoch']})"]
     if tuned:
         best = min(tuned, key=lambda r: r["val_loss"])
         helped = math.exp(best["val_loss"]) < pre["best_val_perplexity"]
-        out.append(f"- fine-tuning on real 五绝 at lr {config['train']['fine_tune_learning_rate']}: {len(tuned)} epochs, best valid perplexity "
-                   f"{math.exp(best['val_loss']):.1f} — {'it helped, and the fine-tuned weights are shipped' if helped else 'no gain, so the pretrained weights are shipped'}")
+        out.append(f"- fine-tuning on real 五绝 at lr {config['train']['fine_tune_learning_rate']}: "
+                   f"{len(tuned)} epochs, best valid perplexity {math.exp(best['val_loss']):.1f} — "
+                   + ("it helped, and the fine-tuned weights are shipped" if helped
+                      else "no gain, so the pretrained weights are shipped"))
     return out
 
 
@@ -154,6 +175,7 @@ def mode_comparison(folder: Path, test: dict | None) -> list[str]:
     ours, mine = theirs["perplexity"], test["perplexity"]
     winner, loser = (test, theirs) if mine <= ours else (theirs, test)
     return ["", "## Which input mode wins",
-            f"- `{winner['mode']}` (perplexity {winner['perplexity']:.1f}, {winner['ratio_to_baseline']:.2f} × baseline) beats "
+            f"- `{winner['mode']}` (perplexity {winner['perplexity']:.1f}, "
+            f"{winner['ratio_to_baseline']:.2f} × baseline) beats "
             f"`{loser['mode']}` ({loser['perplexity']:.1f}, {loser['ratio_to_baseline']:.2f} × baseline) by "
             f"{100 * (1 - winner['perplexity'] / loser['perplexity']):.1f}% in test perplexity."]

@@ -1,10 +1,11 @@
 """Raw records → clean five-character quatrains: `report = clean_corpus(cfg)`.
 
 Reads every `crawler/raw/*.jsonl`, writes `corpus/quatrains.jsonl` and `corpus/report.json`.
-Traditional → simplified (OpenCC t2s, then one form per character: VARIANT_FORMS), punctuation normalised, bracketed notes and whitespace
-removed; keeps 4×5 quatrains punctuated ，。，。; deduplicates by text, then by line; splits by a
-hash of the text. With "wulv" and "wugu" in `forms`, longer five-character poems (五律; 五古 and
-五排) are cut into consecutive four-line windows that join the train split only.
+Traditional → simplified (OpenCC t2s, then one form per character: VARIANT_FORMS), punctuation
+normalised, bracketed notes and whitespace removed; keeps 4×5 quatrains punctuated ，。，。;
+deduplicates by text, then by line; splits by a hash of the text. With "wulv" and "wugu" in
+`forms`, longer five-character poems (五律; 五古 and 五排) are cut into consecutive four-line
+windows that join the train split only.
 """
 from __future__ import annotations
 
@@ -171,7 +172,8 @@ def read_raw(crawler_dir: Path, stats: Counter) -> list[dict]:
     for path in raw:
         for row in files.read_jsonl(path, "raw record file"):
             stats["read"] += 1
-            if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in ("text", "source", "source_id")):
+            if not isinstance(row, dict) or not all(isinstance(row.get(k), str)
+                                                    for k in ("text", "source", "source_id")):
                 stats["malformed_record"] += 1
                 continue
             records.append(row)
@@ -238,7 +240,8 @@ def deduplicate(rows: list[dict], cfg: Config, drops: Counter) -> list[dict]:
     return kept
 
 
-def build_report(kept: list[dict], stats: Counter, drops: Counter, cfg: Config, variants: Counter | None = None) -> dict:
+def build_report(kept: list[dict], stats: Counter, drops: Counter, cfg: Config,
+                 variants: Counter | None = None) -> dict:
     """The report; `variants` counts the variant forms replaced in the kept quatrains (疎: 3)."""
     variants = variants or Counter()
     chars = Counter(ch for row in kept for line in row["lines"] for ch in line)

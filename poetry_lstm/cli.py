@@ -69,7 +69,8 @@ def friendly(fn):
                 raise
             raise _needs_extra(click.get_current_context().info_name, [TRAIN_EXTRA[exc.name.split(".")[0]]]) from None
         except KeyboardInterrupt:
-            raise UserError("Interrupted; files already written are complete, and running the command again resumes.") from None
+            raise UserError("Interrupted; files already written are complete, "
+                            "and running the command again resumes.") from None
     return wrapper
 
 
@@ -119,7 +120,8 @@ class JsonErrorGroup(click.Group):
 
 
 @click.group(cls=JsonErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file overriding config/default.toml.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML file overriding config/default.toml.")
 @click.pass_context
 @friendly
 def cli(ctx, config_file):
@@ -143,14 +145,18 @@ def cli(ctx, config_file):
 @cli.command()
 @click.option("--source", type=click.Choice(["chinese-poetry", "gushiwen"]), default=None,
               help=f"Where poems come from.  [default: {DEFAULTS.crawl.source}]")
-@click.option("--from", "source_path", type=click.Path(), default=None, help="chinese-poetry: a local clone/folder or the npm tarball instead of HTTP.")
+@click.option("--from", "source_path", type=click.Path(), default=None,
+              help="chinese-poetry: a local clone/folder or the npm tarball instead of HTTP.")
 @click.option("--base-url", default=None, help="gushiwen: crawl this host instead of the real site.")
 @setting("crawl", "max_pages", "gushiwen: list pages per dynasty at most")
 @setting("crawl", "delay", "gushiwen: seconds between requests, at least 1 against any other host; under 1 only "
                            "against this machine (127.0.0.1, localhost), which a test or a local mirror may hurry")
-@click.option("--force", is_flag=True, default=None, help="chinese-poetry: replace the raw records and the corpus even when "
+@click.option("--force", is_flag=True, default=None,
+              help="chinese-poetry: replace the raw records and the corpus even when "
               "the new crawl has fewer than half as many records as the previous one.")
-@click.option("--forms", default=None, help="Forms kept by the cleaner: wujue; add wulv (五律) and wugu (五古, 五排) to train on their four-line windows too.")
+@click.option("--forms", default=None,
+              help="Forms kept by the cleaner: wujue; add wulv (五律) and wugu (五古, 五排) "
+              "to train on their four-line windows too.")
 @click.pass_context
 @friendly
 def crawl(ctx, source, source_path, base_url, max_pages, delay, force, forms):
@@ -172,7 +178,8 @@ def crawl(ctx, source, source_path, base_url, max_pages, delay, force, forms):
     names = [name for name, value in misplaced if value is not None]
     if names:
         other = "chinese-poetry" if cfg.crawl.source == "gushiwen" else "gushiwen"
-        raise RefusedInput(f"{' and '.join(names)} {'applies' if len(names) == 1 else 'apply'} to --source {other} only; "
+        raise RefusedInput(f"{' and '.join(names)} {'applies' if len(names) == 1 else 'apply'} "
+                           f"to --source {other} only; "
                            f"drop {'it' if len(names) == 1 else 'them'} or add --source {other}.")
     if forms:
         cfg = cfg.replace("clean", forms=[f.strip() for f in forms.split(",") if f.strip()])
@@ -185,7 +192,8 @@ def crawl(ctx, source, source_path, base_url, max_pages, delay, force, forms):
         stats = crawl_chinese_poetry(cfg, source_path, force=bool(force))
     click.echo(f"crawl: {json.dumps(stats, ensure_ascii=False)} in {time.perf_counter() - started:.1f} s")
     if "replaced" in stats:
-        click.echo(f"crawl: replaced {stats['replaced']} raw records with {stats['records']}" + (" (--force)" if force else ""))
+        click.echo(f"crawl: replaced {stats['replaced']} raw records with {stats['records']}"
+                   + (" (--force)" if force else ""))
     _clean(cfg)
 
 
@@ -202,16 +210,20 @@ def _clean(cfg: Config) -> None:
     from .clean import clean_corpus
     started, previous = time.perf_counter(), _previous_count(cfg)
     report = clean_corpus(cfg)
-    click.echo(f"clean: kept {report['kept']} ({report['kept_real_quatrains']} real 五绝, {report['kept_wulv_halves']} 五律 halves, "
+    click.echo(f"clean: kept {report['kept']} ({report['kept_real_quatrains']} real 五绝, "
+               f"{report['kept_wulv_halves']} 五律 halves, "
                f"{report.get('kept_wugu_windows', 0)} windows of 五古 and 五排), "
-               f"splits {report['per_split']}, vocabulary {report['vocabulary_size']} in {time.perf_counter() - started:.1f} s")
-    click.echo(f"clean: dropped {json.dumps(report['dropped'], ensure_ascii=False)}; report in {cfg.paths.corpus_dir}/report.json")
+               f"splits {report['per_split']}, vocabulary {report['vocabulary_size']} "
+               f"in {time.perf_counter() - started:.1f} s")
+    click.echo(f"clean: dropped {json.dumps(report['dropped'], ensure_ascii=False)}; "
+               f"report in {cfg.paths.corpus_dir}/report.json")
     if previous is not None:
         click.echo(f"clean: replaced a corpus of {previous} quatrains with {report['kept']}")
 
 
 @cli.command()
-@click.option("--forms", default=None, help="wujue; add wulv (五律) and wugu (五古, 五排) to train on their four-line windows too.")
+@click.option("--forms", default=None,
+              help="wujue; add wulv (五律) and wugu (五古, 五排) to train on their four-line windows too.")
 @click.pass_context
 @friendly
 def clean(ctx, forms):
@@ -228,7 +240,8 @@ def clean(ctx, forms):
 
 
 @cli.command()
-@click.option("--mode", type=click.Choice(MODES), default=None, help=f"Input features.  [default: {DEFAULTS.train.mode}]")
+@click.option("--mode", type=click.Choice(MODES), default=None,
+              help=f"Input features.  [default: {DEFAULTS.train.mode}]")
 @click.option("--fine-tune-vectors", is_flag=True, default=None, help="word2vec: let the skip-gram vectors learn too.")
 @click.option("--retrain-vectors", is_flag=True, help="word2vec: train new vectors even if matching ones exist.")
 @click.option("--resume", is_flag=True, help="Continue a stopped run from its last checkpoint.")
@@ -243,8 +256,8 @@ def clean(ctx, forms):
 @setting("train", "seed", "The one seed: Python, NumPy, TensorFlow")
 @click.pass_context
 @friendly
-def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, epochs, units, layers, dropout, learning_rate, fine_tune_epochs,
-          batch_size, max_minutes, seed):
+def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, epochs, units, layers, dropout, learning_rate,
+          fine_tune_epochs, batch_size, max_minutes, seed):
     """Train a next-character LSTM on corpus/ into models/<mode>/.
 
     Needs the train extra: pip install -e ".[train]".
@@ -328,7 +341,8 @@ def _read_first_lines(path: str) -> list[tuple[int, str]]:
     try:
         text = Path(path).read_text(encoding="utf-8-sig")  # -sig: Notepad's byte-order mark is no character
     except FileNotFoundError:
-        raise RefusedInput(f"The file {path} does not exist; pass --file a text file with one first line a line.") from None
+        raise RefusedInput(f"The file {path} does not exist; "
+                           "pass --file a text file with one first line a line.") from None
     except UnicodeDecodeError:
         raise RefusedInput(f"The file {path} is not UTF-8 text; save it as UTF-8 and run the command again.") from None
     except OSError as exc:
@@ -368,13 +382,15 @@ def _generate_file(cfg: Config, mode: str, path: str, settings, as_json: bool) -
     if not as_json:
         click.echo(SCORE_NOTE)
     if not done:
-        raise RefusedInput(f"No line of {path} gave a poem; each must be five Chinese characters, e.g. 床前明月光.")
+        raise RefusedInput(f"No line of {path} gave a poem; "
+                           "each must be five Chinese characters, e.g. 床前明月光.")
 
 
 @cli.command()
 @click.argument("first_line", required=False)
 @setting("generate", "n", "How many poems")
-@click.option("--mode", type=click.Choice(MODES), default=None, help=f"Which model answers.  [default: {DEFAULTS.generate.mode}]")
+@click.option("--mode", type=click.Choice(MODES), default=None,
+              help=f"Which model answers.  [default: {DEFAULTS.generate.mode}]")
 @setting("generate", "temperature", "Sampling temperature, for every model when given"
          + "".join(f" (unset: {m} {t:g})" for m, t in DEFAULTS.generate.model_temperature.items())
          + "; below 1 safer, above 1 wilder")
@@ -389,7 +405,8 @@ def _generate_file(cfg: Config, mode: str, path: str, settings, as_json: bool) -
 @click.option("--theme", default=None, help="A theme in modern Chinese, e.g. 思念故乡的秋夜.")
 @click.option("--file", "lines_file", type=click.Path(dir_okay=False), default=None,
               help="Finish every first line of this UTF-8 file, one a line (blank lines skipped).")
-@click.option("--json", "as_json", is_flag=True, help="JSON instead of text; with --file, one object a line (JSON Lines).")
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON instead of text; with --file, one object a line (JSON Lines).")
 @click.pass_context
 @friendly
 def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no_tones, no_rhyme, no_novelty, acrostic,
@@ -418,8 +435,8 @@ def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no
     g = with_flags(cfg, "generate", mode=mode, n=n, temperature=temperature, top_k=top_k, top_p=top_p,
                    beam=beam, seed=seed).generate
     if sum(x is not None for x in (first_line, acrostic, theme, lines_file)) != 1:
-        raise RefusedInput("Give exactly one of: a first line (e.g. 床前明月光), --acrostic 春夏秋冬, --theme 思念故乡的秋夜, "
-                           "or --file FIRST_LINES.txt.")
+        raise RefusedInput("Give exactly one of: a first line (e.g. 床前明月光), --acrostic 春夏秋冬, "
+                           "--theme 思念故乡的秋夜, or --file FIRST_LINES.txt.")
     settings = dataclasses.replace(g.settings(g.mode), tones=g.tones and not no_tones, rhyme=g.rhyme and not no_rhyme,
                                    novelty=g.novelty and not no_novelty)
     if lines_file is not None:
@@ -449,11 +466,14 @@ def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no
 
 
 @cli.command()
-@click.option("--mode", type=click.Choice(["word2vec", "onehot"]), default=None, help="One model (default: every model present).")
+@click.option("--mode", type=click.Choice(["word2vec", "onehot"]), default=None,
+              help="One model (default: every model present).")
 @click.option("--file", "poem_file", type=click.Path(dir_okay=False), default=None,
-              help="Score these quatrains (one a line) instead of the test split; needs no corpus, and says what it leaves out without one.")
+              help="Score these quatrains (one a line) instead of the test split; needs no corpus, "
+              "and says what it leaves out without one.")
 @click.option("--generate", "with_generation", is_flag=True,
-              help="Also complete the poems' first lines (the [generate] defaults, beam 8, every constraint off) and report the poems beside the real ones.")
+              help="Also complete the poems' first lines (the [generate] defaults, beam 8, every constraint off) "
+              "and report the poems beside the real ones.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N poems (quick checks).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of tables.")
 @click.pass_context
@@ -475,7 +495,8 @@ def evaluate(ctx, mode, poem_file, with_generation, limit, as_json):
 
     # Perplexity needs the Keras model; the discriminator of --generate needs scikit-learn.
     require_training_extra("evaluate", ("tensorflow", "sklearn") if with_generation else ("tensorflow",))
-    report = run_evaluation(config_of(ctx), mode, poem_file, with_generation, limit, log=lambda msg: click.echo(msg, err=True))
+    report = run_evaluation(config_of(ctx), mode, poem_file, with_generation, limit,
+                            log=lambda msg: click.echo(msg, err=True))
     if not as_json:
         click.echo(format_report(report))
         return
@@ -513,7 +534,8 @@ def calibrate(ctx, mode, overuse_poems):
     cfg = with_flags(config_of(ctx), "train", overuse_poems=overuse_poems)
     modes = models_present(cfg, mode)
     if not (Path(cfg.paths.corpus_dir) / "quatrains.jsonl").exists():
-        raise UserError(f"No corpus in {cfg.paths.corpus_dir}: the measure completes training poems; build it with {BUILD_CORPUS}.")
+        raise UserError(f"No corpus in {cfg.paths.corpus_dir}: the measure completes training poems; "
+                        f"build it with {BUILD_CORPUS}.")
     if cfg.train.overuse_poems < 1:
         raise UserError("--overuse-poems must be at least 1 to measure anything.")
     poems = texts_by_split(load_corpus(cfg), False)["train"]

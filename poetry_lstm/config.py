@@ -117,11 +117,13 @@ def _check_ranges(section: str, values: dict) -> None:
     if section == "generate":
         for mode, value in values["model_temperature"].items():
             if mode not in MODES:
-                raise PoetryError(f"[generate] model_temperature names {mode!r}, which is not a model; the models are {', '.join(MODES)}.", kind="config")
+                raise PoetryError(f"[generate] model_temperature names {mode!r}, which is not a model; "
+                                  f"the models are {', '.join(MODES)}.", kind="config")
             if not RULES["generate"]["temperature"].holds(value):
                 raise RangeError(section, "model_temperature", value, RULES["generate"]["temperature"].describe())
     if section == "clean" and values["valid_share"] + values["test_share"] > 1:
-        raise PoetryError(f"[clean] valid_share + test_share must be at most 1, not {values['valid_share'] + values['test_share']:g}.", kind="config")
+        raise PoetryError("[clean] valid_share + test_share must be at most 1, "
+                          f"not {values['valid_share'] + values['test_share']:g}.", kind="config")
 
 
 @dataclass(frozen=True)
@@ -295,7 +297,8 @@ class Config:
             return self
         current = getattr(self, section)
         changes = _one_temperature(section, changes)
-        return dataclasses.replace(self, **{section: _build(type(current), {**dataclasses.asdict(current), **changes}, section)})
+        return dataclasses.replace(
+            self, **{section: _build(type(current), {**dataclasses.asdict(current), **changes}, section)})
 
 
 def _one_temperature(section: str, changes: dict) -> dict:
@@ -343,7 +346,8 @@ def _build(cls, values: dict, section: str):
     hints = get_type_hints(cls)
     for key, value in values.items():
         if key not in hints:
-            raise PoetryError(f"Unknown config key [{section}] {key}; the keys of [{section}] are: {', '.join(hints)}.", kind="config")
+            raise PoetryError(f"Unknown config key [{section}] {key}; the keys of [{section}] are: {', '.join(hints)}.",
+                              kind="config")
         if not _check_type(value, hints[key]):
             name = _type_name(hints[key])
             raise PoetryError(f"Config key [{section}] {key} must be {name}, not {value!r}.", kind="config")
@@ -360,11 +364,13 @@ def _read_toml(path: Path) -> dict:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
-        raise PoetryError(f"The config file {path} does not exist; pass an existing TOML file to --config.", kind="config") from None
+        raise PoetryError(f"The config file {path} does not exist; pass an existing TOML file to --config.",
+                          kind="config") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PoetryError(f"The config file {path} is not valid TOML ({exc}).", kind="config") from None
     except OSError as exc:  # a folder, no permission
-        raise PoetryError(f"Cannot read the config file {path} ({exc.strerror or exc}); pass a readable TOML file to --config.", kind="config") from None
+        raise PoetryError(f"Cannot read the config file {path} ({exc.strerror or exc}); "
+                          "pass a readable TOML file to --config.", kind="config") from None
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -373,7 +379,8 @@ def load_config(path: str | Path | None = None) -> Config:
     if path is not None:
         for section, values in _read_toml(Path(path)).items():
             if section not in data:
-                raise PoetryError(f"Unknown config section [{section}] in {path}; the sections are: {', '.join(data)}.", kind="config")
+                raise PoetryError(f"Unknown config section [{section}] in {path}; "
+                                  f"the sections are: {', '.join(data)}.", kind="config")
             if not isinstance(values, dict):
                 raise PoetryError(f"Config section [{section}] in {path} must be a table of keys.", kind="config")
             data[section] = {**data[section], **_one_temperature(section, values)}
@@ -384,4 +391,5 @@ def load_config(path: str | Path | None = None) -> Config:
     except PoetryError as exc:
         if path is None:
             raise
-        raise PoetryError(f"{path}: {exc}", kind="config", path=str(path)) from None  # the defaults are valid: the mistake is in this file
+        # the defaults are valid: the mistake is in this file
+        raise PoetryError(f"{path}: {exc}", kind="config", path=str(path)) from None

@@ -46,7 +46,8 @@ def _parse(name: str, body: bytes) -> list:
     try:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PoetryError(f"{name} is not valid JSON ({exc.__class__.__name__}); re-download the data set or point --from at a good copy.") from None
+        raise PoetryError(f"{name} is not valid JSON ({exc.__class__.__name__}); "
+                          "re-download the data set or point --from at a good copy.") from None
     if not isinstance(data, list):
         raise PoetryError(f"{name} is not a list of poems; point --from at the chinese-poetry data set.")
     return data
@@ -55,7 +56,7 @@ def _parse(name: str, body: bytes) -> list:
 def to_records(name: str, poems: list, stats: dict) -> Iterator[dict]:
     """Raw records from one file's list; a malformed poem is counted and skipped."""
     dynasty = DYNASTY[_sort_key(name)[0]]
-    for i, poem in enumerate(poems):
+    for _i, poem in enumerate(poems):
         ok = isinstance(poem, dict) and all(k in poem for k in FIELDS)
         ok = ok and all(isinstance(poem[k], str) for k in ("author", "title", "id"))
         ok = ok and isinstance(poem["paragraphs"], list) and all(isinstance(p, str) for p in poem["paragraphs"])
@@ -73,26 +74,31 @@ def files_from_tarball(path: Path) -> Iterator[tuple[str, bytes]]:
     """
     try:
         with tarfile.open(path, "r:*") as tar:
-            members = sorted((m for m in tar.getmembers() if m.isfile() and _is_poem_file(m.name)), key=lambda m: _sort_key(m.name))
+            members = sorted((m for m in tar.getmembers() if m.isfile() and _is_poem_file(m.name)),
+                             key=lambda m: _sort_key(m.name))
             # tarfile takes a damaged header after the first member for the end of the archive, and
             # gzip checks its CRC only at the end of the stream: read to the end, so a corrupt
             # tarball fails here instead of silently losing poems.
             while tar.fileobj.read(1 << 20):
                 pass
             if not members:
-                raise PoetryError(f"{path} holds no poet.tang/poet.song files; use the chinese-poetry npm tarball (npm pack chinese-poetry@2.0.1).")
+                raise PoetryError(f"{path} holds no poet.tang/poet.song files; "
+                                  "use the chinese-poetry npm tarball (npm pack chinese-poetry@2.0.1).")
             for m in tqdm(members, desc="tarball", unit="file"):
                 yield f"{path.as_posix()}/{m.name}", tar.extractfile(m).read()
     except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
         # tarfile's "could not be opened" lists every method it tried, one a line: keep the first.
         detail = (str(exc).splitlines() or [""])[0].rstrip(": ") or exc.__class__.__name__
-        raise PoetryError(f"{path} is not a readable tarball ({detail}); download it again with npm pack chinese-poetry@2.0.1.") from None
+        raise PoetryError(f"{path} is not a readable tarball ({detail}); "
+                          "download it again with npm pack chinese-poetry@2.0.1.") from None
 
 
 def files_from_folder(path: Path) -> Iterator[tuple[str, bytes]]:
-    found = sorted((p for p in path.rglob("poet.*.json") if _is_poem_file(p.relative_to(path).as_posix())), key=lambda p: _sort_key(p.name))
+    found = sorted((p for p in path.rglob("poet.*.json") if _is_poem_file(p.relative_to(path).as_posix())),
+                   key=lambda p: _sort_key(p.name))
     if not found:
-        raise PoetryError(f"{path} holds no poet.tang.*.json or poet.song.*.json files; point --from at a chinese-poetry clone.")
+        raise PoetryError(f"{path} holds no poet.tang.*.json or poet.song.*.json files; "
+                          "point --from at a chinese-poetry clone.")
     for p in tqdm(found, desc="folder", unit="file"):
         try:
             yield p.as_posix(), p.read_bytes()
@@ -131,8 +137,9 @@ def _check_plausible(path: Path, new: int, force: bool) -> int | None:
     except OSError:  # unreadable: nothing worth keeping
         return None
     if 2 * new < previous and not force:
-        raise PoetryError(f"The new crawl has {new} record{'' if new == 1 else 's'}, fewer than half of the {previous} in {path}, so the previous "
-                          "raw records and corpus are kept; check --from (the full data set is `npm pack chinese-poetry@2.0.1`), "
+        raise PoetryError(f"The new crawl has {new} record{'' if new == 1 else 's'}, fewer than half of the {previous} "
+                          f"in {path}, so the previous raw records and corpus are kept; "
+                          "check --from (the full data set is `npm pack chinese-poetry@2.0.1`), "
                           "or pass --force to replace them.")
     return previous
 
@@ -149,7 +156,8 @@ def crawl_chinese_poetry(cfg: Config, source_path: str | Path | None = None, for
     else:
         source_path = Path(source_path)
         if not source_path.exists():
-            raise PoetryError(f"{source_path} does not exist; run `npm pack chinese-poetry@2.0.1` or pass a chinese-poetry clone to --from.")
+            raise PoetryError(f"{source_path} does not exist; "
+                              "run `npm pack chinese-poetry@2.0.1` or pass a chinese-poetry clone to --from.")
         stream = files_from_folder(source_path) if source_path.is_dir() else files_from_tarball(source_path)
     stats = {"files": 0, "malformed": 0, "records": 0}
     records = []

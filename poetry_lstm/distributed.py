@@ -41,7 +41,8 @@ def tf_config() -> dict | None:
         ok = False
     if not ok:
         raise PoetryError('TF_CONFIG must be JSON such as {"cluster": {"worker": ["host1:port", "host2:port"]}, '
-                          '"task": {"type": "worker", "index": 0}}, naming this task among the chief or workers; see docs/distributed.md.')
+                          '"task": {"type": "worker", "index": 0}}, naming this task among the chief or workers; '
+                          'see docs/distributed.md.')
     return conf
 
 
@@ -83,7 +84,8 @@ def keras_multi_worker_fixes() -> None:
             hasattr(tf_trainer, "reduce_per_replica") and hasattr(tf_trainer, "_collective_all_reduce_multi_worker")
             and hasattr(getattr(tf_trainer, "TensorFlowTrainer", None), "_maybe_symbolic_build")):
         return
-    reduce_per_replica, symbolic_build = tf_trainer.reduce_per_replica, tf_trainer.TensorFlowTrainer._maybe_symbolic_build
+    reduce_per_replica, symbolic_build = (tf_trainer.reduce_per_replica,
+                                          tf_trainer.TensorFlowTrainer._maybe_symbolic_build)
 
     def reduce_scalars(values, strategy, reduction):
         if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
@@ -95,7 +97,8 @@ def keras_multi_worker_fixes() -> None:
         if iterator is not None and strategy is not None and tf_trainer._collective_all_reduce_multi_worker(strategy):
             for _, _, it in iterator:
                 data_batch = tree.map_structure(
-                    lambda x: strategy.experimental_local_results(x)[0] if isinstance(x, tf.distribute.DistributedValues) else x, next(it))
+                    lambda x: (strategy.experimental_local_results(x)[0]
+                               if isinstance(x, tf.distribute.DistributedValues) else x), next(it))
                 break
             iterator = None
         return symbolic_build(self, iterator=iterator, data_batch=data_batch)
@@ -152,7 +155,8 @@ def distribution(log):
     strategy = start_distribution()
     place, workers = worker_role()
     if workers > 1:
-        log(f"training data-parallel on {workers} workers (MultiWorkerMirroredStrategy, {strategy.num_replicas_in_sync} replicas); "
+        log(f"training data-parallel on {workers} workers (MultiWorkerMirroredStrategy, "
+            f"{strategy.num_replicas_in_sync} replicas); "
             f"this is worker {place}" + (", the chief: it writes the model and checkpoints" if place == 0 else ""))
     elif isinstance(strategy, tf.distribute.MirroredStrategy):
         log(f"training data-parallel on {strategy.num_replicas_in_sync} GPUs (MirroredStrategy)")
@@ -181,7 +185,8 @@ def worker_dirs(cfg: Config, mode: str, resume: bool, log) -> tuple[Path, Path]:
         shutil.copytree(chief_ckpt, ckpt)
     elif (chief_ckpt / "vectors").is_dir():  # reused only if they match the corpus and settings
         shutil.copytree(chief_ckpt / "vectors", ckpt / "vectors")
-    log(f"worker {place} of {workers}: checkpoints and model go to {scratch} (removed at exit); the chief writes {models / mode}")
+    log(f"worker {place} of {workers}: checkpoints and model go to {scratch} (removed at exit); "
+        f"the chief writes {models / mode}")
     return scratch / mode, ckpt
 
 
@@ -204,12 +209,16 @@ def start_together(strategy, model, state: dict, vocab: Vocab) -> None:
 
     weights = model.get_weights()
     rows = np.zeros((workers, 3))
-    rows[place] = (state["epochs_done"], zlib.crc32("\n".join(vocab.tokens).encode("utf-8")), sum(w.size for w in weights))
+    rows[place] = (state["epochs_done"], zlib.crc32("\n".join(vocab.tokens).encode("utf-8")),
+                   sum(w.size for w in weights))
     rows = strategy.reduce("SUM", tf.constant(rows), axis=None).numpy()  # (workers, 3)
     if not (rows == rows[0]).all():
-        raise PoetryError(f"The {workers} workers do not start alike (epochs done per worker: {', '.join(str(int(r)) for r in rows[:, 0])}; "
-                          f"same vocabulary: {'yes' if (rows[:, 1] == rows[0, 1]).all() else 'no'}); give every worker the same corpus/ "
-                          "and, with --resume, a copy of the chief's checkpoint folder, or run them all without --resume.")
+        raise PoetryError(f"The {workers} workers do not start alike (epochs done per worker: "
+                          f"{', '.join(str(int(r)) for r in rows[:, 0])}; "
+                          f"same vocabulary: {'yes' if (rows[:, 1] == rows[0, 1]).all() else 'no'}); "
+                          "give every worker the same corpus/ "
+                          "and, with --resume, a copy of the chief's checkpoint folder, "
+                          "or run them all without --resume.")
     # float64 holds every float32 and every integer seed state exactly: chief's values + zeros.
     flat = np.concatenate([w.ravel().astype(np.float64) for w in weights]) if place == 0 else np.zeros(int(rows[0, 2]))
     flat = strategy.reduce("SUM", tf.constant(flat), axis=None).numpy()  # (all weights,)

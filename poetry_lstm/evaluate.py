@@ -53,7 +53,8 @@ def read_poem_file(path: str | Path) -> list[str]:
         if not line:
             continue
         if not check_form(line):
-            raise PoetryError(f"Line {number} of {path} is not a quatrain like 白日依山尽，黄河入海流。欲穷千里目，更上一层楼。")
+            raise PoetryError(f"Line {number} of {path} is not a quatrain like "
+                              "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。")
         poems.append(line)
     if not poems:
         raise PoetryError(f"{path} holds no poems; write one quatrain a line.")
@@ -162,7 +163,8 @@ def make_yardsticks(real: list[str], judge=None, vectors=None, attested=None) ->
 
 
 def reading_measures(poems: list[str], sticks: Yardsticks, of_real: bool = False) -> dict:
-    """Issue 10's measures of `poems`; with `of_real` (the real poems themselves) the comparisons with them are left out."""
+    """Issue 10's measures of `poems`; with `of_real` (the real poems themselves) the comparisons with
+    them are left out."""
     ours = not of_real
     out: dict = {}
     if ours:
@@ -180,7 +182,8 @@ def reading_measures(poems: list[str], sticks: Yardsticks, of_real: bool = False
                stutter=None if sticks.attested is None else reading.stutter_rate(poems, sticks.attested),
                echo=reading.echo_rate(poems))
     if ours:
-        out.update(char_distribution_gap=gap["char_distribution_gap"], overused_ratio=gap["overused_ratio"], overused=gap["overused"])
+        out.update(char_distribution_gap=gap["char_distribution_gap"], overused_ratio=gap["overused_ratio"],
+                   overused=gap["overused"])
     return out
 
 
@@ -217,7 +220,8 @@ def models_present(cfg, mode: str | None) -> list[str]:
     return modes
 
 
-def evaluation_inputs(cfg, mode: str | None, poem_file: str | None, limit: int | None) -> tuple[list[str], list[str], list[dict] | None]:
+def evaluation_inputs(cfg, mode: str | None, poem_file: str | None,
+                      limit: int | None) -> tuple[list[str], list[str], list[dict] | None]:
     """(modes to score, poems to score, corpus records or None), checked before anything slow loads.
 
     Without a corpus only `--file` can run, and what needs the corpus is left out; otherwise the
@@ -245,7 +249,8 @@ def yardsticks(cfg, real: list[str], records: list[dict] | None, log) -> Yardsti
         started = time.perf_counter()
         lines = training_lines(records)
         judge, attested = fit_judge(lines), reading.attested_doubles(lines)
-        log(f"judge: {judge.order}-gram Kneser–Ney on {len(lines)} training lines in {time.perf_counter() - started:.1f} s")
+        log(f"judge: {judge.order}-gram Kneser–Ney on {len(lines)} training lines "
+            f"in {time.perf_counter() - started:.1f} s")
     vector_dir = Path(cfg.paths.models_dir) / "word2vec" / "vectors"
     if (vector_dir / "vectors.bin").exists():
         vectors = load_vectors_fast(vector_dir)

@@ -120,7 +120,7 @@ def read_jsonl(path: str | os.PathLike, what: str = "file") -> list[dict]:
     rows, i = [], 0
     try:
         with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
+            for i, line in enumerate(f, 1):  # noqa: B007 -- i names the bad line in the except below
                 if line.strip():
                     rows.append(json.loads(line))
     except FileNotFoundError:

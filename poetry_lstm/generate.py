@@ -41,7 +41,8 @@ def settings_for(trained: TrainedModel, settings: DecodeSettings | None = None, 
     return dataclasses.replace(base, **overrides) if overrides else base
 
 
-def choose_form(rng, tones: bool, line: str | None = None, heads: str = "") -> tuple[str | None, tuple | None, frozenset]:
+def choose_form(rng, tones: bool, line: str | None = None,
+                heads: str = "") -> tuple[str | None, tuple | None, frozenset]:
     """(form, its line types, slots of given characters that break it).
 
     A form the given first line (or every acrostic head) fits; when none fits, one of those it
@@ -52,7 +53,8 @@ def choose_form(rng, tones: bool, line: str | None = None, heads: str = "") -> t
     if line:
         costs = {f: prosody.break_cost(line, types[0]) for f, types in prosody.FORMS.items()}
     else:  # a head breaks a form when no variant of its line type can start with it
-        costs = {f: sum(not prosody.allowed_tones(t, h) for t, h in zip(types, heads)) for f, types in prosody.FORMS.items()}
+        costs = {f: sum(not prosody.allowed_tones(t, h) for t, h in zip(types, heads))
+                 for f, types in prosody.FORMS.items()}
     best = min(costs.values())
     form = str(rng.choice([f for f, cost in costs.items() if cost == best]))
     types = prosody.FORMS[form]
@@ -60,7 +62,8 @@ def choose_form(rng, tones: bool, line: str | None = None, heads: str = "") -> t
         return form, types, frozenset()
     if line:
         return form, types, frozenset(prosody.breaks(line, types[0]))
-    return form, types, frozenset(layout.slot(i, 0) for i, (t, h) in enumerate(zip(types, heads)) if not prosody.allowed_tones(t, h))
+    return form, types, frozenset(layout.slot(i, 0) for i, (t, h) in enumerate(zip(types, heads))
+                                  if not prosody.allowed_tones(t, h))
 
 
 PARTS = {"first_line": ("The first line", "five"), "acrostic": ("An acrostic (one head per line)", "four")}
@@ -74,10 +77,12 @@ def normalize_line(raw: str, part: str = "first_line", example: str = "床前明
     fields = {"part": part, "count": size, "example": example}
     text = (raw or "").strip().rstrip("，,。.").strip()
     if not text:
-        raise InputError(f"{what} is empty; type {count} Chinese characters, e.g. {example}.", kind="input_empty", **fields)
+        raise InputError(f"{what} is empty; type {count} Chinese characters, e.g. {example}.", kind="input_empty",
+                         **fields)
     inner = "".join(ch for ch in text if unicodedata.category(ch).startswith("P"))
     if inner:
-        raise InputError(f"{what} has punctuation inside ({inner}); type {count} characters without it, e.g. {example}.",
+        raise InputError(f"{what} has punctuation inside ({inner}); type {count} characters without it, "
+                         f"e.g. {example}.",
                          kind="input_punctuation", punctuation=inner, **fields)
     text = to_simplified(text)
     bad = "".join(ch for ch in text if not IS_HAN.match(ch))
@@ -99,7 +104,8 @@ def unknown_notes(trained: TrainedModel, chars: str) -> list[Note]:
     return [Note(f"{unknown} {verb} not in the model's vocabulary: read as unknown", "unknown_chars", chars=unknown)]
 
 
-def complete_poem(trained: TrainedModel, first_line: str, settings: DecodeSettings | None = None, **overrides) -> Result:
+def complete_poem(trained: TrainedModel, first_line: str, settings: DecodeSettings | None = None,
+                  **overrides) -> Result:
     """Finish the quatrain that starts with `first_line` (traditional or simplified, ，/。 optional).
 
     `settings` default to config/default.toml's for this model; keyword `overrides` (`seed=7`,
@@ -126,7 +132,8 @@ def acrostic_poem(trained: TrainedModel, heads: str, settings: DecodeSettings | 
 
     def make_seed(rng):
         form, types, free = choose_form(rng, s.tones, heads=heads)
-        return Candidate([""] * layout.SLOTS, {layout.slot(i, 0): ch for i, ch in enumerate(heads)}, types, form, free=free)
+        forced = {layout.slot(i, 0): ch for i, ch in enumerate(heads)}
+        return Candidate([""] * layout.SLOTS, forced, types, form, free=free)
 
     poems = decode(trained, make_seed, s)
     return Result(poems[0].lines[0] if poems else "", poems, unknown_notes(trained, heads) + break_notes(poems))
@@ -142,12 +149,13 @@ def break_notes(poems: list[Poem], line: str = "") -> list[Note]:
             where = [j for _, j in p.breaks]
             if line:
                 notes[p.form, chars] = Note(
-                    f"the first line fits none of the four tone patterns; lines 2–4 follow {p.form}, which it breaks least "
-                    f"(character {', '.join(map(str, where))}: {chars})", "first_line_breaks", form=p.form, where=where,
-                    chars=chars)
+                    f"the first line fits none of the four tone patterns; lines 2–4 follow {p.form}, which it breaks "
+                    f"least (character {', '.join(map(str, where))}: {chars})", "first_line_breaks", form=p.form,
+                    where=where, chars=chars)
             else:
                 notes[p.form, chars] = Note(f"the heads {chars} fit no tone pattern at their place; the poem follows "
-                                            f"{p.form}, which they break least", "heads_break", form=p.form, chars=chars)
+                                            f"{p.form}, which they break least", "heads_break", form=p.form,
+                                            chars=chars)
     return list(notes.values())
 
 
@@ -163,7 +171,8 @@ def theme_keywords(trained: TrainedModel, theme: str, vectors=None) -> list[tupl
         chars = []
         for ch in filter(IS_CJK.match, word):
             # A character the model lacks borrows its two nearest neighbours that it knows.
-            near = [] if vectors is None or ch not in vectors.key_to_index else [c for c, _ in vectors.most_similar(ch, topn=20)]
+            known = vectors is not None and ch in vectors.key_to_index
+            near = [c for c, _ in vectors.most_similar(ch, topn=20)] if known else []
             chars += [ch] if usable(ch) else [c for c in near if usable(c)][:2]
         if chars:
             found.append((word, list(dict.fromkeys(chars))))

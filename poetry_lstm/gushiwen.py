@@ -70,7 +70,8 @@ def _parse_poem(cont, page_url: str) -> dict | None:
         source_id = urlparse(urljoin(page_url, title_link["href"])).path.lstrip("/")
     else:
         source_id = "sha1:" + hashlib.sha1(f"{title}\n{author}\n{text}".encode()).hexdigest()[:16]
-    return {"source": SOURCE, "source_id": source_id, "dynasty": dynasty, "author": author, "title": title, "text": text}
+    return {"source": SOURCE, "source_id": source_id, "dynasty": dynasty, "author": author, "title": title,
+            "text": text}
 
 
 def _source_line(source) -> tuple[str, str]:
@@ -166,8 +167,8 @@ class _Crawl:
             if self.session is not None:
                 self.session.close()
         if self.counts["disallowed"] == len(finished) and not self.counts["pages"]:
-            raise PoetryError(f"{urljoin(self.crawl.gushiwen_url, '/robots.txt')} forbids the crawl: no list page may be "
-                              f"fetched, so nothing was; {self._kept()}.")
+            raise PoetryError(f"{urljoin(self.crawl.gushiwen_url, '/robots.txt')} forbids the crawl: "
+                              f"no list page may be fetched, so nothing was; {self._kept()}.")
         for message in self.disallowed:  # told once the crawl is known to have done something else
             self._say(message, always=True)
         return {**self.counts, "records": len(self.records), "finished": all(finished), "raw_file": str(self.raw_file)}
@@ -194,7 +195,8 @@ class _Crawl:
             position.update(pages=position["pages"] + 1, next_url=self._follow(page, url))
             files.write_json(self.state_file, {**self.state, "source_ids": [r["source_id"] for r in self.records]})
             self.counts["pages"] += 1
-            self._say(f"gushiwen {dynasty} page {position['pages']}: {len(page.poems)} poems, {len(self.records)} records in all")
+            self._say(f"gushiwen {dynasty} page {position['pages']}: {len(page.poems)} poems, "
+                      f"{len(self.records)} records in all")
         return position["next_url"] is None
 
     def _kept(self) -> str:

@@ -56,7 +56,8 @@ def get(session: requests.Session, url: str, cfg: CrawlConfig) -> requests.Respo
     except requests.exceptions.Timeout:
         raise PoetryError(f"{url} did not answer in time; check the address or try again later.") from None
     except requests.exceptions.ConnectionError:
-        raise PoetryError(f"Cannot reach {url}; check the address and your network, then run the command again.") from None
+        raise PoetryError(f"Cannot reach {url}; "
+                          "check the address and your network, then run the command again.") from None
     except requests.exceptions.RequestException as exc:
         raise PoetryError(f"Fetching {url} failed ({exc.__class__.__name__}); check the address.") from None
     if resp.status_code != 200:

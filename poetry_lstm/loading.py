@@ -51,7 +51,8 @@ class TrainedModel:
         return self.known_lines
 
 
-def load_model(path: str | Path, *, keras: bool = False, overuse: bool = True, line_hashes: bool = True) -> TrainedModel:
+def load_model(path: str | Path, *, keras: bool = False, overuse: bool = True,
+               line_hashes: bool = True) -> TrainedModel:
     """The model in `path` (`models/word2vec`), ready for poems.
 
     `keras=True` also loads the Keras model (imports TensorFlow: evaluation, training's test
@@ -83,8 +84,8 @@ def _fast_stepper(path: Path, vocab: Vocab) -> LstmStepper | None:
         # TensorFlow's 10-second start-up. Another layout (a newer Keras) is Keras's to read.
         if isinstance(exc, zipfile.BadZipFile) or importlib.util.find_spec("keras") is None:
             command = rebuild_command(path)
-            raise PoetryError(f"The model file {path / 'model.keras'} cannot be read ({exc.__class__.__name__}); restore it "
-                              f"with `git checkout -- {path}` or run {command} again.", kind="model_corrupt",
+            raise PoetryError(f"The model file {path / 'model.keras'} cannot be read ({exc.__class__.__name__}); "
+                              f"restore it with `git checkout -- {path}` or run {command} again.", kind="model_corrupt",
                               path=str(path / "model.keras"), command=command) from None
         return None
 

@@ -82,7 +82,8 @@ class LineHashes:
         """Read a `train_lines.u64`; a missing, empty or malformed file is an error naming it, since
         an empty check would silently pass every copied line."""
         path = Path(path)
-        retrain = "train a model again (`poetry-lstm train`) to rebuild it, or pass --no-novelty to generate without the copy check"
+        retrain = ("train a model again (`poetry-lstm train`) to rebuild it, "
+                   "or pass --no-novelty to generate without the copy check")
         try:
             data = path.read_bytes()
         except FileNotFoundError:

@@ -38,7 +38,8 @@ def rebuild_command(folder: Path) -> str:
     name = Path(folder).name
     if name in MODES:
         return f"`poetry-lstm train --mode {name}`"
-    return f"`poetry-lstm train --mode word2vec` (or `--mode onehot`) with [paths] models_dir = \"{Path(folder).parent}\""
+    return ("`poetry-lstm train --mode word2vec` (or `--mode onehot`) "
+            f"with [paths] models_dir = \"{Path(folder).parent}\"")
 
 
 def missing_model_error(folder: Path) -> PoetryError | None:
@@ -59,7 +60,8 @@ def read_model_config(folder: Path) -> dict:
     """config.json, checked once: a dict whose model_args name the mode."""
     path, command = Path(folder) / "config.json", rebuild_command(folder)
     config = files.read_json(path, "model config", fix=f"run {command} again")
-    if not isinstance(config, dict) or not isinstance(config.get("model_args"), dict) or "mode" not in config["model_args"]:
+    if (not isinstance(config, dict) or not isinstance(config.get("model_args"), dict)
+            or "mode" not in config["model_args"]):
         raise PoetryError(f"The model config {path} is corrupt (no model_args); run {command} again.",
                           kind="model_corrupt", path=str(path), command=command)
     return config
@@ -75,7 +77,8 @@ def read_overuse(folder: Path, tokens: tuple[str, ...]) -> np.ndarray:
     fix = f"`poetry-lstm calibrate --mode {Path(folder).name}`"
     record = files.read_json(path, "over-used characters", fix=f"run {fix}")
     ratios = record.get("overuse") if isinstance(record, dict) else None
-    if not isinstance(ratios, dict) or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in ratios.values()):
+    if (not isinstance(ratios, dict)
+            or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in ratios.values())):
         raise PoetryError(f"The over-used characters in {path} are malformed; run {fix} again.", kind="overuse_corrupt",
                           path=str(path), command=fix)
     index = {t: i for i, t in enumerate(tokens)}
@@ -146,7 +149,8 @@ class Vocab:
         doubles = "".join(sorted(ch for ch, n in doubled.items() if n >= DOUBLE_MIN and ch in self.index))
         attested = [key for key, n in at_places.items() if n >= DOUBLE_MIN and key[0] in self.index]
         doubles_at = tuple("".join(sorted(ch for ch, at in attested if at == i)) for i in range(layout.CHARS - 1))
-        return Vocab(self.tokens, tuple(0 if t in SPECIALS else counts.get(t, 0) for t in self.tokens), doubles, doubles_at)
+        return Vocab(self.tokens, tuple(0 if t in SPECIALS else counts.get(t, 0) for t in self.tokens), doubles,
+                     doubles_at)
 
     def save(self, path: Path) -> None:
         files.write_json(path, {"tokens": list(self.tokens), "counts": list(self.counts), "doubles": self.doubles,
@@ -162,9 +166,10 @@ class Vocab:
             raise PoetryError(f"The vocabulary {path} is corrupt; {retrain}.", kind="model_corrupt", path=str(path),
                               command=command)
         counts, doubles, doubles_at = data.get("counts") or [], data.get("doubles") or "", data.get("doubles_at") or []
-        if (counts and (len(counts) != len(tokens) or not all(isinstance(n, int) and n >= 0 for n in counts)) or not isinstance(doubles, str)
-                or not isinstance(doubles_at, list) or doubles_at and (len(doubles_at) != layout.CHARS - 1
-                                                                       or not all(isinstance(d, str) for d in doubles_at))):
+        if (counts and (len(counts) != len(tokens) or not all(isinstance(n, int) and n >= 0 for n in counts))
+                or not isinstance(doubles, str) or not isinstance(doubles_at, list)
+                or doubles_at and (len(doubles_at) != layout.CHARS - 1
+                                   or not all(isinstance(d, str) for d in doubles_at))):
             raise PoetryError(f"The vocabulary {path} has malformed counts; {retrain}.", kind="model_corrupt",
                               path=str(path), command=command)
         return cls(tuple(tokens), tuple(counts), doubles, tuple(doubles_at))

@@ -158,7 +158,8 @@ def window_dataset(poems: np.ndarray, window: int, stride: int, batch_size: int,
     if window < 1 or stride < 1:
         raise PoetryError(f"Window and stride must be at least 1, not {window} and {stride}.")
     if window + 1 > poems.shape[1]:
-        raise PoetryError(f"Window {window} is longer than a poem ({poems.shape[1] - 1} targets); choose at most {poems.shape[1] - 1}.")
+        raise PoetryError(f"Window {window} is longer than a poem ({poems.shape[1] - 1} targets); "
+                          f"choose at most {poems.shape[1] - 1}.")
     ds = tf.data.Dataset.from_tensor_slices(poems)
     if shuffle:
         ds = ds.shuffle(len(poems), seed=seed, reshuffle_each_iteration=True)  # 100 bytes a poem

@@ -39,9 +39,11 @@ CHECK_TITLES = {"格式": "五字四句，，。，。", "格律": "四句平仄
                 "新句": "生成的句子都不是训练集里的原句"}
 
 CSS = """<style>
-.pl-poem{font-family:"Noto Serif CJK SC","Source Han Serif SC","Songti SC","STSong","Noto Sans CJK SC",serif;margin:0.2rem 0 1.2rem 0;}
+.pl-poem{font-family:"Noto Serif CJK SC","Source Han Serif SC","Songti SC","STSong","Noto Sans CJK SC",serif;\
+margin:0.2rem 0 1.2rem 0;}
 .pl-line{display:flex;align-items:flex-end;gap:0.15em;margin:0.1em 0;}
-.pl-ch{position:relative;display:inline-flex;flex-direction:column;align-items:center;width:1.25em;font-size:2.4rem;line-height:1.15;padding:0.05em 0;border-radius:0.2em;}
+.pl-ch{position:relative;display:inline-flex;flex-direction:column;align-items:center;width:1.25em;font-size:2.4rem;\
+line-height:1.15;padding:0.05em 0;border-radius:0.2em;}
 .pl-hz{display:block;}
 .pl-tone{display:block;font-size:0.72rem;line-height:1.2;font-family:"Noto Sans CJK SC",sans-serif;}
 .pl-ping .pl-tone,.pl-tone.pl-ping{color:#1f6fb2;}
@@ -50,7 +52,8 @@ CSS = """<style>
 .pl-tone.pl-unknown{color:#999;}
 .pl-rhyme{background:#ffe9a8;box-shadow:0 0 0 2px #e0a800 inset;}
 .pl-break{outline:2px dashed #c0392b;outline-offset:-2px;}
-.pl-break-mark{position:absolute;top:100%;left:50%;transform:translateX(-50%);white-space:nowrap;font-size:0.72rem;line-height:1.2;font-weight:bold;color:#c0392b;font-family:"Noto Sans CJK SC",sans-serif;cursor:help;}
+.pl-break-mark{position:absolute;top:100%;left:50%;transform:translateX(-50%);white-space:nowrap;font-size:0.72rem;\
+line-height:1.2;font-weight:bold;color:#c0392b;font-family:"Noto Sans CJK SC",sans-serif;cursor:help;}
 .pl-line.pl-has-break{margin-bottom:1.1rem;}
 .pl-break-note{font-size:0.8rem;color:#a32020;margin-top:0.35rem;font-family:"Noto Sans CJK SC",sans-serif;}
 .pl-punct{font-size:1.6rem;color:#888;padding-bottom:0.9rem;}
@@ -68,7 +71,8 @@ LEGEND = ('<div class="pl-legend">字下小字为声调：<span class="pl-tone p
           '<span class="pl-tone pl-both" style="display:inline">平仄</span>（多音，可平可仄）、'
           '<span class="pl-tone pl-unknown" style="display:inline">？</span>（韵书未收）；'
           '<span class="pl-rhyme" style="padding:0 0.2em">底色</span>为韵脚；'
-          '<span style="color:#c0392b;font-weight:bold">✗ 失律</span>标出所给的字（首句、藏头字）中平仄不合本诗格式的字，照原样保留；'
+          '<span style="color:#c0392b;font-weight:bold">✗ 失律</span>'
+          '标出所给的字（首句、藏头字）中平仄不合本诗格式的字，照原样保留；'
           '得分为生成各字的平均对数概率，越接近 0 越顺。</div>')
 
 
@@ -104,10 +108,12 @@ def poem_html(text: str, score: float | None = None, checks: dict | None = None,
     lines = prosody.split_lines(text)
     rhymes = set(prosody.rhyme_chars(text))
     broken = {(int(i) - 1, int(j) - 1) for i, j in breaks or ()}
-    why = f"此字的平仄不合{form or '本诗的格式'}；所给的字照原样保留 (this character's tone breaks the form; the first line is kept as given)"
+    why = (f"此字的平仄不合{form or '本诗的格式'}；所给的字照原样保留 "
+           "(this character's tone breaks the form; the first line is kept as given)")
     parts = [f'<div class="pl-poem" data-text="{html.escape(text)}">']
     for i, line in enumerate(lines):
-        parts.append('<div class="pl-line pl-has-break">' if any(b[0] == i for b in broken) else '<div class="pl-line">')
+        parts.append('<div class="pl-line pl-has-break">' if any(b[0] == i for b in broken)
+                     else '<div class="pl-line">')
         for j, ch in enumerate(line):
             tone = prosody.tone_of(ch)
             rhyme = " pl-rhyme" if layout.slot(i, j) in rhymes else ""
@@ -116,7 +122,8 @@ def poem_html(text: str, score: float | None = None, checks: dict | None = None,
             parts.append(f'<span class="pl-ch{rhyme}{" pl-break" if brk else ""}" title="{html.escape(title)}">'
                          f'<span class="pl-hz">{html.escape(ch)}</span>'
                          f'<span class="pl-tone pl-{TONE_CLASS[tone]}">{html.escape(TONE_LABEL[tone])}</span>'
-                         + (f'<span class="pl-break-mark" title="{html.escape(why)}">{BREAK_MARK}</span>' if brk else "")
+                         + (f'<span class="pl-break-mark" title="{html.escape(why)}">{BREAK_MARK}</span>'
+                            if brk else "")
                          + "</span>")
         parts.append(f'<span class="pl-punct">{layout.MARKS[layout.slot(i, layout.CHARS)]}</span></div>')
     if checks is not None:
@@ -134,7 +141,8 @@ def poem_html(text: str, score: float | None = None, checks: dict | None = None,
     if meta:
         parts.append(f'<div class="pl-meta">{html.escape(" · ".join(meta))}</div>')
     if broken:
-        parts.append(f'<div class="pl-break-note">{html.escape(BREAK_NOTE.format(form=f"（{form}）" if form else ""))}</div>')
+        parts.append('<div class="pl-break-note">'
+                     f'{html.escape(BREAK_NOTE.format(form=f"（{form}）" if form else ""))}</div>')
     parts.append("</div>")
     return "".join(parts)
 
@@ -194,10 +202,12 @@ ZH_BY_KIND = {
     # notes beside a poem (generate.py, decoder.py)
     "unknown_chars": lambda f: f"{f['chars']} 不在模型的字表中，按未知字处理",
     "no_tone": lambda f: f"{f['char']} 在平水韵中查不到声调，押韵检查无法通过",
-    "first_line_breaks": lambda f: f"首句不合四种平仄格式；第二至四句依首句最接近的{f['form']}，首句第 {_places(f['where'])} 字（{f['chars']}）失律",
+    "first_line_breaks": lambda f: (f"首句不合四种平仄格式；第二至四句依首句最接近的{f['form']}，"
+                                    f"首句第 {_places(f['where'])} 字（{f['chars']}）失律"),
     "heads_break": lambda f: f"藏头字 {f['chars']} 不合所在位置的平仄；全诗依最接近的{f['form']}",
     "relaxed": lambda f: f"未能每一步都守住{_RULES.get(f['rule'], f['rule'])}（模型在那一步没有合规的字）",
-    "polyphonic_end": lambda f: (f"{f['char']} 平仄两读；{f['form']}取平声（{'、'.join(f['groups'])}），二、四句与它押韵"
+    "polyphonic_end": lambda f: (f"{f['char']} 平仄两读；{f['form']}取平声（{'、'.join(f['groups'])}），"
+                                 "二、四句与它押韵"
                                  if f["tone"] == "平" else f"{f['char']} 平仄两读；{f['form']}取仄声，首句不入韵"),
 }
 ZH_FALLBACK = {"error": "未能完成，原因见英文说明", "warning": "提示"}
@@ -235,9 +245,12 @@ def evaluation_rows(configs: dict[str, dict]) -> list[dict]:
     rows = []
     for mode, config in configs.items():
         test = (config or {}).get("test") or {}
-        rows.append({"模型 model": mode, "test poems": test.get("poems"), "perplexity": _round(test.get("perplexity"), 2),
-                     "accuracy": _round(test.get("accuracy"), 4), "baseline perplexity": _round(test.get("baseline_perplexity"), 2),
-                     "ratio to baseline": _round(test.get("ratio_to_baseline"), 3), "best epoch": (config or {}).get("best_epoch")})
+        rows.append({"模型 model": mode, "test poems": test.get("poems"),
+                     "perplexity": _round(test.get("perplexity"), 2),
+                     "accuracy": _round(test.get("accuracy"), 4),
+                     "baseline perplexity": _round(test.get("baseline_perplexity"), 2),
+                     "ratio to baseline": _round(test.get("ratio_to_baseline"), 3),
+                     "best epoch": (config or {}).get("best_epoch")})
     return rows
 
 
@@ -284,7 +297,8 @@ def explorer_points(kv, query: str, neighbours: list[str], limit: int = 300) -> 
     xy = (np.stack([kv[c] for c in chars]).astype(np.float64) - mean) @ axes.T
     near = set(neighbours)
     role = lambda c: "查询 query" if c == query else ("近邻 neighbour" if c in near else "常用字 common")
-    return [{"char": c, "x": round(float(a), 4), "y": round(float(b), 4), "role": role(c)} for c, (a, b) in zip(chars, xy)]
+    return [{"char": c, "x": round(float(a), 4), "y": round(float(b), 4), "role": role(c)}
+            for c, (a, b) in zip(chars, xy)]
 
 
 def report_bars(report: dict) -> dict[str, list[dict]]:
@@ -298,14 +312,14 @@ def report_bars(report: dict) -> dict[str, list[dict]]:
 # --- Vega-Lite specs (what st.altair_chart would send, without Altair's per-run validation) ----
 
 _FONT = "Noto Sans CJK SC, sans-serif"
-_CONFIG = {"font": _FONT, "axis": {"labelFont": _FONT, "titleFont": _FONT}, "legend": {"labelFont": _FONT, "titleFont": _FONT},
-           "title": {"font": _FONT}}
+_CONFIG = {"font": _FONT, "axis": {"labelFont": _FONT, "titleFont": _FONT},
+           "legend": {"labelFont": _FONT, "titleFont": _FONT}, "title": {"font": _FONT}}
 
 
 def curves_spec(rows: list[dict], metric: str, title: str) -> dict:
     """Per-epoch lines: colour = model, dash = train/valid."""
-    return {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "title": title, "width": "container", "height": 300,
-            "config": _CONFIG, "data": {"values": rows}, "mark": {"type": "line", "point": True},
+    return {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "title": title, "width": "container",
+            "height": 300, "config": _CONFIG, "data": {"values": rows}, "mark": {"type": "line", "point": True},
             "encoding": {"x": {"field": "epoch", "type": "quantitative", "title": "epoch", "axis": {"tickMinStep": 1}},
                          "y": {"field": metric, "type": "quantitative", "title": metric, "scale": {"zero": False}},
                          "color": {"field": "model", "type": "nominal", "title": "模型"},
@@ -313,7 +327,8 @@ def curves_spec(rows: list[dict], metric: str, title: str) -> dict:
                          "tooltip": [{"field": "series"}, {"field": "epoch"}, {"field": metric, "format": ".3f"}]}}
 
 
-def bar_spec(rows: list[dict], category: str, value: str, title: str, horizontal: bool = False, big_labels: bool = False) -> dict:
+def bar_spec(rows: list[dict], category: str, value: str, title: str, horizontal: bool = False,
+             big_labels: bool = False) -> dict:
     """Bars sorted by value, largest first."""
     cat = {"field": category, "type": "nominal", "title": "", "sort": "-x" if horizontal else "-y"}
     if big_labels:
@@ -331,12 +346,15 @@ def scatter_spec(points: list[dict], title: str) -> dict:
            "y": {"field": "y", "type": "quantitative", "title": "PC 2"},
            "text": {"field": "char", "type": "nominal"}, "tooltip": [{"field": "char"}, {"field": "role"}]}
     common = "datum.role === '常用字 common'"
-    return {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "title": title, "width": "container", "height": 420,
-            "config": _CONFIG, "data": {"values": points},
+    return {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "title": title, "width": "container",
+            "height": 420, "config": _CONFIG, "data": {"values": points},
             "layer": [
-                {"transform": [{"filter": common}], "mark": {"type": "text", "fontSize": 12, "color": "#9aa0a6", "font": _FONT},
+                {"transform": [{"filter": common}],
+                 "mark": {"type": "text", "fontSize": 12, "color": "#9aa0a6", "font": _FONT},
                  "encoding": enc, "params": [{"name": "zoom", "select": "interval", "bind": "scales"}]},
-                {"transform": [{"filter": f"!({common})"}], "mark": {"type": "text", "fontSize": 22, "fontWeight": "bold", "font": _FONT},
+                {"transform": [{"filter": f"!({common})"}],
+                 "mark": {"type": "text", "fontSize": 22, "fontWeight": "bold", "font": _FONT},
                  "encoding": {**enc, "color": {"field": "role", "type": "nominal", "title": "",
-                                               "scale": {"domain": ["查询 query", "近邻 neighbour"], "range": ["#d62728", "#1f77b4"]}}}},
+                                               "scale": {"domain": ["查询 query", "近邻 neighbour"],
+                                                         "range": ["#d62728", "#1f77b4"]}}}},
             ]}

@@ -36,7 +36,8 @@ def line_ngrams(poem: str) -> list[str]:
     return grams
 
 
-def discriminator_accuracy(real: Sequence[str], generated: Sequence[str], folds: int = DISCRIMINATOR_FOLDS, seed: int = 0) -> float:
+def discriminator_accuracy(real: Sequence[str], generated: Sequence[str], folds: int = DISCRIMINATOR_FOLDS,
+                           seed: int = 0) -> float:
     """Mean `folds`-fold cross-validated accuracy of a logistic regression on `line_ngrams` counts
     telling `real` from `generated` (stratified folds, shuffled with `seed`)."""
     # scikit-learn comes with the `train` extra, which evaluation needs anyway; the page does not.
@@ -45,7 +46,8 @@ def discriminator_accuracy(real: Sequence[str], generated: Sequence[str], folds:
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
     if min(len(real), len(generated)) < folds:
-        raise ValueError(f"the discriminator needs at least {folds} poems of each kind, not {len(real)} and {len(generated)}")
+        raise ValueError(f"the discriminator needs at least {folds} poems of each kind, "
+                         f"not {len(real)} and {len(generated)}")
     features = CountVectorizer(analyzer=line_ngrams).fit_transform(list(real) + list(generated))
     labels = np.array([0] * len(real) + [1] * len(generated))
     splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)

@@ -99,7 +99,8 @@ class LstmStepper:
 
 # --- the weights out of a .keras file, without Keras ------------------------------------
 
-_ALLOWED_LAYERS = {"InputLayer", "Embedding", "LSTM", "Dropout", "Dense", "Concatenate", "Add", "Activation", "LineTwoEnd"}
+_ALLOWED_LAYERS = {"InputLayer", "Embedding", "LSTM", "Dropout", "Dense", "Concatenate", "Add", "Activation",
+                   "LineTwoEnd"}
 
 
 def _snake(name: str) -> str:

@@ -47,9 +47,11 @@ class DecoderTables:
         none = np.zeros(len(self.tokens), bool)  # an array even for no tone: callers copy and index it
         ping, self.ze_writable = self.ping & self.writable, self.ze & self.writable
         # One mask per set of tones a slot may take: a step looks its mask up instead of building it.
-        self.by_tones = {frozenset(t): (ping if prosody.PING in t else none) | (self.ze_writable if prosody.ZE in t else none)
+        self.by_tones = {frozenset(t): (ping if prosody.PING in t else none)
+                                       | (self.ze_writable if prosody.ZE in t else none)
                          for t in ((), (prosody.PING,), (prosody.ZE,), BOTH)}
-        self.groups = {g: row & self.writable for g, row in zip(self.group_names, self.members) if (row & self.writable).any()}
+        self.groups = {g: row & self.writable for g, row in zip(self.group_names, self.members)
+                       if (row & self.writable).any()}
         self.all_groups = frozenset(self.groups)
         self.index = {t: i for i, t in enumerate(self.tokens)}
         self.of_groups = lru_cache(maxsize=4096)(self._of_groups)  # a handful of group sets recur all the time
@@ -74,7 +76,8 @@ class DecoderTables:
     def save(self, path: Path, key: str) -> None:
         with files.atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, key=np.array(key), tokens=np.array(json.dumps(self.tokens, ensure_ascii=False)),
-                                writable=self.writable, ping=self.ping, ze=self.ze, group_names=np.array(self.group_names),
+                                writable=self.writable, ping=self.ping, ze=self.ze,
+                                group_names=np.array(self.group_names),
                                 members=self.members, log_prior=self.log_prior, doubles=self.doubles)
 
 
@@ -130,9 +133,11 @@ def read_tables(path: Path, key: str, tokens: tuple[str, ...]) -> DecoderTables 
         with np.load(path, allow_pickle=False) as data:
             if str(data["key"]) != key or tuple(json.loads(str(data["tokens"]))) != tokens:
                 return None
-            return DecoderTables(tokens, data["writable"], data["ping"], data["ze"], tuple(str(g) for g in data["group_names"]),
+            return DecoderTables(tokens, data["writable"], data["ping"], data["ze"],
+                                 tuple(str(g) for g in data["group_names"]),
                                  data["members"], data["log_prior"], data["doubles"])
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # missing, torn or foreign: build them instead
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        # missing, torn or foreign: build them instead
         return None
 
 

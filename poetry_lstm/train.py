@@ -50,7 +50,8 @@ def training_texts(splits: dict[str, list[str]]) -> tuple[list[str], list[str]]:
     train, valid = splits["train"], splits["valid"]
     if len(train) < MIN_TRAIN_POEMS or not valid:
         raise PoetryError(f"The corpus has {len(train)} training and {len(valid)} validation poems, too few to train; "
-                          f"crawl more poems (at least {MIN_TRAIN_POEMS} and a validation split) with `poetry-lstm crawl`.")
+                          f"crawl more poems (at least {MIN_TRAIN_POEMS} and a validation split) "
+                          "with `poetry-lstm crawl`.")
     return train, valid
 
 
@@ -61,7 +62,8 @@ def model_args(cfg: Config, mode: str, vocab: Vocab, vector_dim: int | None) -> 
             "prosody_dim": prosody.feature_table(()).shape[1] if m.prosody else 0, "rhyme_context": m.rhyme_context}
 
 
-def sample_poem(stepper: LstmStepper, vocab: Vocab, first_line: str, rng: np.random.Generator, temperature: float = 0.8) -> str:
+def sample_poem(stepper: LstmStepper, vocab: Vocab, first_line: str, rng: np.random.Generator,
+                temperature: float = 0.8) -> str:
     """A quick unconstrained sample for the log: CJK characters only, punctuation placed by position."""
     allowed = np.array([len(t) == 1 and "\u3400" <= t <= "\u9fff" for t in vocab.tokens])
     text = first_line + "，"
@@ -118,7 +120,8 @@ def _epoch_callback(cfg, ckpt: Path, state: dict, vocab: Vocab, log, run_started
             sample = sample_poem(LstmStepper(self.model), vocab, SAMPLE_LINE, np.random.default_rng(epoch))
             log(f"{phase} epoch {epoch + 1}: loss {row['loss']:.3f} val_loss {row['val_loss']:.3f} "
                 f"val_ppl {row['val_perplexity']:.1f} ({row['seconds']:.0f} s)  sample: {sample}")
-            if budget_minutes and any_worker(time.perf_counter() - run_started > 60 * budget_minutes):  # all workers stop together
+            # all workers stop together
+            if budget_minutes and any_worker(time.perf_counter() - run_started > 60 * budget_minutes):
                 log(f"time budget of {budget_minutes} min spent: {phase} stops")
                 self.model.stop_training = True
             if state["wait"] >= (patience or cfg.train.patience):
@@ -164,11 +167,12 @@ def _load_checkpoint(ckpt: Path, args: dict):
     try:
         return keras.saving.load_model(ckpt / "last.keras"), state
     except Exception as exc:  # a torn or foreign file: Keras raises many types here
-        raise PoetryError(f"The checkpoint {ckpt / 'last.keras'} cannot be loaded ({exc.__class__.__name__}); run without --resume.") from None
+        raise PoetryError(f"The checkpoint {ckpt / 'last.keras'} cannot be loaded ({exc.__class__.__name__}); "
+                          "run without --resume.") from None
 
 
-def _fine_tune(cfg: Config, ckpt: Path, model, state: dict, vocab: Vocab, quatrains: list[str], valid_ds, log, started: float,
-               verbose: int) -> None:
+def _fine_tune(cfg: Config, ckpt: Path, model, state: dict, vocab: Vocab, quatrains: list[str], valid_ds, log,
+               started: float, verbose: int) -> None:
     """Real 五绝 alone, from the best pretrained weights at a smaller learning rate; a fine-tune epoch
     that beats the pretrained valid loss becomes the best checkpoint, else the pretrained one stays."""
     m = cfg.model
@@ -177,16 +181,19 @@ def _fine_tune(cfg: Config, ckpt: Path, model, state: dict, vocab: Vocab, quatra
         shutil.copyfile(ckpt / "best.weights.h5", ckpt / "pretrained.weights.h5")  # to measure what fine-tuning adds
         state.update(phase="finetune", wait=0, fine_tune_from=state["epochs_done"],
                      pretrain={"best_epoch": state["best_epoch"], "best_val_loss": state["best_val_loss"],
-                               "best_val_perplexity": round(math.exp(state["best_val_loss"]), 2), "epochs": state["epochs_done"]})
+                               "best_val_perplexity": round(math.exp(state["best_val_loss"]), 2),
+                               "epochs": state["epochs_done"]})
         model.optimizer.learning_rate.assign(cfg.train.fine_tune_learning_rate)
         files.write_json(ckpt / "state.json", state)
     end = state["fine_tune_from"] + cfg.train.fine_tune_epochs
     if state["epochs_done"] >= end or state["wait"] >= min(2, cfg.train.patience):
         return
-    log(f"fine-tuning on {len(quatrains)} real 五绝 for up to {cfg.train.fine_tune_epochs} epochs at learning rate {cfg.train.fine_tune_learning_rate:g}")
+    log(f"fine-tuning on {len(quatrains)} real 五绝 for up to {cfg.train.fine_tune_epochs} epochs "
+        f"at learning rate {cfg.train.fine_tune_learning_rate:g}")
     ds = window_dataset(poem_ids(quatrains, vocab), m.window, m.stride, cfg.train.batch_size, cfg.train.shuffle_buffer,
                         cfg.train.seed + state["epochs_done"])
-    model.fit(ds, validation_data=valid_ds, epochs=end, initial_epoch=state["epochs_done"], verbose=verbose, shuffle=False,
+    model.fit(ds, validation_data=valid_ds, epochs=end, initial_epoch=state["epochs_done"], verbose=verbose,
+              shuffle=False,
               callbacks=[_epoch_callback(cfg, ckpt, state, vocab, log, time.perf_counter(), started, phase="finetune",
                                          patience=min(2, cfg.train.patience))])
 
@@ -200,7 +207,8 @@ def _model_and_state(cfg: Config, ckpt: Path, args: dict, embedding, vocab: Voca
     return _compiled(cfg, args, embedding, vocab), state
 
 
-def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool = False, command: str = "", log=print) -> Path:
+def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool = False, command: str = "",
+          log=print) -> Path:
     """Train `mode` and write its model directory; returns that directory."""
     started = time.perf_counter()
     records = load_corpus(cfg)  # read once: the 100 MB corpus gives the training texts, the 五绝 and the test poems
@@ -224,39 +232,45 @@ def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool
     state["commands"] = state.get("commands", []) + [command]  # a resumed model was made by every run in turn
     if state["epochs_done"]:
         if (ckpt / "vocab.json").exists() and Vocab.load(ckpt / "vocab.json") != vocab:
-            raise PoetryError(f"The corpus changed since the checkpoint in {ckpt} (other vocabulary); run without --resume to start over.")
+            raise PoetryError(f"The corpus changed since the checkpoint in {ckpt} (other vocabulary); "
+                              "run without --resume to start over.")
         state["seconds_before"] = state.get("seconds", state.get("seconds_before", 0.0))  # wall time of the runs before
         log(f"resuming after epoch {state['epochs_done']} from {ckpt}")
     vocab.save(ckpt / "vocab.json")
     m = cfg.model
     # A resumed run must not replay the first run's shuffle order: offset the seed by the epochs done.
-    train_ds = window_dataset(poem_ids(train_texts, vocab), m.window, m.stride, cfg.train.batch_size, cfg.train.shuffle_buffer,
-                              cfg.train.seed + state["epochs_done"])
+    train_ds = window_dataset(poem_ids(train_texts, vocab), m.window, m.stride, cfg.train.batch_size,
+                              cfg.train.shuffle_buffer, cfg.train.seed + state["epochs_done"])
     valid_ds = window_dataset(poem_ids(valid_texts, vocab), m.window, m.stride, cfg.train.batch_size)
     n_windows = count_windows(len(train_texts), 25, m.window, m.stride)
-    log(f"{mode}: {len(train_texts)} training poems → {n_windows} windows of {m.window}; {len(valid_texts)} validation poems; "
+    log(f"{mode}: {len(train_texts)} training poems → {n_windows} windows of {m.window}; "
+        f"{len(valid_texts)} validation poems; "
         f"vocabulary {len(vocab)}; {model.count_params():,} parameters")
     steps = cfg.train.steps_per_epoch or None
     if steps:  # "epochs" of a fixed number of steps: validation and checkpoints come more often
         train_ds = train_ds.repeat()
     verbose = 1 if sys.stdout.isatty() else 2
-    if state.get("phase", "pretrain") == "pretrain" and state["wait"] < cfg.train.patience and state["epochs_done"] < cfg.train.epochs:
-        model.fit(train_ds, validation_data=valid_ds, epochs=cfg.train.epochs, initial_epoch=state["epochs_done"], steps_per_epoch=steps,
-                  verbose=verbose, shuffle=False, callbacks=[_epoch_callback(cfg, ckpt, state, vocab, log, time.perf_counter(), started,
-                                                                              budget_minutes=cfg.train.max_minutes)])
+    if (state.get("phase", "pretrain") == "pretrain" and state["wait"] < cfg.train.patience
+            and state["epochs_done"] < cfg.train.epochs):
+        model.fit(train_ds, validation_data=valid_ds, epochs=cfg.train.epochs, initial_epoch=state["epochs_done"],
+                  steps_per_epoch=steps, verbose=verbose, shuffle=False,
+                  callbacks=[_epoch_callback(cfg, ckpt, state, vocab, log, time.perf_counter(), started,
+                                             budget_minutes=cfg.train.max_minutes)])
     if cfg.train.use_windows and cfg.train.fine_tune_epochs and (ckpt / "best.weights.h5").exists():
         _fine_tune(cfg, ckpt, model, state, vocab, quatrains["train"], valid_ds, log, started, verbose)
     state["seconds"] = state.get("seconds_before", 0.0) + time.perf_counter() - started
     state["seconds_before"] = state["seconds"]
     files.write_json(ckpt / "state.json", state)
     if not (ckpt / "best.weights.h5").exists():  # every validation loss was NaN
-        raise PoetryError(f"Training reached no finite validation loss in {state['epochs_done']} epochs; lower [train] learning_rate and run again without --resume.")
+        raise PoetryError(f"Training reached no finite validation loss in {state['epochs_done']} epochs; "
+                          "lower [train] learning_rate and run again without --resume.")
     model.load_weights(ckpt / "best.weights.h5")
     test_texts = quatrains["test"]
     write_model_dir(cfg, out, ckpt, model, args, vocab, train_texts, test_texts, state, command)
     log(f"saved {out} (best epoch {state['best_epoch']}, valid perplexity {math.exp(state['best_val_loss']):.1f})")
     if cfg.train.overuse_poems and quatrains["train"] and worker_role()[0] == 0:  # other workers write scratch folders
-        # The decoder's over-used characters belong to this model: measure them now (`poetry-lstm calibrate` again later).
+        # The decoder's over-used characters belong to this model: measure them now (`poetry-lstm calibrate`
+        # again later).
         calibrate(load_model(out, overuse=False), quatrains["train"], cfg, log)
     return out
 
@@ -265,7 +279,8 @@ def _machine() -> str:
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
-    return f"{platform.processor() or platform.machine()}, {len(gpus)} GPU(s), TensorFlow {tf.__version__}, Python {platform.python_version()}"
+    return (f"{platform.processor() or platform.machine()}, {len(gpus)} GPU(s), TensorFlow {tf.__version__}, "
+            f"Python {platform.python_version()}")
 
 
 def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab: Vocab, train_texts: list[str],
@@ -287,9 +302,11 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
         files.write_bytes(tmp / HASH_FILE, hashes.to_bytes())  # moves beside the model folders once the folder is in
         files.write_json(tmp / "history.json", state["history"])
         config = {"model_args": args, "window": cfg.model.window, "stride": cfg.model.stride,
-                  "min_char_count": cfg.model.min_char_count, "train": {**dataclasses.asdict(cfg.train), "mode": args["mode"]},
+                  "min_char_count": cfg.model.min_char_count,
+                  "train": {**dataclasses.asdict(cfg.train), "mode": args["mode"]},
                   "vectors": dataclasses.asdict(cfg.vectors) if args["mode"] == "word2vec" else None,
-                  "clean_forms": report.get("forms"), "command": command, "commands": state.get("commands", [command]), "machine": _machine(),
+                  "clean_forms": report.get("forms"), "command": command, "commands": state.get("commands", [command]),
+                  "machine": _machine(),
                   "wall_seconds": round(state["seconds"], 1), "best_epoch": state["best_epoch"],
                   "training_poems": len(train_texts), "train_lines": len(hashes), "train_lines_sha1": hashes.digest(),
                   "pretrain": state.get("pretrain"), "fine_tune_from_epoch": state.get("fine_tune_from")}

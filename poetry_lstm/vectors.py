@@ -40,7 +40,8 @@ def train_vectors(texts: list[str], cfg: VectorsConfig, log=None):
         def on_epoch_end(self, model):
             self.epoch += 1
             if log:
-                log(f"skip-gram vectors: epoch {self.epoch}/{cfg.epochs} done after {time.perf_counter() - self.started:.0f} s")
+                log(f"skip-gram vectors: epoch {self.epoch}/{cfg.epochs} done "
+                    f"after {time.perf_counter() - self.started:.0f} s")
 
     logging.getLogger("gensim").setLevel(logging.WARNING)
     # With more than one worker, thread scheduling changes the vectors slightly from run to run.
@@ -87,7 +88,8 @@ def embedding_matrix(kv, tokens: tuple[str, ...], seed: int) -> np.ndarray:
     """(vocab, dim) rows in vocabulary order; specials get zeros (pad), the mean (unk), noise (start)."""
     missing = [t for t in tokens[3:] if t not in kv.key_to_index]
     if missing:
-        raise PoetryError(f"The character vectors lack {len(missing)} vocabulary characters (e.g. {''.join(missing[:5])}); "
+        raise PoetryError(f"The character vectors lack {len(missing)} vocabulary characters "
+                          f"(e.g. {''.join(missing[:5])}); "
                           "they do not match the corpus: run `poetry-lstm train --mode word2vec --retrain-vectors`.")
     rng = np.random.default_rng(seed)
     dim = kv.vector_size
@@ -127,7 +129,8 @@ class CharVectors:
         return self.vectors[self.key_to_index[key]]
 
     def most_similar(self, key: str, topn: int = 10, restrict_vocab: int | None = None) -> list[tuple[str, float]]:
-        """Cosine neighbours of `key` among the first `restrict_vocab` keys, the key itself left out (as gensim does)."""
+        """Cosine neighbours of `key` among the first `restrict_vocab` keys, the key itself left out (as
+        gensim does)."""
         i = self.key_to_index[key]
         sims = self._unit[:restrict_vocab] @ self._unit[i]
         order = np.argsort(-sims, kind="stable")

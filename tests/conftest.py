@@ -45,11 +45,13 @@ def tiny_config(root: Path):
     from poetry_lstm.config import load_config
 
     cfg = load_config()
-    cfg = cfg.replace("paths", crawler_dir=str(root / "crawler"), corpus_dir=str(root / "corpus"), models_dir=str(root / "models"))
+    cfg = cfg.replace("paths", crawler_dir=str(root / "crawler"), corpus_dir=str(root / "corpus"),
+                      models_dir=str(root / "models"))
     cfg = cfg.replace("clean", valid_share=0.1, test_share=0.1)
     cfg = cfg.replace("vectors", vector_size=16, epochs=3, workers=1)
     cfg = cfg.replace("model", units=24, embedding_dim=16, min_char_count=1)
-    return cfg.replace("train", epochs=3, batch_size=16, patience=5, steps_per_epoch=0, fine_tune_epochs=1, overuse_poems=30)
+    return cfg.replace("train", epochs=3, batch_size=16, patience=5, steps_per_epoch=0, fine_tune_epochs=1,
+                       overuse_poems=30)
 
 
 @pytest.fixture(scope="session")
@@ -62,10 +64,12 @@ def tiny_root(tmp_path_factory):
     cfg = tiny_config(root)
     clean_corpus(cfg)
     (root / "config.toml").write_text(
-        f'[paths]\ncrawler_dir = "{root / "crawler"}"\ncorpus_dir = "{root / "corpus"}"\nmodels_dir = "{root / "models"}"\n'
+        f'[paths]\ncrawler_dir = "{root / "crawler"}"\ncorpus_dir = "{root / "corpus"}"\n'
+        f'models_dir = "{root / "models"}"\n'
         "[clean]\nvalid_share = 0.1\ntest_share = 0.1\n[vectors]\nvector_size = 16\nepochs = 3\nworkers = 1\n"
         "[model]\nunits = 24\nembedding_dim = 16\nmin_char_count = 1\n"
-        "[train]\nepochs = 3\nbatch_size = 16\npatience = 5\nsteps_per_epoch = 0\nfine_tune_epochs = 1\noveruse_poems = 30\n",
+        "[train]\nepochs = 3\nbatch_size = 16\npatience = 5\nsteps_per_epoch = 0\nfine_tune_epochs = 1\n"
+        "overuse_poems = 30\n",
         encoding="utf-8")
     return root
 
@@ -96,19 +100,28 @@ def famous_corpus(tmp_path_factory) -> Path:
     from poetry_lstm.clean import clean_corpus
 
     quatrains = [  # (title, text): 7 keep the tone patterns, 8 rhyme on 平声 (the other 7 rhyme on 仄声)
-        ("登鹳雀楼", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。"), ("静夜思", "床前明月光，疑是地上霜。舉頭望明月，低頭思故鄉。"),
-        ("江雪", "千山鳥飛絕，萬徑人蹤滅。孤舟蓑笠翁，獨釣寒江雪。"), ("相思", "紅豆生南國，春來發幾枝。願君多採擷，此物最相思。"),
-        ("春晓", "春眠不覺曉，處處聞啼鳥。夜來風雨聲，花落知多少。"), ("鹿柴", "空山不見人，但聞人語響。返景入深林，復照青苔上。"),
-        ("梅花", "牆角數枝梅，凌寒獨自開。遙知不是雪，爲有暗香來。"), ("竹里馆", "獨坐幽篁裏，彈琴復長嘯。深林人不知，明月來相照。"),
-        ("寻隐者不遇", "松下問童子，言師採藥去。只在此山中，雲深不知處。"), ("登乐游原", "向晚意不適，驅車登古原。夕陽無限好，只是近黃昏。"),
-        ("悯农", "鋤禾日當午，汗滴禾下土。誰知盤中餐，粒粒皆辛苦。"), ("八阵图", "功蓋三分國，名成八陣圖。江流石不轉，遺恨失吞吳。"),
-        ("送灵澈上人", "蒼蒼竹林寺，杳杳鐘聲晚。荷笠帶斜陽，青山獨歸遠。"), ("宿建德江", "移舟泊煙渚，日暮客愁新。野曠天低樹，江清月近人。"),
+        ("登鹳雀楼", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。"),
+        ("静夜思", "床前明月光，疑是地上霜。舉頭望明月，低頭思故鄉。"),
+        ("江雪", "千山鳥飛絕，萬徑人蹤滅。孤舟蓑笠翁，獨釣寒江雪。"),
+        ("相思", "紅豆生南國，春來發幾枝。願君多採擷，此物最相思。"),
+        ("春晓", "春眠不覺曉，處處聞啼鳥。夜來風雨聲，花落知多少。"),
+        ("鹿柴", "空山不見人，但聞人語響。返景入深林，復照青苔上。"),
+        ("梅花", "牆角數枝梅，凌寒獨自開。遙知不是雪，爲有暗香來。"),
+        ("竹里馆", "獨坐幽篁裏，彈琴復長嘯。深林人不知，明月來相照。"),
+        ("寻隐者不遇", "松下問童子，言師採藥去。只在此山中，雲深不知處。"),
+        ("登乐游原", "向晚意不適，驅車登古原。夕陽無限好，只是近黃昏。"),
+        ("悯农", "鋤禾日當午，汗滴禾下土。誰知盤中餐，粒粒皆辛苦。"),
+        ("八阵图", "功蓋三分國，名成八陣圖。江流石不轉，遺恨失吞吳。"),
+        ("送灵澈上人", "蒼蒼竹林寺，杳杳鐘聲晚。荷笠帶斜陽，青山獨歸遠。"),
+        ("宿建德江", "移舟泊煙渚，日暮客愁新。野曠天低樹，江清月近人。"),
         ("问刘十九", "綠蟻新醅酒，紅泥小火爐。晚來天欲雪，能飲一杯無。"),
     ]
-    others = [("春望", "國破山河在，城春草木深。感時花濺淚，恨別鳥驚心。烽火連三月，家書抵萬金。白頭搔更短，渾欲不勝簪。"),
+    others = [("春望", "國破山河在，城春草木深。感時花濺淚，恨別鳥驚心。"
+                       "烽火連三月，家書抵萬金。白頭搔更短，渾欲不勝簪。"),
               ("出塞", "秦時明月漢時關，萬里長征人未還。但使龍城飛將在，不教胡馬度陰山。")]
     root = tmp_path_factory.mktemp("famous")
-    rows = [{"source": "chinese-poetry", "source_id": f"f{i}", "dynasty": "唐", "author": "", "title": title, "text": text}
+    rows = [{"source": "chinese-poetry", "source_id": f"f{i}", "dynasty": "唐", "author": "", "title": title,
+             "text": text}
             for i, (title, text) in enumerate(quatrains + others)]
     write_raw(root / "crawler", [], extra=rows)
     cfg = tiny_config(root).replace("clean", valid_share=0.0, test_share=1.0)

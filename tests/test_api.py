@@ -35,7 +35,8 @@ def test_the_library_call_writes_the_clis_poem(shipped, monkeypatch):
     library = poetry_lstm.complete_poem(shipped, "孤舟明月夜", seed=0)
     assert library.poems[0].text == cli_poems("孤舟明月夜", "--n", "1", "--seed", "0")[0]["text"]
     beam = poetry_lstm.complete_poem(shipped, "孤舟明月夜", n=2, beam=8, seed=4)
-    assert [p.text for p in beam.poems] == [p["text"] for p in cli_poems("孤舟明月夜", "--n", "2", "--beam", "8", "--seed", "4")]
+    cli_beam = cli_poems("孤舟明月夜", "--n", "2", "--beam", "8", "--seed", "4")
+    assert [p.text for p in beam.poems] == [p["text"] for p in cli_beam]
     heads = poetry_lstm.acrostic_poem(shipped, "春夏秋冬", n=1, seed=2)
     assert heads.poems[0].text == cli_poems("--acrostic", "春夏秋冬", "--n", "1", "--seed", "2")[0]["text"]
 
@@ -64,7 +65,8 @@ def test_a_polyphonic_line_one_end_sets_the_rhyme_when_the_form_rhymes_it(shippe
         (note,) = p.notes
         assert note.kind == "polyphonic_end" and note.fields["char"] == "衣"
         if p.form in ("平起入韵", "仄起入韵"):
-            assert {p.lines[1][-1], p.lines[3][-1]} <= {c for c in p.text if "上平五微" in prosody.rhyme_groups(c)}, p.text
+            in_wei = {c for c in p.text if "上平五微" in prosody.rhyme_groups(c)}
+            assert {p.lines[1][-1], p.lines[3][-1]} <= in_wei, p.text
             assert note.fields["tone"] == "平" and "reads it as 平 (上平五微)" in note
         else:
             assert note.fields["tone"] == "仄" and "reads it as 仄" in note

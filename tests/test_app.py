@@ -79,11 +79,14 @@ def test_zh_message_gives_chinese_before_the_english(tmp_path):
     assert page.zh_message(info.value).startswith("overuse.json（常用字统计）损坏")
     # Notes carry their kind: the Chinese comes from the fields, whatever the English says.
     note = Note("anything at all", "first_line_breaks", form="仄起入韵", where=[4, 5], chars="们啊")
-    assert page.zh_message(note, "warning") == "首句不合四种平仄格式；第二至四句依首句最接近的仄起入韵，首句第 4、5 字（们啊）失律 (anything at all)"
+    assert page.zh_message(note, "warning") == ("首句不合四种平仄格式；第二至四句依首句最接近的仄起入韵，"
+                                                "首句第 4、5 字（们啊）失律 (anything at all)")
     assert page.zh_message(Note("x", "relaxed", rule="rhyme"), "warning").startswith("未能每一步都守住押韵")
     # an English sentence alone, or a kind nobody mapped, still gets a Chinese lead-in and the English in full
-    assert page.zh_message("could not keep rhyme at every step (x)", "warning") == "提示 (could not keep rhyme at every step (x))"
-    assert page.zh_message(PoetryError("Something new went wrong.", kind="brand_new")) == "未能完成，原因见英文说明 (Something new went wrong.)"
+    assert (page.zh_message("could not keep rhyme at every step (x)", "warning")
+            == "提示 (could not keep rhyme at every step (x))")
+    assert (page.zh_message(PoetryError("Something new went wrong.", kind="brand_new"))
+            == "未能完成，原因见英文说明 (Something new went wrong.)")
     assert page.zh_message("Something new.", "warning") == "提示 (Something new.)"
 
 
@@ -97,8 +100,10 @@ def test_every_kind_the_library_raises_has_its_chinese():
             if isinstance(node, ast.Call):
                 name = getattr(node.func, "id", getattr(node.func, "attr", ""))
                 if name.endswith("Error"):
-                    raised |= {k.value.value for k in node.keywords if k.arg == "kind" and isinstance(k.value, ast.Constant)}
-                if getattr(node.func, "id", "") == "Note" and len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+                    raised |= {k.value.value for k in node.keywords
+                               if k.arg == "kind" and isinstance(k.value, ast.Constant)}
+                if (getattr(node.func, "id", "") == "Note" and len(node.args) > 1
+                        and isinstance(node.args[1], ast.Constant)):
                     raised.add(node.args[1].value)
     assert {"input_length", "model_missing", "polyphonic_end", "relaxed"} <= raised  # the walk finds them
     assert not raised - {"error"} - set(page.ZH_BY_KIND), sorted(raised - set(page.ZH_BY_KIND))
@@ -149,7 +154,8 @@ def test_fast_loaders_match_keras_and_gensim(tiny_models):
         a, _ = fast.stepper.run(ids, batch=2)
         b, _ = slow.stepper.run(ids, batch=2)
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
-    ours, theirs = load_vectors_fast(tiny_models / "word2vec" / "vectors"), load_vectors(tiny_models / "word2vec" / "vectors")
+    ours, theirs = (load_vectors_fast(tiny_models / "word2vec" / "vectors"),
+                    load_vectors(tiny_models / "word2vec" / "vectors"))
     assert ours.index_to_key == theirs.index_to_key
     np.testing.assert_array_equal(ours.vectors, theirs.vectors)
     assert nearest(ours, "月", 5) == nearest(theirs, "月", 5)
@@ -381,7 +387,8 @@ def test_page_uses_the_configs_decoder_settings(tiny_root, tiny_models, tmp_path
 
     config = tmp_path / "config.toml"
     config.write_text((tiny_root / "config.toml").read_text(encoding="utf-8")
-                      + "[generate]\nn = 2\ncandidates = 2\ncoherence = 0.0\nfrequency_penalty = 0.0\n", encoding="utf-8")
+                      + "[generate]\nn = 2\ncandidates = 2\ncoherence = 0.0\nfrequency_penalty = 0.0\n",
+                      encoding="utf-8")
     monkeypatch.setenv("POETRY_LSTM_CONFIG", str(config))
     at = ask(AppTest.from_file(str(APP), default_timeout=60).run(), "江南春日好")
     cfg = load_config(str(config))
@@ -403,7 +410,8 @@ def test_new_seed_button(app):
 
 def test_model_tab_explorer_and_corpus(app):
     # Training curves, the evaluation table and the explorer's neighbours table all render.
-    assert len(app.get("vega_lite_chart")) == 5  # 2 curves, the PCA, dynasties and top characters (the tiny corpus drops nothing)
+    # 2 curves, the PCA, dynasties and top characters (the tiny corpus drops nothing)
+    assert len(app.get("vega_lite_chart")) == 5
     tables = [d.value for d in app.dataframe]
     evaluation = next(t for t in tables if "perplexity" in t.columns)
     assert list(evaluation["模型 model"]) == ["word2vec", "onehot"]
@@ -424,7 +432,8 @@ def test_missing_models_say_which_command(tmp_path, monkeypatch):
     monkeypatch.setenv("POETRY_LSTM_CONFIG", str(config))
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not at.exception
-    assert any(e.startswith("还没有 word2vec 模型") and "poetry-lstm train --mode word2vec" in e for e in errors(at)), errors(at)
+    assert any(e.startswith("还没有 word2vec 模型") and "poetry-lstm train --mode word2vec" in e
+               for e in errors(at)), errors(at)
     assert not at.tabs  # st.stop() before the tabs
 
 

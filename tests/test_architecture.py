@@ -73,5 +73,6 @@ def test_there_is_no_import_circle():
 
 def test_the_checks_see_an_import_inside_a_function(tmp_path):
     path = tmp_path / "model.py"
-    path.write_text("def f():\n    from .overuse import penalties\n    from poetry_lstm import evaluate\n", encoding="utf-8")
+    path.write_text("def f():\n    from .overuse import penalties\n    from poetry_lstm import evaluate\n",
+                    encoding="utf-8")
     assert imports_of(path) == {"overuse", "evaluate"}

@@ -40,7 +40,8 @@ def test_ratios_count_only_lines_2_to_4_and_only_what_is_written_too_often():
 def test_training_measures_the_decoders_overuse_beside_the_model(tiny_models):
     for mode in ("word2vec", "onehot"):
         record = json.loads((tiny_models / mode / OVERUSE_FILE).read_text(encoding="utf-8"))
-        assert record["first_lines"] == 30 and record["options"]["candidates"] == 8 and "overuse_penalty" not in record["options"]
+        assert (record["first_lines"] == 30 and record["options"]["candidates"] == 8
+                and "overuse_penalty" not in record["options"])
         assert all(r > 0 for r in record["overuse"].values())
         card = (tiny_models / mode / "card.md").read_text(encoding="utf-8")
         assert "## Decoding" in card and f"poetry-lstm calibrate --mode {mode}" in card
@@ -59,7 +60,8 @@ def test_the_decoder_holds_back_an_overused_character(tmp_path):
     assert count(0.0) > 3 * max(count(1.0), 1)
 
 
-@pytest.mark.parametrize("content", ['{"overuse": {"江": "much"}}', '{"overuse": [1, 2]}', "[]", '{"overuse": {"江": NaN}}'])
+@pytest.mark.parametrize("content", ['{"overuse": {"江": "much"}}', '{"overuse": [1, 2]}', "[]",
+                                     '{"overuse": {"江": NaN}}'])
 def test_a_malformed_overuse_file_names_the_command_that_rebuilds_it(tmp_path, content):
     trained = fake_model(tmp_path, "江山水云花人来去风月")
     (tmp_path / OVERUSE_FILE).write_text(content, encoding="utf-8")
@@ -74,14 +76,16 @@ def test_calibrate_repairs_a_malformed_overuse_file(tiny_root, tiny_models, tmp_
     shutil.copytree(tiny_root / "corpus", root / "corpus")
     shutil.copytree(tiny_models, root / "models")
     config = root / "config.toml"
-    config.write_text(f'[paths]\ncorpus_dir = "{(root / "corpus").as_posix()}"\nmodels_dir = "{(root / "models").as_posix()}"\n',
+    config.write_text(f'[paths]\ncorpus_dir = "{(root / "corpus").as_posix()}"\n'
+                      f'models_dir = "{(root / "models").as_posix()}"\n',
                       encoding="utf-8")
     target = root / "models" / "onehot" / OVERUSE_FILE
     target.write_text('{"overuse": {"江": "much"}}', encoding="utf-8")
     generate = ["--config", str(config), "generate", "春眠不觉晓", "--mode", "onehot", "--n", "1"]
     refused = CliRunner().invoke(cli, generate)
     assert refused.exit_code == 1 and "poetry-lstm calibrate --mode onehot" in refused.stderr, refused.output
-    repaired = CliRunner().invoke(cli, ["--config", str(config), "calibrate", "--mode", "onehot", "--overuse-poems", "8"])
+    repaired = CliRunner().invoke(cli, ["--config", str(config), "calibrate", "--mode", "onehot",
+                                        "--overuse-poems", "8"])
     assert repaired.exit_code == 0, repaired.output
     assert json.loads(target.read_text(encoding="utf-8"))["first_lines"] == 8
     again = CliRunner().invoke(cli, generate)
@@ -93,11 +97,13 @@ def test_calibrate_rewrites_the_measure_and_says_what_is_missing(tiny_root, tiny
     shutil.copytree(tiny_root / "corpus", root / "corpus")
     shutil.copytree(tiny_models, root / "models")
     config = root / "config.toml"
-    config.write_text(f'[paths]\ncorpus_dir = "{(root / "corpus").as_posix()}"\nmodels_dir = "{(root / "models").as_posix()}"\n',
+    config.write_text(f'[paths]\ncorpus_dir = "{(root / "corpus").as_posix()}"\n'
+                      f'models_dir = "{(root / "models").as_posix()}"\n',
                       encoding="utf-8")
     target = root / "models" / "onehot" / OVERUSE_FILE
     target.unlink()
-    result = CliRunner().invoke(cli, ["--config", str(config), "calibrate", "--mode", "onehot", "--overuse-poems", "12"])
+    result = CliRunner().invoke(cli, ["--config", str(config), "calibrate", "--mode", "onehot",
+                                      "--overuse-poems", "12"])
     assert result.exit_code == 0, result.output
     assert json.loads(target.read_text(encoding="utf-8"))["first_lines"] == 12
     assert "lines 2–4 of 12 training 五绝 first lines" in (target.parent / "card.md").read_text(encoding="utf-8")

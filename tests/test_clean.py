@@ -40,8 +40,8 @@ def run_clean(tmp_path: Path, poems: list[str], extra: list[dict] = (), **clean_
     ("白日依山尽，黄河入海流(入海 一作:向东)。欲穷千里目，更上一层楼。", DENGGUAN),
     ("白日依山尽，黄河入海流。【注】欲穷千里目〔一〕，更上一层楼[1]。", DENGGUAN),          # other bracketed notes
     (" 白日依山尽，\n黄河入海流。\r\n欲穷千里目，\u3000更上一层楼。\t", DENGGUAN),       # whitespace of every kind
-], ids=["traditional", "traditional-2", "half-width", "odd-width", "half-width-question", "variant-note", "variant-note-ascii",
-        "other-notes", "whitespace"])
+], ids=["traditional", "traditional-2", "half-width", "odd-width", "half-width-question", "variant-note",
+        "variant-note-ascii", "other-notes", "whitespace"])
 def test_normalise(raw, expected):
     assert clean.normalise(raw) == expected
 
@@ -53,7 +53,8 @@ def test_normalise_can_keep_traditional_characters():
 # --- variant forms (异体字) ---------------------------------------------------------------------------
 
 # generate.py's table for the decoder: the cleaner's must hold every one of its variants.
-DECODER_VARIANTS = "疎踈髪劒浄迳猨鶑髙鬭鬬懽隣罇檝幷峩堦怱穉飜迺廻缾鳯畧逈潄秪秖歳暎栢悮犂輙竝緜顇欵顦憇薫呌碁讐鏁邨効鸎徴囘衞虵棃窻箒脇蕚趂朶悤"
+DECODER_VARIANTS = ("疎踈髪劒浄迳猨鶑髙鬭鬬懽隣罇檝幷峩堦怱穉飜迺廻缾鳯畧逈潄秪秖歳"
+                    "暎栢悮犂輙竝緜顇欵顦憇薫呌碁讐鏁邨効鸎徴囘衞虵棃窻箒脇蕚趂朶悤")
 # A poem written with variant forms t2s keeps (疎 遶 鴈 痩 隠 谿), and the same poem in standard forms.
 VARIANT_POEM = "疎林遶古寺，鴈影下寒谿。痩馬隠秋草，疎钟过远堤。"
 STANDARD_POEM = "疏林绕古寺，雁影下寒溪。瘦马隐秋草，疏钟过远堤。"
@@ -61,7 +62,8 @@ STANDARD_POEM = "疏林绕古寺，雁影下寒溪。瘦马隐秋草，疏钟过
 
 def test_variant_forms_become_standard_after_t2s():
     assert clean.normalise(VARIANT_POEM) == STANDARD_POEM
-    assert clean.normalise("疎林遶古寺，鴈影下寒谿。痩馬隠秋草，疎鐘過遠隄。") == STANDARD_POEM  # traditional too, 隄 → 堤
+    # traditional too, 隄 → 堤
+    assert clean.normalise("疎林遶古寺，鴈影下寒谿。痩馬隠秋草，疎鐘過遠隄。") == STANDARD_POEM
     assert clean.to_simplified(VARIANT_POEM) != STANDARD_POEM  # t2s alone keeps them: the table does the work
     assert clean.normalise(VARIANT_POEM, standardise=False) == clean.to_simplified(VARIANT_POEM)
     assert clean.normalise(VARIANT_POEM, simplify=False) == VARIANT_POEM
@@ -161,7 +163,8 @@ def test_extension_a_characters_are_allowed():
 def test_a_wulv_gives_two_halves_only_when_asked():
     reason, parts = clean.problem_of(CHUNWANG, ["wujue", "wulv"])
     assert reason is None
-    assert parts == [["国破山河在", "城春草木深", "感时花溅泪", "恨别鸟惊心"], ["烽火连三月", "家书抵万金", "白头搔更短", "浑欲不胜簪"]]
+    assert parts == [["国破山河在", "城春草木深", "感时花溅泪", "恨别鸟惊心"],
+                     ["烽火连三月", "家书抵万金", "白头搔更短", "浑欲不胜簪"]]
     assert clean.problem_of(DENGGUAN, ["wujue", "wulv"]) == (None, [LINES])
 
 
@@ -194,7 +197,8 @@ def test_every_drop_is_counted_by_reason_in_the_report(tmp_path):
 
 def test_a_poem_sharing_two_lines_with_an_earlier_one_is_dropped(tmp_path):
     poems = [DENGGUAN,
-             "白日依山尽，黄河入海流。欲穷千里眼，更上一层台。",   # two lines repeated, a character changed in the others
+             # two lines repeated, a character changed in the others
+             "白日依山尽，黄河入海流。欲穷千里眼，更上一层台。",
              "白日依山没，长河入海流。欲穷千里目，更上一层楼。"]   # the second half repeated
     report, corpus, _ = run_clean(tmp_path, poems)
     assert [r["text"] for r in corpus] == [DENGGUAN]
@@ -217,7 +221,8 @@ def test_a_poem_borrowing_one_line_lands_in_its_owners_split(tmp_path):
     for split in ("valid", "test"):
         _, owner = poem_in_split(split, cfg)
         # the owner's first line and three lines of its own, and its own hash says train
-        borrower = next(b for b in (owner[:5] + t[5:] for t in synthetic_poems(50, seed=42)) if clean.split_of(b, cfg) == "train")
+        borrower = next(b for b in (owner[:5] + t[5:] for t in synthetic_poems(50, seed=42))
+                        if clean.split_of(b, cfg) == "train")
         _, corpus, _ = run_clean(tmp_path / split, [owner, borrower])
         assert [(r["text"], r["split"]) for r in corpus] == [(owner, split), (borrower, split)]
 
@@ -234,7 +239,8 @@ def test_no_line_of_a_valid_or_test_poem_occurs_in_train(tmp_path):
     in_split = {s: {line for r in corpus if r["split"] == s for line in r["lines"]} for s in clean.SPLITS}
     assert not in_split["train"] & (in_split["valid"] | in_split["test"])
     assert not in_split["valid"] & in_split["test"]
-    assert report["dropped"]["duplicate_line"] > 50 and report["per_split"]["valid"] > 0 and report["per_split"]["test"] > 0
+    assert (report["dropped"]["duplicate_line"] > 50 and report["per_split"]["valid"] > 0
+            and report["per_split"]["test"] > 0)
     assert len({r["text"] for r in corpus}) == len(corpus)
     borrowed = [r for r in corpus[600:] if r["split"] != "train"]
     assert borrowed, "some borrowers inherited a valid or test split"
@@ -271,7 +277,8 @@ def eight_lines(seed: int) -> str:
 def test_wulv_halves_join_train_only(tmp_path):
     cfg = tiny_config(tmp_path)
     # A 五律 whose halves would hash to valid or test on their own, so "train only" is not luck.
-    eight = next(t for t in map(eight_lines, range(1000, 3000)) if {clean.split_of(t[:24], cfg), clean.split_of(t[24:], cfg)} == {"valid", "test"})
+    eight = next(t for t in map(eight_lines, range(1000, 3000))
+                 if {clean.split_of(t[:24], cfg), clean.split_of(t[24:], cfg)} == {"valid", "test"})
     _, valid_poem = poem_in_split("valid", cfg)
     sharing = valid_poem[:6] + eight_lines(7)[6:]  # a 五律 whose first half borrows a valid poem's line
     poems = [eight, valid_poem, sharing, DENGGUAN]
@@ -283,7 +290,8 @@ def test_wulv_halves_join_train_only(tmp_path):
     report, corpus, _ = run_clean(tmp_path / "wulv", poems, forms=["wujue", "wulv"])
     assert [r["form"] for r in corpus[:2]] == ["wujue", "wujue"]  # real quatrains first
     halves = [r for r in corpus if r["form"] == "wulv_half"]
-    assert [r["text"] for r in halves] == [eight[:24], eight[24:], sharing[24:]]  # the half sharing a valid line is dropped
+    # the half sharing a valid line is dropped
+    assert [r["text"] for r in halves] == [eight[:24], eight[24:], sharing[24:]]
     assert {r["split"] for r in halves} == {"train"}
     assert report["kept_wulv_halves"] == 3 and report["kept_real_quatrains"] == 2
     assert report["dropped"]["shares_a_held_out_line"] == 1 and report["per_split"]["train"] >= 3
@@ -304,7 +312,8 @@ def test_the_report_has_every_key(tmp_path):
     assert set(report["coverage_top"]) == {"2000", "3000", "4000", "5000"}
     assert all(v == 1.0 for v in report["coverage_top"].values())  # a vocabulary of ~150 is wholly covered
     meihua = next(r for r in corpus if r["source"] == "gushiwen")
-    assert (meihua["text"], meihua["author"], meihua["dynasty"]) == ("墙角数枝梅，凌寒独自开。遥知不是雪，为有暗香来。", "王安石", "宋")
+    assert ((meihua["text"], meihua["author"], meihua["dynasty"])
+            == ("墙角数枝梅，凌寒独自开。遥知不是雪，为有暗香来。", "王安石", "宋"))
 
 
 def test_coverage_counts_the_top_characters(tmp_path):

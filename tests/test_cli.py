@@ -24,7 +24,8 @@ from poetry_lstm.cli import cli
 def project(tmp_path) -> Path:
     """A config file that puts crawler/, corpus/ and models/ under tmp_path."""
     paths = {name: (tmp_path / name.split("_")[0]).as_posix() for name in ("crawler_dir", "corpus_dir", "models_dir")}
-    (tmp_path / "config.toml").write_text("[paths]\n" + "".join(f'{k} = "{v}"\n' for k, v in paths.items()), encoding="utf-8")
+    (tmp_path / "config.toml").write_text("[paths]\n" + "".join(f'{k} = "{v}"\n' for k, v in paths.items()),
+                                          encoding="utf-8")
     return tmp_path
 
 
@@ -72,7 +73,8 @@ def test_crawl_from_a_tarball_builds_the_corpus(project):
     assert 'crawl: {"files": 2, "malformed": 4, "records": 6}' in result.stdout
     assert "clean: kept 4 (4 real 五绝, 0 五律 halves, 0 windows of 五古 and 五排)" in result.stdout
     assert "replaced" not in result.stdout  # nothing was there before
-    rows = [json.loads(line) for line in (project / "corpus" / "quatrains.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [json.loads(line)
+            for line in (project / "corpus" / "quatrains.jsonl").read_text(encoding="utf-8").splitlines()]
     assert {r["text"] for r in rows} == set(EXPECTED_CORPUS)
     report = json.loads((project / "corpus" / "report.json").read_text(encoding="utf-8"))
     assert report["kept"] == 4 and report["per_dynasty"] == {"唐": 3, "宋": 1}
@@ -83,9 +85,11 @@ def test_crawl_with_wulv_adds_the_halves_to_train(project):
     result = run(project, "crawl", "--from", build_tree(project / "clone"), "--forms", "wujue,wulv")
     assert result.exit_code == 0, result.output
     assert "clean: kept 6 (4 real 五绝, 2 五律 halves, 0 windows of 五古 and 五排)" in result.stdout
-    rows = [json.loads(line) for line in (project / "corpus" / "quatrains.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [json.loads(line)
+            for line in (project / "corpus" / "quatrains.jsonl").read_text(encoding="utf-8").splitlines()]
     halves = [r for r in rows if r["form"] == "wulv_half"]
-    assert [r["text"] for r in halves] == ["国破山河在，城春草木深。感时花溅泪，恨别鸟惊心。", "烽火连三月，家书抵万金。白头搔更短，浑欲不胜簪。"]
+    assert [r["text"] for r in halves] == ["国破山河在，城春草木深。感时花溅泪，恨别鸟惊心。",
+                                           "烽火连三月，家书抵万金。白头搔更短，浑欲不胜簪。"]
     assert {r["split"] for r in halves} == {"train"}
 
 
@@ -104,7 +108,8 @@ def test_clean_without_raw_records_says_run_crawl(project):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--source", "gushiwen", "--from", "x.tgz"], "--from applies to --source chinese-poetry only; drop it or add --source chinese-poetry."),
+    (["--source", "gushiwen", "--from", "x.tgz"],
+     "--from applies to --source chinese-poetry only; drop it or add --source chinese-poetry."),
     (["--source", "chinese-poetry", "--base-url", "http://127.0.0.1:9", "--delay", "2"],
      "--base-url and --delay apply to --source gushiwen only; drop them or add --source gushiwen."),
     (["--max-pages", "3"], "--max-pages applies to --source gushiwen only; drop it or add --source gushiwen."),
@@ -127,7 +132,8 @@ def test_bad_forms_are_refused(project):
 def test_a_missing_source_path_is_one_line(project):
     before = seed_corpus(project)
     line = error_line(run(project, "crawl", "--from", project / "chinese-poetry-2.0.1.tgz"))
-    assert line == f"Error: {project / 'chinese-poetry-2.0.1.tgz'} does not exist; run `npm pack chinese-poetry@2.0.1` or pass a chinese-poetry clone to --from."
+    assert line == (f"Error: {project / 'chinese-poetry-2.0.1.tgz'} does not exist; "
+                    "run `npm pack chinese-poetry@2.0.1` or pass a chinese-poetry clone to --from.")
     assert (project / "corpus" / "quatrains.jsonl").read_bytes() == before
 
 
@@ -138,7 +144,8 @@ def test_corrupt_tarballs_are_one_line_and_keep_the_corpus(project):
         result = run(project, "crawl", "--from", path)
         line = error_line(result)
         assert result.exit_code == 1
-        assert line.startswith(f"Error: {path} is not a readable tarball (") and line.endswith("npm pack chinese-poetry@2.0.1."), name
+        assert (line.startswith(f"Error: {path} is not a readable tarball (")
+                and line.endswith("npm pack chinese-poetry@2.0.1.")), name
         assert (project / "corpus" / "quatrains.jsonl").read_bytes() == before, name
         assert (project / "crawler" / "raw" / "chinese-poetry.jsonl").read_bytes() == raw_before, name
 
@@ -166,9 +173,11 @@ def test_a_full_disk_is_one_line_and_the_old_corpus_survives(project, monkeypatc
     monkeypatch.setattr(os, "replace", no_space)
     result = run(project, "crawl", "--from", build_tarball(project), "--force")  # 6 records replacing 40
     assert result.exit_code == 1
-    assert error_line(result) == f"Error: The disk is full while writing {corpus}; free some space and run the command again."
+    assert error_line(result) == (f"Error: The disk is full while writing {corpus}; "
+                                  "free some space and run the command again.")
     assert corpus.read_bytes() == before
-    assert sorted(p.name for p in corpus.parent.iterdir()) == ["quatrains.jsonl", "report.json"]  # no temporary file left
+    # no temporary file left
+    assert sorted(p.name for p in corpus.parent.iterdir()) == ["quatrains.jsonl", "report.json"]
 
 
 def test_a_folder_that_cannot_be_written_is_one_line(project):
@@ -181,7 +190,8 @@ def test_a_folder_that_cannot_be_written_is_one_line(project):
 def test_an_unknown_source_is_refused_by_click(project):
     """--source picks the crawler: choices are checked by click (exit 2, one line)."""
     result = run(project, "crawl", "--source", "wikisource")
-    assert result.exit_code == 2 and "Traceback" not in result.output and "Invalid value for '--source'" in result.output
+    assert (result.exit_code == 2 and "Traceback" not in result.output
+            and "Invalid value for '--source'" in result.output)
 
 
 # --- train ------------------------------------------------------------------------------------------
@@ -225,7 +235,8 @@ def test_train_and_a_keras_only_path_without_the_extra_say_what_to_install(proje
         monkeypatch.setitem(sys.modules, name, None)
     result = run(project, "train", "--mode", "onehot")
     assert result.exit_code == 1
-    assert error_line(result) == ('Error: `poetry-lstm train` needs TensorFlow and gensim, which the light install leaves out; '
+    assert error_line(result) == ('Error: `poetry-lstm train` needs TensorFlow and gensim, '
+                                  'which the light install leaves out; '
                                   'install the train extra with pip install -e ".[train]" in the project folder.')
     # A model file the fast reader cannot read: without Keras to fall back on, say the file is broken and how to
     # get it back, not "install TensorFlow" (it would not help) and not a traceback.
@@ -256,11 +267,13 @@ def test_generate_flags_out_of_range_are_refused_before_the_model_loads(project,
 
 
 @pytest.mark.parametrize("line, message", [
-    ("n = 100000", "[generate] n must be from 1 to 20, not 100000."), ("n = 0", "[generate] n must be from 1 to 20, not 0."),
+    ("n = 100000", "[generate] n must be from 1 to 20, not 100000."),
+    ("n = 0", "[generate] n must be from 1 to 20, not 0."),
     ("beam = 100000", "[generate] beam must be from 1 to 64, not 100000."),
     ("temperature = -1", "[generate] temperature must be from 0.05 to 5, not -1.0."),
     ("top_p = 2.0", "[generate] top_p must be above 0 and at most 1, not 2.0."),
-    ("beam = 0", "[generate] beam must be from 1 to 64, not 0."), ("top_k = -5", "[generate] top_k must be at least 0, not -5."),
+    ("beam = 0", "[generate] beam must be from 1 to 64, not 0."),
+    ("top_k = -5", "[generate] top_k must be at least 0, not -5."),
     ("max_tries = -1", "[generate] max_tries must be at least 1, not -1."),
     ('mode = "nope"', "[generate] mode must be one of word2vec, onehot, not 'nope'."),
 ])
@@ -274,7 +287,8 @@ def test_generate_values_in_a_config_file_get_the_same_checks(project, line, mes
 
 def test_generate_takes_any_integer_seed_from_a_flag_or_a_file(tiny_root, tiny_models, tmp_path):
     config = tmp_path / "seed.toml"
-    config.write_text((tiny_root / "config.toml").read_text(encoding="utf-8") + "[generate]\nseed = -5\n", encoding="utf-8")
+    config.write_text((tiny_root / "config.toml").read_text(encoding="utf-8") + "[generate]\nseed = -5\n",
+                      encoding="utf-8")
     poems = []
     for args in (["--config", str(tiny_root / "config.toml"), "generate", "春眠不觉晓", "--seed", "-5"],
                  ["--config", str(config), "generate", "春眠不觉晓"],
@@ -292,8 +306,10 @@ def test_generate_help_shows_defaults_ranges_and_what_score_means():
 
     g = load_config().generate  # the defaults shown are the config's
     for expected in ("How many poems (from 1 to 20). [default: 3]", f"(from 0.05 to 5). [default: {g.temperature:g}]",
-                     "[default: word2vec]", "(from 1 to 64). [default: 1]", "[default: 0]", "(above 0 and at most 1). [default: 0.9]",
-                     "mean log-probability per generated character", "0 when at least one line got a poem, 2 when every line was refused"):
+                     "[default: word2vec]", "(from 1 to 64). [default: 1]", "[default: 0]",
+                     "(above 0 and at most 1). [default: 0.9]",
+                     "mean log-probability per generated character",
+                     "0 when at least one line got a poem, 2 when every line was refused"):
         assert expected in text, expected
 
 
@@ -312,7 +328,8 @@ def test_text_output_explains_the_score_and_names_the_breaking_characters(gen):
     result = gen("我爱你们啊", "--n", "1", "--seed", "0")
     assert result.exit_code == 0, result.output
     assert "score: mean log-probability per generated character under the model; higher is likelier." in result.stdout
-    breaks = [line.strip() for line in result.stdout.splitlines() if " breaks " in line and line.strip().startswith("line 1")]
+    breaks = [line.strip() for line in result.stdout.splitlines()
+              if " breaks " in line and line.strip().startswith("line 1")]
     assert len(breaks) == 1 and re.fullmatch(r"line 1 breaks \S+ at character \d(, \d)*", breaks[0]), result.stdout
 
 
@@ -365,7 +382,8 @@ def test_file_with_json_writes_one_object_per_line_and_goes_on_past_a_bad_one(ge
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["line"] for r in rows] == [1, 3, 4]
-    assert rows[1] == {"line": 3, "input": "abcde", "error": rows[1]["error"]} and "five Chinese characters" in rows[1]["error"]
+    assert (rows[1] == {"line": 3, "input": "abcde", "error": rows[1]["error"]}
+            and "five Chinese characters" in rows[1]["error"])
     single = json.loads(gen("牀前明月光。", "--json", "--n", "2", "--seed", "4").stdout)
     assert rows[2] == {"line": 4, **single}  # the same fields and poems as one line given alone
     assert rows[0]["first_line"] == "白日依山尽" and len(rows[0]["poems"]) == 2
@@ -380,7 +398,8 @@ def test_file_as_text_prints_each_poem_and_a_bad_line_in_its_place(gen, tmp_path
     lines = result.stdout.splitlines()
     assert lines[0] == "line 1: 白日依山尽" and "line 4: 牀前明月光。" in lines
     assert any(line.startswith("line 3: The first line must be five Chinese characters") for line in lines)
-    assert lines.index("line 1: 白日依山尽") < [i for i, l in enumerate(lines) if l.startswith("line 3:")][0] < lines.index("line 4: 牀前明月光。")
+    assert (lines.index("line 1: 白日依山尽") < [i for i, line in enumerate(lines) if line.startswith("line 3:")][0]
+            < lines.index("line 4: 牀前明月光。"))
     assert lines[-1].startswith("score: ")
 
 
@@ -391,7 +410,8 @@ def test_file_where_every_line_is_refused_exits_2(gen, tmp_path):
     assert result.exit_code == 2
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r.get("line") for r in rows] == [1, 2, None]
-    assert rows[-1] == {"error": f"No line of {path} gave a poem; each must be five Chinese characters, e.g. 床前明月光."}
+    assert rows[-1] == {"error": f"No line of {path} gave a poem; "
+                                 "each must be five Chinese characters, e.g. 床前明月光."}
 
 
 @pytest.mark.parametrize("content, says", [
@@ -416,7 +436,8 @@ def test_a_utf8_byte_order_mark_is_no_character(gen, tmp_path):
 
 def test_generate_never_imports_tensorflow_or_gensim(tiny_root, tiny_models):
     code = ("import sys; from poetry_lstm.cli import cli; "
-            f"cli.main(['--config', {str(tiny_root / 'config.toml')!r}, 'generate', '山水风月花', '--n', '1'], standalone_mode=False); "
+            f"cli.main(['--config', {str(tiny_root / 'config.toml')!r}, 'generate', '山水风月花', '--n', '1'], "
+            "standalone_mode=False); "
             "print(sorted(m for m in ('tensorflow', 'keras', 'gensim', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -429,9 +450,11 @@ def test_a_delay_under_a_second_against_the_real_site_is_refused(project):
     before = seed_corpus(project)
     result = run(project, "crawl", "--source", "gushiwen", "--delay", "0")
     assert result.exit_code == 2
-    assert error_line(result) == ("Error: A delay of 0 s is too short for www.gushiwen.cn: under 1 s is allowed only against "
+    assert error_line(result) == ("Error: A delay of 0 s is too short for www.gushiwen.cn: "
+                                  "under 1 s is allowed only against "
                                   "this machine (127.0.0.1, localhost); use --delay 1 or more.")
-    assert (project / "corpus" / "quatrains.jsonl").read_bytes() == before and not (project / "crawler" / "cache").exists()
+    assert ((project / "corpus" / "quatrains.jsonl").read_bytes() == before
+            and not (project / "crawler" / "cache").exists())
     assert "under 1 only against this machine" in " ".join(run(project, "crawl", "--help").output.split())
 
 
@@ -445,8 +468,8 @@ def test_robots_txt_forbidding_everything_says_so(project):
         result = run(project, "crawl", "--source", "gushiwen", "--base-url", server.url, "--delay", "0")
         assert server.paths() == ["/robots.txt"]
     assert result.exit_code == 1
-    assert error_line(result) == (f"Error: {server.url}/robots.txt forbids the crawl: no list page may be fetched, so nothing "
-                                  "was; no records were written.")
+    assert error_line(result) == (f"Error: {server.url}/robots.txt forbids the crawl: "
+                                  "no list page may be fetched, so nothing was; no records were written.")
     assert "run `poetry-lstm crawl` first" not in result.output and result.stderr.count("\n") == 1  # one sentence
 
 
@@ -455,8 +478,9 @@ def test_a_crawl_of_a_few_records_keeps_the_corpus_unless_forced(project):
     raw = project / "crawler" / "raw" / "chinese-poetry.jsonl"
     result = run(project, "crawl", "--from", small_tree(project / "small"))
     assert result.exit_code == 1
-    assert error_line(result) == (f"Error: The new crawl has 1 record, fewer than half of the 40 in {raw}, so the previous raw "
-                                  "records and corpus are kept; check --from (the full data set is `npm pack chinese-poetry@2.0.1`), "
+    assert error_line(result) == (f"Error: The new crawl has 1 record, fewer than half of the 40 in {raw}, "
+                                  "so the previous raw records and corpus are kept; "
+                                  "check --from (the full data set is `npm pack chinese-poetry@2.0.1`), "
                                   "or pass --force to replace them.")
     assert (project / "corpus" / "quatrains.jsonl").read_bytes() == before
     forced = run(project, "crawl", "--from", small_tree(project / "small2"), "--force")
@@ -468,4 +492,5 @@ def test_a_crawl_of_a_few_records_keeps_the_corpus_unless_forced(project):
 def test_force_is_a_chinese_poetry_flag(project):
     result = run(project, "crawl", "--source", "gushiwen", "--force")
     assert result.exit_code == 2
-    assert error_line(result) == "Error: --force applies to --source chinese-poetry only; drop it or add --source chinese-poetry."
+    assert error_line(result) == ("Error: --force applies to --source chinese-poetry only; "
+                                  "drop it or add --source chinese-poetry.")

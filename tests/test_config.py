@@ -45,8 +45,10 @@ def test_a_built_wheel_ships_the_defaults_and_leaves_training_to_an_extra(tmp_pa
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "config", src / "config")
-    shutil.copytree(ROOT / "poetry_lstm", src / "poetry_lstm", symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run([sys.executable, "-c", f"import setuptools.build_meta as b; b.build_wheel({str(tmp_path / 'dist')!r})"],
+    shutil.copytree(ROOT / "poetry_lstm", src / "poetry_lstm", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-c",
+                    f"import setuptools.build_meta as b; b.build_wheel({str(tmp_path / 'dist')!r})"],
                    cwd=src, check=True, capture_output=True)
     (wheel,) = (tmp_path / "dist").glob("poetry_lstm-*.whl")
     with zipfile.ZipFile(wheel) as z:
@@ -101,21 +103,25 @@ def test_an_override_file_changes_only_its_keys(tmp_path):
     cfg, default = load_config(path), load_config()
     assert cfg.train.batch_size == 8 and cfg.train.learning_rate == 1.0 and isinstance(cfg.train.learning_rate, float)
     assert cfg.clean.forms == ["wujue", "wulv"] and cfg.paths.corpus_dir == "elsewhere"
-    assert cfg.train.epochs == default.train.epochs and cfg.model == default.model and cfg.paths.crawler_dir == default.paths.crawler_dir
+    assert (cfg.train.epochs == default.train.epochs and cfg.model == default.model
+            and cfg.paths.crawler_dir == default.paths.crawler_dir)
     assert load_config(str(path)) == cfg
     assert load_config(write(tmp_path, "", "empty.toml")) == default
 
 
 @pytest.mark.parametrize("text, message", [
-    ("[trian]\nepochs = 3\n", r"^Unknown config section \[trian\] in .*my.toml; the sections are: paths, crawl, clean, "),
+    ("[trian]\nepochs = 3\n",
+     r"^Unknown config section \[trian\] in .*my.toml; the sections are: paths, crawl, clean, "),
     ("[train]\nepochz = 3\n", r"^.*my.toml: Unknown config key \[train\] epochz; the keys of \[train\] are: mode, "),
     ('[train]\nepochs = "ten"\n', r"^.*my.toml: Config key \[train\] epochs must be int, not 'ten'\.$"),
     ("[train]\nepochs = true\n", r"^.*my.toml: Config key \[train\] epochs must be int, not True\.$"),
     ("[train]\nepochs = 2.5\n", r"^.*my.toml: Config key \[train\] epochs must be int, not 2.5\.$"),
-    ('[train]\nlearning_rate = "fast"\n', r"^.*my.toml: Config key \[train\] learning_rate must be float, not 'fast'\.$"),
+    ('[train]\nlearning_rate = "fast"\n',
+     r"^.*my.toml: Config key \[train\] learning_rate must be float, not 'fast'\.$"),
     ("[train]\nfine_tune_vectors = 1\n", r"^.*my.toml: Config key \[train\] fine_tune_vectors must be bool, not 1\.$"),
     ('[clean]\nforms = "wujue"\n', r"^.*my.toml: Config key \[clean\] forms must be a list of str, not 'wujue'\.$"),
-    ("[clean]\ntop_chars = [2000, \"3000\"]\n", r"^.*my.toml: Config key \[clean\] top_chars must be a list of int, not \[2000, '3000'\]\.$"),
+    ("[clean]\ntop_chars = [2000, \"3000\"]\n",
+     r"^.*my.toml: Config key \[clean\] top_chars must be a list of int, not \[2000, '3000'\]\.$"),
     ("[paths]\ncrawler_dir = 5\n", r"^.*my.toml: Config key \[paths\] crawler_dir must be str, not 5\.$"),
     ("train = 3\n", r"^Config section \[train\] in .*my.toml must be a table of keys\.$"),
     ("[train\nepochs = 3\n", r"^The config file .*my.toml is not valid TOML \(.*line 1.*\)\.$"),
@@ -135,7 +141,8 @@ def test_a_file_that_is_not_utf8_is_not_valid_toml(tmp_path):
 
 
 def test_a_missing_file_or_a_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(PoetryError, match=r"^The config file .*nope.toml does not exist; pass an existing TOML file to --config\.$"):
+    with pytest.raises(PoetryError,
+                       match=r"^The config file .*nope.toml does not exist; pass an existing TOML file to --config\.$"):
         load_config(tmp_path / "nope.toml")
     with pytest.raises(PoetryError, match=r"^Cannot read the config file .*; pass a readable TOML file to --config\.$"):
         load_config(tmp_path)
@@ -164,7 +171,8 @@ def test_the_cli_refuses_a_bad_config_in_one_line(tmp_path, text):
 def test_the_cli_refuses_a_missing_config_file(tmp_path):
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "absent.toml"), "clean"])
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.output.strip().splitlines() == [f"Error: The config file {tmp_path / 'absent.toml'} does not exist; pass an existing TOML file to --config."]
+    assert result.output.strip().splitlines() == [f"Error: The config file {tmp_path / 'absent.toml'} does not exist; "
+                                                  "pass an existing TOML file to --config."]
 
 
 # --- ranges: one check for files and flags ----------------------------------------------------
@@ -173,7 +181,8 @@ def test_the_cli_refuses_a_missing_config_file(tmp_path):
     ("n", "100000", "from 1 to 20"), ("n", "0", "from 1 to 20"), ("beam", "100000", "from 1 to 64"),
     ("beam", "0", "from 1 to 64"), ("temperature", "0", "from 0.05 to 5"), ("temperature", "-1", "from 0.05 to 5"),
     ("temperature", "nan", "from 0.05 to 5"), ("temperature", "inf", "from 0.05 to 5"),
-    ("top_p", "2.0", "above 0 and at most 1"), ("top_p", "0", "above 0 and at most 1"), ("top_p", "nan", "above 0 and at most 1"),
+    ("top_p", "2.0", "above 0 and at most 1"), ("top_p", "0", "above 0 and at most 1"),
+    ("top_p", "nan", "above 0 and at most 1"),
     ("top_k", "-5", "at least 0"), ("max_tries", "-1", "at least 1"), ("max_tries", "0", "at least 1"),
     ("mode", '"nope"', "one of word2vec, onehot"),
 ])
@@ -204,16 +213,19 @@ def test_other_sections_are_range_checked_too(tmp_path, section, key, value, all
 
 
 def test_the_held_out_shares_leave_room_for_training(tmp_path):
-    with pytest.raises(PoetryError, match=r"my.toml: \[clean\] valid_share \+ test_share must be at most 1, not 1.2\.$"):
+    with pytest.raises(PoetryError,
+                       match=r"my.toml: \[clean\] valid_share \+ test_share must be at most 1, not 1.2\.$"):
         load_config(write(tmp_path, "[clean]\nvalid_share = 0.6\ntest_share = 0.6\n"))
-    assert load_config(write(tmp_path, "[clean]\nvalid_share = 0.0\ntest_share = 1.0\n", "all_test.toml")).clean.test_share == 1.0
+    assert load_config(write(tmp_path, "[clean]\nvalid_share = 0.0\ntest_share = 1.0\n",
+                             "all_test.toml")).clean.test_share == 1.0
 
 
 def test_values_at_the_ends_of_their_ranges_are_accepted(tmp_path):
     cfg = load_config(write(tmp_path, "[generate]\nn = 20\nbeam = 64\ntemperature = 0.05\ntop_p = 1.0\ntop_k = 0\n"
                                       "seed = -5\nmax_tries = 1\nmode = \"onehot\"\n[train]\nseed = 4294967295\n"))
     g = cfg.generate
-    assert (g.n, g.beam, g.temperature, g.top_p, g.top_k, g.seed, g.max_tries, g.mode) == (20, 64, 0.05, 1.0, 0, -5, 1, "onehot")
+    assert ((g.n, g.beam, g.temperature, g.top_p, g.top_k, g.seed, g.max_tries, g.mode)
+            == (20, 64, 0.05, 1.0, 0, -5, 1, "onehot"))
     assert cfg.train.seed == 2**32 - 1  # [generate] seed takes any integer: the decoder maps it
     assert load_config(write(tmp_path, "[generate]\ntemperature = 5\n", "hot.toml")).generate.temperature == 5.0
 
@@ -238,7 +250,8 @@ def test_every_default_is_in_range_and_every_rule_names_a_real_key():
 def test_decode_settings_come_from_the_config_and_change_only_through_replace():
     s = DecodeSettings.defaults("word2vec")
     g = load_config().generate
-    assert (s.temperature, s.beam_noise, s.overuse_penalty, s.n) == (g.temperature, g.beam_noise, g.overuse_penalty, g.n)
+    assert ((s.temperature, s.beam_noise, s.overuse_penalty, s.n)
+            == (g.temperature, g.beam_noise, g.overuse_penalty, g.n))
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.seed = 3
     assert dataclasses.replace(s, seed=3).seed == 3 and s.seed == g.seed
@@ -260,14 +273,17 @@ def test_a_model_may_have_its_own_temperature_and_a_given_temperature_holds_for_
     filed = load_config(write(tmp_path, "[generate]\ntemperature = 1.3\n")).generate
     for h in (flagged, filed):
         assert h.model_temperature == {} and {h.temperature_for(m) for m in ("word2vec", "onehot")} == {1.3}
-    both = load_config(write(tmp_path, "[generate]\ntemperature = 1.3\nmodel_temperature = { onehot = 0.5 }\n", "both.toml")).generate
+    both = load_config(write(tmp_path, "[generate]\ntemperature = 1.3\nmodel_temperature = { onehot = 0.5 }\n",
+                             "both.toml")).generate
     assert (both.temperature_for("word2vec"), both.temperature_for("onehot")) == (1.3, 0.5)
 
 
 @pytest.mark.parametrize("text, message", [
-    ("model_temperature = { gpt = 0.7 }", "[generate] model_temperature names 'gpt', which is not a model; the models are word2vec, onehot."),
+    ("model_temperature = { gpt = 0.7 }",
+     "[generate] model_temperature names 'gpt', which is not a model; the models are word2vec, onehot."),
     ("model_temperature = { onehot = 0 }", "[generate] model_temperature must be from 0.05 to 5, not 0.0."),
-    ('model_temperature = { onehot = "hot" }', "Config key [generate] model_temperature must be a table of float values, not {'onehot': 'hot'}."),
+    ('model_temperature = { onehot = "hot" }',
+     "Config key [generate] model_temperature must be a table of float values, not {'onehot': 'hot'}."),
     ("model_temperature = 0.7", "Config key [generate] model_temperature must be a table of float values, not 0.7."),
 ])
 def test_a_bad_model_temperature_is_one_clear_sentence(tmp_path, text, message):

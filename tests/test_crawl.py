@@ -22,21 +22,29 @@ from poetry_lstm.config import load_config
 from poetry_lstm.errors import PoetryError
 
 TANG = [
-    {"author": "王之渙", "title": "登鸛雀樓", "paragraphs": ["白日依山盡，黃河入海流。", "欲窮千里目，更上一層樓。"], "id": "t-1"},
-    {"author": "李白", "title": "靜夜思", "paragraphs": ["牀前明月光，疑是地上霜。", "舉頭望明月，低頭思故鄉。"], "id": "t-2"},
-    {"author": "王維", "title": "相思", "paragraphs": ["紅豆生南國，春來發幾枝。", "願君多採擷（採擷 一作：攀折），此物最相思。"], "id": "t-3"},
-    {"author": "杜甫", "title": "春望", "paragraphs": ["國破山河在，城春草木深。", "感時花濺淚，恨別鳥驚心。",
-                                                  "烽火連三月，家書抵萬金。", "白頭搔更短，渾欲不勝簪。"], "id": "t-4"},  # 五律
-    {"author": "王昌齡", "title": "出塞", "paragraphs": ["秦時明月漢時關，萬里長征人未還。", "但使龍城飛將在，不教胡馬度陰山。"], "id": "t-5"},  # 七绝
+    {"author": "王之渙", "title": "登鸛雀樓",
+     "paragraphs": ["白日依山盡，黃河入海流。", "欲窮千里目，更上一層樓。"], "id": "t-1"},
+    {"author": "李白", "title": "靜夜思",
+     "paragraphs": ["牀前明月光，疑是地上霜。", "舉頭望明月，低頭思故鄉。"], "id": "t-2"},
+    {"author": "王維", "title": "相思",
+     "paragraphs": ["紅豆生南國，春來發幾枝。", "願君多採擷（採擷 一作：攀折），此物最相思。"], "id": "t-3"},
+    {"author": "杜甫", "title": "春望",
+     "paragraphs": ["國破山河在，城春草木深。", "感時花濺淚，恨別鳥驚心。",
+                    "烽火連三月，家書抵萬金。", "白頭搔更短，渾欲不勝簪。"], "id": "t-4"},  # 五律
+    {"author": "王昌齡", "title": "出塞",
+     "paragraphs": ["秦時明月漢時關，萬里長征人未還。", "但使龍城飛將在，不教胡馬度陰山。"], "id": "t-5"},  # 七绝
 ]
 MALFORMED = [
     {"author": "無名", "title": "缺段", "id": "m-1"},                                      # no paragraphs
-    {"author": 7, "title": "作者非字串", "paragraphs": ["白日依山盡，黃河入海流。"], "id": "m-2"},  # author not a string
-    {"author": "無名", "title": "段非列表", "paragraphs": "白日依山盡，黃河入海流。", "id": "m-3"},  # paragraphs not a list
+    # author not a string
+    {"author": 7, "title": "作者非字串", "paragraphs": ["白日依山盡，黃河入海流。"], "id": "m-2"},
+    # paragraphs not a list
+    {"author": "無名", "title": "段非列表", "paragraphs": "白日依山盡，黃河入海流。", "id": "m-3"},
     "不是一首詩",                                                                           # not even an object
 ]
 SONG = [
-    {"author": "王安石", "title": "梅花", "paragraphs": ["牆角數枝梅，凌寒獨自開。", "遙知不是雪，爲有暗香來。"], "id": "s-1"},
+    {"author": "王安石", "title": "梅花",
+     "paragraphs": ["牆角數枝梅，凌寒獨自開。", "遙知不是雪，爲有暗香來。"], "id": "s-1"},
 ]
 DECOY = [{"author": "誘餌", "title": "不該讀到", "paragraphs": ["白雲千載空悠悠，一二三四五。"], "id": "d-1"}]
 
@@ -44,7 +52,8 @@ EXPECTED_RAW = {  # source_id → (dynasty, author, title, text): traditional, a
     "t-1": ("唐", "王之渙", "登鸛雀樓", "白日依山盡，黃河入海流。\n欲窮千里目，更上一層樓。"),
     "t-2": ("唐", "李白", "靜夜思", "牀前明月光，疑是地上霜。\n舉頭望明月，低頭思故鄉。"),
     "t-3": ("唐", "王維", "相思", "紅豆生南國，春來發幾枝。\n願君多採擷（採擷 一作：攀折），此物最相思。"),
-    "t-4": ("唐", "杜甫", "春望", "國破山河在，城春草木深。\n感時花濺淚，恨別鳥驚心。\n烽火連三月，家書抵萬金。\n白頭搔更短，渾欲不勝簪。"),
+    "t-4": ("唐", "杜甫", "春望",
+            "國破山河在，城春草木深。\n感時花濺淚，恨別鳥驚心。\n烽火連三月，家書抵萬金。\n白頭搔更短，渾欲不勝簪。"),
     "t-5": ("唐", "王昌齡", "出塞", "秦時明月漢時關，萬里長征人未還。\n但使龍城飛將在，不教胡馬度陰山。"),
     "s-1": ("宋", "王安石", "梅花", "牆角數枝梅，凌寒獨自開。\n遙知不是雪，爲有暗香來。"),
 }
@@ -157,7 +166,8 @@ def test_corrupt_tarballs_are_one_clear_error_and_keep_earlier_records(tmp_path)
         assert str(err.value).startswith(str(path)), name
         one_sentence(str(err.value))
         assert crawl.raw_path(cfg, "chinese-poetry").read_bytes() == before, name
-    assert [p.name for p in crawl.raw_path(cfg, "chinese-poetry").parent.iterdir()] == ["chinese-poetry.jsonl"]  # no temp files
+    # no temp files
+    assert [p.name for p in crawl.raw_path(cfg, "chinese-poetry").parent.iterdir()] == ["chinese-poetry.jsonl"]
 
 
 def test_a_tarball_without_poem_files_says_so(tmp_path):
@@ -265,8 +275,9 @@ def test_a_crawl_with_under_half_the_records_keeps_the_previous_ones(tmp_path):
     before = raw.read_bytes()
     with pytest.raises(PoetryError) as err:
         crawl.crawl_chinese_poetry(cfg, small_tree(tmp_path / "small"))
-    assert str(err.value) == (f"The new crawl has 1 record, fewer than half of the 6 in {raw}, so the previous raw records "
-                              "and corpus are kept; check --from (the full data set is `npm pack chinese-poetry@2.0.1`), "
+    assert str(err.value) == (f"The new crawl has 1 record, fewer than half of the 6 in {raw}, "
+                              "so the previous raw records and corpus are kept; "
+                              "check --from (the full data set is `npm pack chinese-poetry@2.0.1`), "
                               "or pass --force to replace them.")
     assert raw.read_bytes() == before and [p.name for p in raw.parent.iterdir()] == [raw.name]
 
@@ -360,7 +371,8 @@ def test_http_crawl_caches_every_file_and_a_second_run_fetches_nothing(server, t
     cfg = http_cfg(tmp_path, server.url)
     stats = crawl.crawl_chinese_poetry(cfg)
     assert stats == {"files": 3, "malformed": len(MALFORMED), "records": len(EXPECTED_RAW) + 1}
-    assert server.paths() == [f"{FOLDER}/{name}" for name in ("poet.tang.0.json", "poet.tang.1000.json", "poet.song.0.json")]
+    assert server.paths() == [f"{FOLDER}/{name}"
+                              for name in ("poet.tang.0.json", "poet.tang.1000.json", "poet.song.0.json")]
     assert {r.headers["User-Agent"] for r in server.requests} == {cfg.crawl.user_agent}
     assert sorted(p.name for p in cache_dir(cfg).iterdir()) == sorted(HTTP_FILES)
     assert json.loads((cache_dir(cfg) / "poet.song.0.json").read_bytes()) == SONG

@@ -1,4 +1,5 @@
-"""Training on several workers (TF_CONFIG, MultiWorkerMirroredStrategy): `python -m pytest tests/test_distributed.py -q`.
+"""Training on several workers (TF_CONFIG, MultiWorkerMirroredStrategy):
+`python -m pytest tests/test_distributed.py -q`.
 
 The main test starts two real `poetry-lstm train` processes on 127.0.0.1, each told by TF_CONFIG
 that it is one of two workers, trains a tiny onehot model for one epoch on conftest's tiny corpus,
@@ -37,7 +38,8 @@ def _cli() -> list[str]:
 
 def _env(tf_config: dict | str | None) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    env.update(PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
+    env.update(PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
     if tf_config is not None:
         env["TF_CONFIG"] = tf_config if isinstance(tf_config, str) else json.dumps(tf_config)
     return env
@@ -111,18 +113,22 @@ def test_two_workers_train_one_model(tiny_root, tmp_path):
     models = tmp_path / "models"
     toml = _tiny_toml(tmp_path / "cfg.toml", tiny_root, models)
     codes, logs = _run_workers(toml, tmp_path)
-    if codes != [0, 0] and any(CANNOT_LISTEN in log for log in logs):  # a port taken between choosing and binding: once more
+    # a port taken between choosing and binding: once more
+    if codes != [0, 0] and any(CANNOT_LISTEN in log for log in logs):
         codes, logs = _run_workers(toml, tmp_path)
         if codes != [0, 0] and any(CANNOT_LISTEN in log for log in logs):
             line = next(line for log in logs for line in log.splitlines() if CANNOT_LISTEN in line)
             pytest.skip(f"no gRPC server could listen on 127.0.0.1 here: {line.strip()}")
-    assert codes == [0, 0], "\n".join(f"--- worker {i} (exit {c}) ---\n{log[-4000:]}" for i, (c, log) in enumerate(zip(codes, logs)))
+    assert codes == [0, 0], "\n".join(f"--- worker {i} (exit {c}) ---\n{log[-4000:]}"
+                                      for i, (c, log) in enumerate(zip(codes, logs)))
     chief, other = logs
     assert "Traceback" not in chief + other
 
     # Both are MultiWorkerMirroredStrategy replicas of one 2-replica group; the chief says it writes.
-    assert "training data-parallel on 2 workers (MultiWorkerMirroredStrategy, 2 replicas); this is worker 0, the chief" in chief
-    assert "training data-parallel on 2 workers (MultiWorkerMirroredStrategy, 2 replicas); this is worker 1" in other
+    assert ("training data-parallel on 2 workers (MultiWorkerMirroredStrategy, 2 replicas); "
+            "this is worker 0, the chief") in chief
+    assert ("training data-parallel on 2 workers (MultiWorkerMirroredStrategy, 2 replicas); "
+            "this is worker 1") in other
     # One model, trained together: the epoch line (losses from the summed metrics, and a sample poem
     # drawn from the weights) is the same on both, but for its wall time.
     epoch = [re.findall(r"^pretrain epoch 1: .*$", log, re.M) for log in logs]
@@ -154,7 +160,8 @@ import numpy as np
 from poetry_lstm.errors import PoetryError
 from poetry_lstm.modeldir import SPECIALS, Vocab
 from poetry_lstm.network import build_model
-from poetry_lstm.distributed import any_worker as _any_worker, start_together as _start_together, worker_role as _worker_role, start_distribution
+from poetry_lstm.distributed import any_worker as _any_worker, start_together as _start_together, \
+worker_role as _worker_role, start_distribution
 
 strategy = start_distribution()
 place, workers = _worker_role()
@@ -182,7 +189,8 @@ def test_workers_start_from_the_chiefs_weights_and_stop_together(tmp_path):
     gives every worker the chief's weights; `_any_worker` is one decision for all."""
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT], cwd=ROOT, env=_env({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT], cwd=ROOT,
+                              env=_env({"cluster": cluster, "task": {"type": "worker", "index": i}}),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
     try:
         outs = [p.communicate(timeout=WORKER_TIMEOUT)[0] for p in procs]
@@ -192,14 +200,16 @@ def test_workers_start_from_the_chiefs_weights_and_stop_together(tmp_path):
                 p.kill()
                 p.wait()
     if any(CANNOT_LISTEN in out for out in outs):
-        pytest.skip("no gRPC server could listen on 127.0.0.1 here: " + next(o for o in outs if CANNOT_LISTEN in o)[-300:])
+        pytest.skip("no gRPC server could listen on 127.0.0.1 here: "
+                    + next(o for o in outs if CANNOT_LISTEN in o)[-300:])
     results = []
     for i, out in enumerate(outs):
         found = re.findall(r"^RESULT (.*)$", out, re.M)
         assert procs[i].returncode == 0 and found, f"worker {i}:\n{out[-4000:]}"
         results.append(json.loads(found[0]))
     for r in results:
-        assert r["refused"].startswith("The 2 workers do not start alike (epochs done per worker: 0, 1; same vocabulary: yes)")
+        assert r["refused"].startswith("The 2 workers do not start alike "
+                                       "(epochs done per worker: 0, 1; same vocabulary: yes)")
         assert r["weights"] == [1.0]  # the chief's (place 0 set every weight to 1), worker 1's 2s are gone
         assert r["any"] == [True, False]
 
@@ -209,7 +219,8 @@ def test_workers_start_from_the_chiefs_weights_and_stop_together(tmp_path):
     "{not json",
     '{"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}}',  # no task
     '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}',  # no such worker
-    '{"cluster": {"worker": ["127.0.0.1:1"], "ps": ["127.0.0.1:2"]}, "task": {"type": "worker", "index": 0}}',  # parameter servers
+    # parameter servers
+    '{"cluster": {"worker": ["127.0.0.1:1"], "ps": ["127.0.0.1:2"]}, "task": {"type": "worker", "index": 0}}',
     '{"cluster": {"worker": ["127.0.0.1"]}, "task": {"type": "worker", "index": 0}}',  # no port
 ])
 def test_bad_tf_config_is_one_sentence(monkeypatch, value):
@@ -226,7 +237,8 @@ def test_worker_places(monkeypatch):
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert _worker_role() == (0, 1)
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2", "c:3"]}, "task": {"type": "worker", "index": 2}}))
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2", "c:3"]},
+                                                "task": {"type": "worker", "index": 2}}))
     assert _worker_role() == (2, 3)
     # A named chief is place 0, and the workers count after it (TensorFlow's own numbering).
     chief = {"chief": ["a:1"], "worker": ["b:2", "c:3"]}
@@ -234,7 +246,8 @@ def test_worker_places(monkeypatch):
     assert _worker_role() == (0, 3)
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": chief, "task": {"type": "worker", "index": 0}}))
     assert _worker_role() == (1, 3)
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}))
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1"]},
+                                                "task": {"type": "worker", "index": 0}}))
     assert _worker_role() == (0, 1)  # one worker: no multi-worker strategy
 
 
@@ -246,7 +259,8 @@ def test_bad_tf_config_from_the_command(tiny_root, tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["--config", str(toml), "train", "--mode", "onehot"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error")]
-    assert len(errors) == 1 and "TF_CONFIG must be JSON" in errors[0] and "Traceback" not in result.output, result.output
+    assert (len(errors) == 1 and "TF_CONFIG must be JSON" in errors[0]
+            and "Traceback" not in result.output), result.output
     assert not (tmp_path / "models" / "onehot").exists()
 
 
@@ -262,10 +276,11 @@ def test_a_taken_port_is_one_sentence(tiny_root, tmp_path):
         pytest.skip(f"cannot bind a TCP port on 127.0.0.1 here ({exc})")
     try:
         port = taken.getsockname()[1]
-        config = {"cluster": {"worker": [f"127.0.0.1:{port}", f"127.0.0.1:{_free_ports(1)[0]}"]}, "task": {"type": "worker", "index": 0}}
+        config = {"cluster": {"worker": [f"127.0.0.1:{port}", f"127.0.0.1:{_free_ports(1)[0]}"]},
+                  "task": {"type": "worker", "index": 0}}
         toml = _tiny_toml(tmp_path / "cfg.toml", tiny_root, tmp_path / "models")
-        result = subprocess.run(_cli() + ["--config", str(toml), "train", "--mode", "onehot"], cwd=ROOT, env=_env(config),
-                                capture_output=True, text=True, timeout=240)
+        result = subprocess.run(_cli() + ["--config", str(toml), "train", "--mode", "onehot"], cwd=ROOT,
+                                env=_env(config), capture_output=True, text=True, timeout=240)
     finally:
         taken.close()
     out = result.stdout + result.stderr
@@ -282,6 +297,8 @@ def test_strategy_after_tensorflow_started_is_one_sentence(tmp_path):
     code = ("import tensorflow as tf; tf.constant(0)\n"
             "from poetry_lstm.errors import PoetryError\nfrom poetry_lstm.distributed import start_distribution\n"
             "try:\n    start_distribution()\nexcept PoetryError as exc:\n    print('refused:', exc)\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(config), capture_output=True, text=True, timeout=240)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(config), capture_output=True, text=True,
+                            timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "refused: TF_CONFIG names 2 workers, but TensorFlow was already running in this process" in result.stdout, result.stdout
+    assert ("refused: TF_CONFIG names 2 workers, but TensorFlow was already running in this process"
+            in result.stdout), result.stdout

@@ -158,7 +158,8 @@ def _run(args):
 
 def test_cli_evaluate_file_json(tiny_root, tiny_models, poem_file):
     path, _ = poem_file
-    result = _run(["--config", str(tiny_root / "config.toml"), "evaluate", "--file", str(path), "--json", "--mode", "onehot"])
+    result = _run(["--config", str(tiny_root / "config.toml"), "evaluate", "--file", str(path), "--json",
+                   "--mode", "onehot"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)  # one JSON object, nothing else on stdout
     assert isinstance(out, dict)
@@ -187,7 +188,8 @@ def _error_line(result) -> str:
 def test_cli_evaluate_malformed_line_names_it(tiny_root, tiny_models, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("白日依山尽，黄河入海流。欲穷千里目，更上一层楼。\n床前明月光\n", encoding="utf-8")
-    line = _error_line(_run(["--config", str(tiny_root / "config.toml"), "evaluate", "--file", str(bad), "--mode", "onehot"]))
+    line = _error_line(_run(["--config", str(tiny_root / "config.toml"), "evaluate", "--file", str(bad),
+                             "--mode", "onehot"]))
     assert "Line 2" in line and str(bad) in line
 
 
@@ -203,7 +205,9 @@ def test_cli_evaluate_broken_model_dir(tiny_root, tiny_models, tmp_path, damage)
     else:
         (models / "onehot" / "config.json").unlink()
     toml = tmp_path / "cfg.toml"
-    toml.write_text((tiny_root / "config.toml").read_text(encoding="utf-8").replace(str(tiny_root / "models"), str(models)), encoding="utf-8")
+    toml.write_text(
+        (tiny_root / "config.toml").read_text(encoding="utf-8").replace(str(tiny_root / "models"), str(models)),
+        encoding="utf-8")
     line = _error_line(_run(["--config", str(toml), "evaluate", "--mode", "onehot"]))
     assert "poetry-lstm train" in line or "rebuild" in line
 
@@ -218,7 +222,8 @@ def test_without_training_poems_the_baseline_is_left_out(onehot, poem_file, tiny
     _, poems = poem_file
     train = split_texts(tiny_config(tiny_root), True)["train"]
     alone, beside = evaluate_model(onehot, poems, None), evaluate_model(onehot, poems, train)
-    assert alone["baseline_perplexity"] is None and alone["ratio_to_baseline"] is None and alone["unigram_rhyme_mass"] is None
+    assert (alone["baseline_perplexity"] is None and alone["ratio_to_baseline"] is None
+            and alone["unigram_rhyme_mass"] is None)
     assert alone["perplexity"] == beside["perplexity"] and alone["rhyme_mass"] == beside["rhyme_mass"]
 
 
@@ -230,7 +235,8 @@ def generated_rows(tiny_root, tiny_models):
     records = load_corpus(cfg)
     real = [r["text"] for r in records if r["split"] == "test"][:12]
     lines = training_lines(records)
-    sticks = make_yardsticks(real, fit_judge(lines), load_vectors_fast(tiny_models / "word2vec" / "vectors"), attested_doubles(lines))
+    sticks = make_yardsticks(real, fit_judge(lines), load_vectors_fast(tiny_models / "word2vec" / "vectors"),
+                             attested_doubles(lines))
     model = load_model(tiny_models / "onehot")
     return generation_rows({"onehot": model}, {"onehot": generation_settings(cfg.generate, "onehot")}, sticks,
                            model.line_hashes(), None), sticks
@@ -276,8 +282,10 @@ def test_cli_evaluate_without_corpus_fails_before_tensorflow_and_says_how_to_bui
     toml = _config_without_corpus(tiny_root, tmp_path)
     # A fresh interpreter: this one has imported TensorFlow already for the tiny models.
     code = ("import sys; from click.testing import CliRunner; from poetry_lstm.cli import cli; "
-            "r = CliRunner().invoke(cli, sys.argv[1:]); print(r.output); print('tensorflow' in sys.modules); sys.exit(r.exit_code)")
-    done = subprocess.run([sys.executable, "-c", code, "--config", str(toml), "evaluate"], capture_output=True, text=True, timeout=120)
+            "r = CliRunner().invoke(cli, sys.argv[1:]); print(r.output); "
+            "print('tensorflow' in sys.modules); sys.exit(r.exit_code)")
+    done = subprocess.run([sys.executable, "-c", code, "--config", str(toml), "evaluate"], capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stdout.splitlines()[-1] == "False"
     message = done.stdout
@@ -286,7 +294,8 @@ def test_cli_evaluate_without_corpus_fails_before_tensorflow_and_says_how_to_bui
     assert "poetry-lstm crawl --source chinese-poetry --from chinese-poetry-2.0.1.tgz" in message
 
 
-def test_cli_evaluate_file_without_corpus_scores_it_and_says_what_is_left_out(tiny_root, tiny_models, poem_file, tmp_path):
+def test_cli_evaluate_file_without_corpus_scores_it_and_says_what_is_left_out(tiny_root, tiny_models, poem_file,
+                                                                              tmp_path):
     path, _ = poem_file
     toml = _config_without_corpus(tiny_root, tmp_path)
     result = _run(["--config", str(toml), "evaluate", "--file", str(path), "--mode", "onehot", "--generate", "--json"])

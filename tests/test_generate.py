@@ -58,8 +58,8 @@ def fake_model(tmp_path, chars: str, wants: dict | None = None, **vocab_fields) 
     """A model over exactly these characters (plus ，。) that wants nothing in particular unless told;
     `vocab_fields` are the vocabulary's counts, doubles and doubles_at."""
     vocab = Vocab(SPECIALS + ("，", "。") + tuple(chars), **vocab_fields)
-    return TrainedModel(tmp_path, vocab, {"model_args": {"mode": "fake"}}, prefer(vocab, wants or {}), build_tables(vocab),
-                        np.zeros(len(vocab), np.float32), known_lines=set())
+    return TrainedModel(tmp_path, vocab, {"model_args": {"mode": "fake"}}, prefer(vocab, wants or {}),
+                        build_tables(vocab), np.zeros(len(vocab), np.float32), known_lines=set())
 
 
 def settings(**changes) -> DecodeSettings:
@@ -190,7 +190,8 @@ def test_novelty_avoids_training_lines(tmp_path, tiny_models, beam):
     after = G.complete_poem(load_model(folder, keras=True), "白日依山尽", **greedy).poems[0]
     assert_regulated(after, "白日依山尽")
     assert not set(after.lines) & blocked and after.checks["copied"] is False
-    assert G.complete_poem(load_model(folder, keras=True), "白日依山尽", novelty=False, **greedy).poems[0].checks["copied"] is None
+    unchecked = G.complete_poem(load_model(folder, keras=True), "白日依山尽", novelty=False, **greedy).poems[0]
+    assert unchecked.checks["copied"] is None
 
 
 @pytest.mark.parametrize("beam", [1, 4])
@@ -285,7 +286,9 @@ def test_acrostic(w2v):
         assert_regulated(poem)
     assert result.first_line == result.poems[0].lines[0]
     assert G.acrostic_poem(w2v, "春夏秋東", n=1).poems[0].lines[3][0] == "东"  # traditional heads
-    for bad, says in [("春夏秋", "has 3"), ("春夏秋冬雪", "has 5"), ("", "is empty"), ("春,夏秋冬", "punctuation inside"), ("ab秋冬", "'ab' are not")]:
+    refusals = [("春夏秋", "has 3"), ("春夏秋冬雪", "has 5"), ("", "is empty"), ("春,夏秋冬", "punctuation inside"),
+                ("ab秋冬", "'ab' are not")]
+    for bad, says in refusals:
         with pytest.raises(InputError, match=says):
             G.acrostic_poem(w2v, bad)
 
@@ -408,7 +411,8 @@ def test_any_integer_seed_gives_a_poem_and_the_same_poem_again(tiny_models, seed
 def test_no_stutter_and_no_echo_unless_a_real_double(tmp_path):
     # The model wants to repeat 是 after 是 and to write 春风 again; 悠 is a real 叠字 of the training lines.
     chars = "是春风悠山水云花人来"
-    trained = fake_model(tmp_path, chars, {("是", "是"): 5.0, ("春", "风"): 5.0, ("悠", "悠"): 5.0, "是": 2.0}, doubles="悠")
+    wants = {("是", "是"): 5.0, ("春", "风"): 5.0, ("悠", "悠"): 5.0, "是": 2.0}
+    trained = fake_model(tmp_path, chars, wants, doubles="悠")
     for seed in range(5):
         poem = G.complete_poem(trained, "春风是山水", n=1, seed=seed, tones=False, rhyme=False).poems[0]
         body = poem.text[6:]

@@ -43,8 +43,10 @@ def old_layout(poem_id: str, title: str, author: str, dynasty: str, lines: list[
     stanzas = "".join(f"<p>{'<br />'.join(part)}</p>" for part in (lines[:half], lines[half:]) if part)
     return f"""<div class="sons"><div class="cont">
 <p><a style="font-size:18px;" href="/view_{poem_id}.aspx"><b>{title}</b></a></p>
-<p class="source"><a href="/shiwen/default_4A1.aspx">{dynasty}</a><span>：</span><a href="/authors/x.aspx">{author}</a></p>
-<div class="contson" id="contson{poem_id}">{stanzas}<textarea style="display:none">{"".join(lines)}——{dynasty}·{author}</textarea></div>
+<p class="source"><a href="/shiwen/default_4A1.aspx">{dynasty}</a><span>：</span>\
+<a href="/authors/x.aspx">{author}</a></p>
+<div class="contson" id="contson{poem_id}">{stanzas}\
+<textarea style="display:none">{"".join(lines)}——{dynasty}·{author}</textarea></div>
 </div></div>"""
 
 
@@ -58,7 +60,8 @@ def list_page(blocks: list[str], next_href: str | None = None, next_style: str =
         nav = f'<a id="amore" class="amore" href="{next_href}">下一页</a>'
     else:  # the paged /shiwens/ lists: a plain "下一页" link beside "上一页"
         nav = f'<div class="pagesright"><a href="/x">上一页</a><a class="amore" href="{next_href}">下一页</a></div>'
-    return f"<html><head><title>古诗文网</title></head><body><div class='left'>{''.join(blocks)}{MINGJU_BOX}{nav}</div></body></html>"
+    return (f"<html><head><title>古诗文网</title></head><body><div class='left'>{''.join(blocks)}{MINGJU_BOX}{nav}"
+            "</div></body></html>")
 
 
 def path(dynasty: str, page: int) -> str:
@@ -139,7 +142,8 @@ def test_stored_list_page_yields_its_ten_poems():
     by_title = {poem["title"]: poem for poem in page.poems}
     pipa = by_title["琵琶行"]
     assert (pipa["author"], pipa["dynasty"]) == ("白居易", "唐代")
-    assert "轻拢慢捻抹复挑，初为《霓裳》后《六幺》。(六幺 一作：绿腰)" in pipa["text"].split("\n")  # variant note kept inline
+    # variant note kept inline
+    assert "轻拢慢捻抹复挑，初为《霓裳》后《六幺》。(六幺 一作：绿腰)" in pipa["text"].split("\n")
     assert pipa["text"].split("\n")[1] == "浔阳江头夜送客，枫叶荻花秋瑟瑟。"  # <p> preface ends a line
     assert (by_title["东门之枌"]["author"], by_title["东门之枌"]["dynasty"]) == ("诗经·国风·陈风", "先秦")
     assert not any("——" in poem["text"] or "https" in poem["text"] for poem in page.poems)  # no textarea copies
@@ -154,12 +158,14 @@ def test_stored_login_page_has_no_poems_and_is_a_wall():
 def test_both_layouts_give_title_author_dynasty_and_lines():
     html = list_page([
         new_layout("n1", "江雪", "柳宗元", "唐代", ["千山鸟飞绝，万径人踪灭。", "孤舟蓑笠翁，独钓寒江雪。"]),
-        old_layout("o1", "春望", "杜甫", "唐代", ["国破山河在，城春草木深。", "感时花溅泪，恨别鸟惊心。（恨别 一作：别恨）",
+        old_layout("o1", "春望", "杜甫", "唐代", ["国破山河在，城春草木深。",
+                                                 "感时花溅泪，恨别鸟惊心。（恨别 一作：别恨）",
                                                  "烽火连三月，家书抵万金。", "白头搔更短，浑欲不胜簪。"]),
     ], next_href="/shiwens/default.aspx?page=2", next_style="plain")
     page = gushiwen.parse_list_page(html.encode("utf-8"), "http://127.0.0.1:1/shiwens/default.aspx?page=1")
     new, old = page.poems
-    assert (new["title"], new["author"], new["dynasty"], new["source_id"]) == ("江雪", "柳宗元", "唐代", "shiwenv_n1.aspx")
+    assert ((new["title"], new["author"], new["dynasty"], new["source_id"])
+            == ("江雪", "柳宗元", "唐代", "shiwenv_n1.aspx"))
     assert new["text"] == "千山鸟飞绝，万径人踪灭。\n孤舟蓑笠翁，独钓寒江雪。"
     assert (old["title"], old["author"], old["dynasty"], old["source_id"]) == ("春望", "杜甫", "唐代", "view_o1.aspx")
     assert old["text"].split("\n") == ["国破山河在，城春草木深。", "感时花溅泪，恨别鸟惊心。（恨别 一作：别恨）",
@@ -168,7 +174,8 @@ def test_both_layouts_give_title_author_dynasty_and_lines():
 
 
 def test_a_poem_without_a_detail_link_gets_a_content_hash_id():
-    block = new_layout("x", "无题", "佚名", "汉代", ["一行。"]).replace('href="https://so.gushiwen.cn/shiwenv_x.aspx"', "")
+    block = (new_layout("x", "无题", "佚名", "汉代", ["一行。"])
+             .replace('href="https://so.gushiwen.cn/shiwenv_x.aspx"', ""))
     (poem,) = gushiwen.parse_list_page(list_page([block]), "http://h/").poems
     again = gushiwen.parse_list_page(list_page([block]), "http://other/").poems[0]
     assert poem["source_id"].startswith("sha1:") and poem["source_id"] == again["source_id"]
@@ -185,7 +192,8 @@ def test_crawl_follows_next_links_through_every_list(site, tmp_path):
                           "title": "登鹳雀楼", "text": "白日依山尽，黄河入海流。\n欲穷千里目，更上一层楼。"}
     assert records[-1]["dynasty"] == SONG
     assert summary == {"pages": 4, "fetched": 4, "from_cache": 0, "new_records": 6, "skipped": 1, "disallowed": 0,
-                       "records": 6, "finished": True, "raw_file": str(Path(cfg.paths.crawler_dir) / "raw" / "gushiwen.jsonl")}
+                       "records": 6, "finished": True,
+                       "raw_file": str(Path(cfg.paths.crawler_dir) / "raw" / "gushiwen.jsonl")}
     assert site.paths() == logged("/robots.txt", path(TANG, 1), path(TANG, 2), path(TANG, 3), path(SONG, 1))
     assert {r.headers["User-Agent"] for r in site.requests} == {cfg.crawl.user_agent}
     lists = state(cfg)["lists"]
@@ -319,8 +327,8 @@ def test_robots_txt_group_for_our_user_agent_is_obeyed_and_forbidding_all_says_s
         with pytest.raises(PoetryError) as err:
             gushiwen.crawl_gushiwen(make_cfg(tmp_path, server.url), progress=False)
         assert server.paths() == ["/robots.txt"]
-    assert str(err.value) == (f"{server.url}/robots.txt forbids the crawl: no list page may be fetched, so nothing was; "
-                              "no records were written.")
+    assert str(err.value) == (f"{server.url}/robots.txt forbids the crawl: no list page may be fetched, "
+                              "so nothing was; no records were written.")
     assert not (tmp_path / "crawler" / "raw").exists()
 
 
@@ -331,7 +339,8 @@ def test_robots_txt_forbidding_all_keeps_and_names_earlier_records(site, tmp_pat
     raw = Path(cfg.paths.crawler_dir) / "raw" / "gushiwen.jsonl"
     before = raw.read_bytes()
     site.route("/robots.txt", Reply(status, "User-agent: *\nDisallow: /\n", content_type="text/plain"))
-    with pytest.raises(PoetryError, match=rf"robots.txt forbids the crawl: .*; the 2 records crawled so far are kept in {raw}\.$"):
+    with pytest.raises(PoetryError,
+                       match=rf"robots.txt forbids the crawl: .*; the 2 records crawled so far are kept in {raw}\.$"):
         gushiwen.crawl_gushiwen(make_cfg(tmp_path, site.url), progress=False)
     assert raw.read_bytes() == before
 
@@ -357,8 +366,10 @@ def test_delay_between_requests_is_obeyed(site, tmp_path):
 
 
 @pytest.mark.parametrize("url, local", [
-    ("http://127.0.0.1:8000", True), ("http://127.5.0.1/", True), ("http://localhost:9/x", True), ("http://[::1]:80/", True),
-    ("https://www.gushiwen.cn", False), ("http://10.0.0.1/", False), ("http://localhost.example.com/", False), ("", False),
+    ("http://127.0.0.1:8000", True), ("http://127.5.0.1/", True), ("http://localhost:9/x", True),
+    ("http://[::1]:80/", True),
+    ("https://www.gushiwen.cn", False), ("http://10.0.0.1/", False), ("http://localhost.example.com/", False),
+    ("", False),
 ])
 def test_only_this_machine_counts_as_local(url, local):
     assert gushiwen.is_local(url) is local
@@ -369,7 +380,8 @@ def test_a_delay_under_a_second_is_refused_for_any_other_host(tmp_path):
     for delay in (0.0, 0.5, 0.999):
         with pytest.raises(InputError) as err:
             gushiwen.crawl_gushiwen(cfg, delay=delay, progress=False)  # the real site: refused before any request
-        assert str(err.value) == (f"A delay of {delay:g} s is too short for www.gushiwen.cn: under 1 s is allowed only against "
+        assert str(err.value) == (f"A delay of {delay:g} s is too short for www.gushiwen.cn: "
+                                  "under 1 s is allowed only against "
                                   "this machine (127.0.0.1, localhost); use --delay 1 or more.")
     assert not (tmp_path / "crawler").exists()
 

@@ -70,7 +70,8 @@ def _step_log_probs(stepper: LstmStepper, ids: list[int]) -> np.ndarray:
 
 def _compare(fast, keras_loaded) -> None:
     a, b = fast.stepper, keras_loaded.stepper
-    assert (a.units, len(a.cells), a.rhyme_context, a.prosody is None) == (b.units, len(b.cells), b.rhyme_context, b.prosody is None)
+    assert ((a.units, len(a.cells), a.rhyme_context, a.prosody is None)
+            == (b.units, len(b.cells), b.rhyme_context, b.prosody is None))
     arrays_a, arrays_b = _stepper_arrays(a), _stepper_arrays(b)
     assert arrays_a.keys() == arrays_b.keys()
     for name in arrays_a:
@@ -96,7 +97,8 @@ def _compare(fast, keras_loaded) -> None:
             last = model.predict(np.array([ids[:length]], dtype=np.int32), verbose=0)[0, -1]  # (vocab,)
             real = last > 1e-6
             assert real.sum() >= 10, (poem, length)
-            np.testing.assert_allclose(logp[0][real], np.log(last[real]), rtol=0, atol=ATOL, err_msg=f"{poem} [:{length}]")
+            np.testing.assert_allclose(logp[0][real], np.log(last[real]), rtol=0, atol=ATOL,
+                                       err_msg=f"{poem} [:{length}]")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -172,7 +174,8 @@ def test_broken_config_names_the_command(tiny_models, tmp_path):
     shutil.copytree(tiny_models / "word2vec", folder)
     for content in ("{truncated", '{"no_model_args": 1}'):
         (folder / "config.json").write_text(content, encoding="utf-8")
-        with pytest.raises(PoetryError, match=r"model config .*run `poetry-lstm train --mode word2vec` again\.$") as info:
+        with pytest.raises(PoetryError,
+                           match=r"model config .*run `poetry-lstm train --mode word2vec` again\.$") as info:
             load_model(folder)
         assert "\n" not in str(info.value)
 
@@ -186,7 +189,8 @@ def test_a_torn_model_file_fails_at_once_without_starting_tensorflow(tmp_path, t
     code = ("import sys\nfrom poetry_lstm.errors import PoetryError\nfrom poetry_lstm.loading import load_model\n"
             f"try:\n    load_model({str(tmp_path / 'onehot')!r})\nexcept PoetryError as e:\n    print(e)\n"
             "print('tensorflow' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parent.parent)
     message, tf_loaded = done.stdout.strip().splitlines()
     assert "model.keras cannot be read (BadZipFile)" in message and "`poetry-lstm train --mode onehot`" in message
     assert tf_loaded == "False"
@@ -197,7 +201,8 @@ MODELS_LIMIT = 60_000_000  # bytes: issue 10's budget for everything committed u
 
 def test_the_shipped_models_fit_in_their_60_mb():
     """Checkpoints (models/.train-*) are gitignored; everything else under models/ is shipped."""
-    shipped = [p for p in SHIPPED.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(SHIPPED).parts)]
+    shipped = [p for p in SHIPPED.rglob("*")
+               if p.is_file() and not any(part.startswith(".") for part in p.relative_to(SHIPPED).parts)]
     if not any(p.name == "model.keras" for p in shipped):
         pytest.skip("no shipped model")
     total = sum(p.stat().st_size for p in shipped)

@@ -40,7 +40,8 @@ def test_vocab_specials_ids_and_min_count(tmp_path):
     assert Vocab.load(tmp_path / "vocab.json") == v
 
 
-@pytest.mark.parametrize("content", ['{"tokens": ["a", "b"]}', "[1, 2]", '{"tokens": ["<pad>", "<unk>", "<s>", 5]}', "not json {"])
+@pytest.mark.parametrize("content", ['{"tokens": ["a", "b"]}', "[1, 2]", '{"tokens": ["<pad>", "<unk>", "<s>", 5]}',
+                                     "not json {"])
 def test_vocab_load_refuses_corrupt_file(tmp_path, content):
     (tmp_path / "vocab.json").write_text(content, encoding="utf-8")
     with pytest.raises(PoetryError, match="vocab"):
@@ -49,14 +50,16 @@ def test_vocab_load_refuses_corrupt_file(tmp_path, content):
 
 def test_line_hashes_hold_each_line_of_each_poem_once():
     poem = "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"
-    want = sorted(int(hashlib.sha1(line.encode()).hexdigest()[:16], 16) for line in ("白日依山尽", "黄河入海流", "欲穷千里目", "更上一层楼"))
+    want = sorted(int(hashlib.sha1(line.encode()).hexdigest()[:16], 16)
+                  for line in ("白日依山尽", "黄河入海流", "欲穷千里目", "更上一层楼"))
     hashes = LineHashes.of_poems([poem, poem])
     assert [int(v) for v in hashes.values] == want  # duplicates collapse
     assert "黄河入海流" in hashes and "黄河入海" not in hashes and "白日依山" + "尽" in hashes
 
 
 def test_vocab_keeps_counts_and_real_doubles(tmp_path):
-    texts = (["悠悠白日尽，黄河入海流。欲穷千里目，更上一层楼。"] * 3 + ["是是白日尽，黄河入海流。欲穷千里目，更上一层楼。"]
+    texts = (["悠悠白日尽，黄河入海流。欲穷千里目，更上一层楼。"] * 3
+             + ["是是白日尽，黄河入海流。欲穷千里目，更上一层楼。"]
              + ["白日尽悠悠，黄河入海流。欲穷千里目，更上一层楼。"])
     vocab = Vocab.build(texts, 1)
     assert vocab.doubles == "悠"  # 悠悠 four times is a 叠字; 是是 once is not
@@ -64,7 +67,8 @@ def test_vocab_keeps_counts_and_real_doubles(tmp_path):
     assert vocab.counts[vocab.id("悠")] == 8 and vocab.counts[:3] == (0, 0, 0)
     vocab.save(tmp_path / "vocab.json")
     again = Vocab.load(tmp_path / "vocab.json")
-    assert again == vocab and again.counts == vocab.counts and again.doubles == "悠" and again.doubles_at == vocab.doubles_at
+    assert (again == vocab and again.counts == vocab.counts and again.doubles == "悠"
+            and again.doubles_at == vocab.doubles_at)
 
 
 # ---- windows ----------------------------------------------------------------------------------
@@ -152,7 +156,7 @@ def test_build_model_modes():
     assert build_model(30, "word2vec", 12, 2, 0.1, 8, fine_tune_vectors=True).get_layer("embedding").trainable
     onehot = build_model(30, "onehot", units=12, layers=3, dropout=0.1, embedding_dim=8)
     assert onehot.get_layer("embedding").trainable
-    assert [l.name for l in onehot.layers if l.name.startswith("lstm_")] == ["lstm_0", "lstm_1", "lstm_2"]
+    assert [layer.name for layer in onehot.layers if layer.name.startswith("lstm_")] == ["lstm_0", "lstm_1", "lstm_2"]
     out = onehot.predict(np.full((2, 5), 3, np.int32), verbose=0)
     assert out.shape == (2, 5, 30)
     np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-5)
@@ -167,7 +171,8 @@ def test_rhyme_context_is_line_two_end_after_it_and_zero_before():
     features = np.arange(2 * 24 * 3, dtype=np.float32).reshape(2, 24, 3)
     out = np.asarray(custom_layers()["LineTwoEnd"]()(features))
     assert not out[:, :LINE_TWO_END + 1].any()
-    np.testing.assert_array_equal(out[:, LINE_TWO_END + 1:], np.broadcast_to(features[:, None, LINE_TWO_END], (2, 12, 3)))
+    np.testing.assert_array_equal(out[:, LINE_TWO_END + 1:],
+                                  np.broadcast_to(features[:, None, LINE_TWO_END], (2, 12, 3)))
     with pytest.raises(PoetryError, match="prosody = true"):
         build_model(10, "onehot", 4, 2, 0.1, 4, prosody_dim=0, rhyme_context=True)
 
@@ -203,8 +208,8 @@ def test_stepper_and_fast_loader_match_keras_with_and_without_prosody(tmp_path, 
 
     vocab = Vocab(SPECIALS + tuple("东风红中山寒白月花春秋"))
     table = feature_table(vocab.tokens) if prosody_dim else None
-    args = dict(vocab_size=len(vocab), mode="onehot", units=10, layers=2, dropout=0.1, embedding_dim=6, prosody_dim=prosody_dim,
-                rhyme_context=rhyme_context)
+    args = dict(vocab_size=len(vocab), mode="onehot", units=10, layers=2, dropout=0.1, embedding_dim=6,
+                prosody_dim=prosody_dim, rhyme_context=rhyme_context)
     model = build_model(**args, prosody=table)
     folder = tmp_path / "onehot"
     folder.mkdir()
@@ -216,7 +221,8 @@ def test_stepper_and_fast_loader_match_keras_with_and_without_prosody(tmp_path, 
     assert fast.stepper.rhyme_context == rhyme_context
     ids = np.random.default_rng(3).integers(2, len(vocab), size=(2, 24)).astype(np.int32)
     full = np.log(model.predict(ids, verbose=0))  # (2, 24, vocab)
-    np.testing.assert_allclose(np.log(model.predict(ids[:, :7], verbose=0)), full[:, :7], atol=1e-5)  # shorter than line 2
+    # shorter than line 2
+    np.testing.assert_allclose(np.log(model.predict(ids[:, :7], verbose=0)), full[:, :7], atol=1e-5)
     state = fast.stepper.initial_state(2)
     for t in range(24):
         logp, state = fast.stepper.step(ids[:, t], state)
@@ -251,7 +257,8 @@ def test_save_then_load_gives_identical_predictions(tiny_models, tmp_path):
     ids = np.array([trained.vocab.encode(p)[:-1] for p in synthetic_poems(5, seed=12)], np.int32)
     before = trained.keras_model.predict(ids, verbose=0)
     np.testing.assert_array_equal(again.keras_model.predict(ids, verbose=0), before)
-    assert keras.saving.load_model(copy / "model.keras", safe_mode=True).count_params() == trained.keras_model.count_params()
+    assert (keras.saving.load_model(copy / "model.keras", safe_mode=True).count_params()
+            == trained.keras_model.count_params())
 
 
 @pytest.mark.parametrize("mode", ["word2vec", "onehot"])

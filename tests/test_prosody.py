@@ -209,7 +209,8 @@ def held_out_quatrains(corpus: Path) -> list[str]:
 def test_a_corpus_built_by_the_cleaner_scans_as_its_poems_do(famous_corpus):
     """The path of the test below, run in CI on 15 famous 五绝 cleaned by the real cleaner."""
     texts = held_out_quatrains(famous_corpus)
-    assert len(texts) == 15 and "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。" in texts  # simplified, the 五律 and 七绝 not here
+    # simplified, the 五律 and 七绝 not here
+    assert len(texts) == 15 and "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。" in texts
     r = P.rates(texts)
     assert (r["poems"], r["form"], r["known_chars"]) == (15, 1.0, 1.0)
     assert r["tone"] == pytest.approx(7 / 15) and r["rhyme"] == pytest.approx(8 / 15)
@@ -217,8 +218,9 @@ def test_a_corpus_built_by_the_cleaner_scans_as_its_poems_do(famous_corpus):
 
 # CI builds no real corpus: it needs the 85 MB data set (`npm pack chinese-poetry@2.0.1`) and minutes
 # of cleaning, and rates measured on a handful of poems say nothing about these statistics.
-@pytest.mark.skipif(not CORPUS.exists(), reason="needs the real corpus/ (poetry-lstm crawl --from chinese-poetry-2.0.1.tgz); "
-                                                 "test_a_corpus_built_by_the_cleaner_scans_as_its_poems_do covers the path in CI")
+@pytest.mark.skipif(not CORPUS.exists(),
+                    reason="needs the real corpus/ (poetry-lstm crawl --from chinese-poetry-2.0.1.tgz); "
+                    "test_a_corpus_built_by_the_cleaner_scans_as_its_poems_do covers the path in CI")
 def test_real_held_out_quatrains_reach_the_measured_rates():
     """About half of real 五绝 are regulated; 99.4% of characters are known."""
     r = P.rates(held_out_quatrains(CORPUS))

@@ -65,8 +65,10 @@ def _vectors() -> CharVectors:
 
 
 def test_coherence_is_higher_when_lines_two_to_four_stay_on_line_one():
-    on = [poem("山水山水山", "峰峰水山水", "山峰水山峰", "水山峰水山"), poem("酒杯酒杯酒", "醉杯酒醉杯", "酒醉杯酒醉", "杯酒醉杯酒")]
-    off = [poem("山水山水山", "醉杯酒醉杯", "酒醉杯酒醉", "杯酒醉杯酒"), poem("酒杯酒杯酒", "峰峰水山水", "山峰水山峰", "水山峰水山")]
+    on = [poem("山水山水山", "峰峰水山水", "山峰水山峰", "水山峰水山"),
+          poem("酒杯酒杯酒", "醉杯酒醉杯", "酒醉杯酒醉", "杯酒醉杯酒")]
+    off = [poem("山水山水山", "醉杯酒醉杯", "酒醉杯酒醉", "杯酒醉杯酒"),
+           poem("酒杯酒杯酒", "峰峰水山水", "山峰水山峰", "水山峰水山")]
     kept, drifted = reading.coherence(on, _vectors()), reading.coherence(off, _vectors())
     assert kept["coherence"] > 0.95 and drifted["coherence"] < 0.25
     # Against the other poem's first line the two sets swap, so their lifts are opposite.
@@ -113,8 +115,10 @@ def test_stutter_doubled_and_echo_rates():
     assert reading.stutter_rate(poems, attested) == 0.25
     assert reading.stutter_rate(poems, frozenset()) == 0.5
     assert reading.echo_rate(poems) == 0.25
-    assert reading.echo_rate([poem("春风吹又生", "白日春风尽", "明月照高楼", "孤舟独钓雪")]) == 1.0  # line 1 echoed in line 2
-    assert reading.echo_rate([poem("春风春风生", "白日依山尽", "明月照高楼", "孤舟独钓雪")]) == 0.0  # within one line is not an echo
+    # line 1 echoed in line 2
+    assert reading.echo_rate([poem("春风吹又生", "白日春风尽", "明月照高楼", "孤舟独钓雪")]) == 1.0
+    # within one line is not an echo
+    assert reading.echo_rate([poem("春风春风生", "白日依山尽", "明月照高楼", "孤舟独钓雪")]) == 0.0
 
 
 def test_empty_input_is_refused():

@@ -34,7 +34,8 @@ from poetry_lstm.train import prepare_vectors, split_texts, train, write_model_d
 VEC_CFG = VectorsConfig(vector_size=8, window=2, negative=3, min_count=1, epochs=2, workers=1, seed=1)
 TEXTS = synthetic_poems(60, seed=21)
 DIR_FILES = {"model.keras", "vocab.json", "config.json", "history.json", "corpus_report.json", "card.md", "tables.npz"}
-TRAINED_FILES = DIR_FILES | {"overuse.json"}  # train() measures the decoder's over-used characters after writing the folder
+# train() measures the decoder's over-used characters after writing the folder
+TRAINED_FILES = DIR_FILES | {"overuse.json"}
 
 
 # ---- skip-gram vectors --------------------------------------------------------------------------
@@ -111,7 +112,8 @@ def test_train_retrain_vectors_flag(tiny_root, tiny_models, tmp_path, monkeypatc
     monkeypatch.setattr(poetry_lstm.train, "write_model_dir", lambda *a, **k: None)  # only the vectors matter here
     models = tmp_path / "models"
     shutil.copytree(tiny_models / ".train-word2vec", models / ".train-word2vec")
-    cfg = tiny_config(tiny_root).replace("paths", models_dir=str(models)).replace("train", overuse_poems=0)  # no model folder to measure
+    # no model folder to measure
+    cfg = tiny_config(tiny_root).replace("paths", models_dir=str(models)).replace("train", overuse_poems=0)
     logs = []
     train(cfg, "word2vec", resume=True, log=logs.append)  # the checkpoint is complete: no fitting
     assert calls == [] and any("reusing the skip-gram vectors" in line for line in logs)
@@ -143,9 +145,11 @@ def test_load_vectors_missing_or_corrupt(tmp_path):
 def test_training_lowers_the_loss(tiny_models, mode):
     history = json.loads((tiny_models / mode / "history.json").read_text(encoding="utf-8"))
     # three epochs on all the texts, then the one fine-tuning epoch on 五绝 (tiny_config)
-    assert [(r["epoch"], r["phase"]) for r in history] == [(1, "pretrain"), (2, "pretrain"), (3, "pretrain"), (4, "finetune")]
+    assert [(r["epoch"], r["phase"]) for r in history] == [(1, "pretrain"), (2, "pretrain"), (3, "pretrain"),
+                                                          (4, "finetune")]
     assert history[-1]["loss"] < history[0]["loss"]
-    assert all(np.isfinite(r["val_loss"]) and r["perplexity"] == pytest.approx(np.exp(r["loss"]), rel=1e-3) for r in history)
+    assert all(np.isfinite(r["val_loss"]) and r["perplexity"] == pytest.approx(np.exp(r["loss"]), rel=1e-3)
+               for r in history)
 
 
 def test_word2vec_embedding_is_the_frozen_vectors(tiny_root, tiny_models):
@@ -164,7 +168,8 @@ def test_onehot_embedding_is_trainable(tiny_models):
     trained = load_model(tiny_models / "onehot", keras=True)
     emb = trained.keras_model.get_layer("embedding")
     assert emb.trainable and len(emb.trainable_weights) == 1
-    assert trained.config["model_args"]["mode"] == "onehot" and "vectors" not in {p.name for p in (tiny_models / "onehot").iterdir()}
+    assert (trained.config["model_args"]["mode"] == "onehot"
+            and "vectors" not in {p.name for p in (tiny_models / "onehot").iterdir()})
 
 
 # ---- the model directory ------------------------------------------------------------------------
@@ -178,7 +183,8 @@ def test_model_directory_contents(tiny_root, tiny_models, mode):
     data = (tiny_models / "train_lines.u64").read_bytes()  # one file beside the model folders, for both
     hashes = [int.from_bytes(data[i:i + 8], "little") for i in range(0, len(data), 8)]
     assert hashes == sorted(set(hashes))
-    want = {int(hashlib.sha1(t[i:i + 5].encode("utf-8")).hexdigest()[:16], 16) for t in train_texts for i in (0, 6, 12, 18)}
+    want = {int(hashlib.sha1(t[i:i + 5].encode("utf-8")).hexdigest()[:16], 16)
+            for t in train_texts for i in (0, 6, 12, 18)}
     assert set(hashes) == want and data == LineHashes.of_poems(train_texts).to_bytes()
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     assert config["train_lines"] == len(want) and config["train_lines_sha1"] == hashlib.sha1(data).hexdigest()
@@ -186,11 +192,13 @@ def test_model_directory_contents(tiny_root, tiny_models, mode):
     assert len(vocab["counts"]) == len(vocab["tokens"]) and sum(vocab["counts"]) == sum(len(t) for t in train_texts)
     assert config["model_args"]["mode"] == mode and config["train"]["mode"] == mode
     assert config["training_poems"] == len(train_texts)
-    assert config["window"] == 24 and config["stride"] == 24 and 1 <= config["best_epoch"] <= 4  # 4: the fine-tuning epoch
+    # 4: the fine-tuning epoch
+    assert config["window"] == 24 and config["stride"] == 24 and 1 <= config["best_epoch"] <= 4
     assert config["pretrain"]["epochs"] == 3 and config["fine_tune_from_epoch"] == 3
     assert config["test"]["poems"] == len(split_texts(cfg, False)["test"]) and config["test"]["perplexity"] > 1
     model = build_model(**config["model_args"])
-    model.set_weights(load_model(folder, keras=True).keras_model.get_weights())  # the rebuilt network accepts the weights
+    # the rebuilt network accepts the weights
+    model.set_weights(load_model(folder, keras=True).keras_model.get_weights())
     card = (folder / "card.md").read_text(encoding="utf-8")
     assert f"`poetry-lstm train --mode {mode}`" in card and "perplexity" in card
     assert "pretraining on all windows: 3 epochs" in card and "fine-tuning on real 五绝" in card
@@ -203,7 +211,8 @@ def test_model_directory_contents(tiny_root, tiny_models, mode):
 
 
 def _digest(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_interrupted_save_keeps_the_old_directory(tiny_root, tiny_models, tmp_path, monkeypatch):
@@ -217,8 +226,8 @@ def test_interrupted_save_keeps_the_old_directory(tiny_root, tiny_models, tmp_pa
     splits = split_texts(cfg, True)
     history = json.loads((models / "onehot" / "history.json").read_text(encoding="utf-8"))
     state = {"history": history, "seconds": 1.0, "best_epoch": 1}
-    args = (cfg, models / "onehot", models / ".train-onehot", trained.keras_model, trained.config["model_args"], trained.vocab,
-            splits["train"], splits["test"][:3], state)
+    args = (cfg, models / "onehot", models / ".train-onehot", trained.keras_model, trained.config["model_args"],
+            trained.vocab, splits["train"], splits["test"][:3], state)
 
     def boom(*a, **k):
         raise OSError("disk gone")
@@ -246,9 +255,11 @@ def test_resume_after_kill(tiny_root, tmp_path):
     models = tmp_path / "models"
     toml = tmp_path / "cfg.toml"
     toml.write_text(
-        f'[paths]\ncrawler_dir = "{tiny_root / "crawler"}"\ncorpus_dir = "{tiny_root / "corpus"}"\nmodels_dir = "{models}"\n'
+        f'[paths]\ncrawler_dir = "{tiny_root / "crawler"}"\ncorpus_dir = "{tiny_root / "corpus"}"\n'
+        f'models_dir = "{models}"\n'
         "[model]\nunits = 16\nembedding_dim = 8\nmin_char_count = 1\n"
-        "[train]\nepochs = 1000\nbatch_size = 16\npatience = 1000\nsteps_per_epoch = 3\nfine_tune_epochs = 0\n", encoding="utf-8")
+        "[train]\nepochs = 1000\nbatch_size = 16\npatience = 1000\nsteps_per_epoch = 3\nfine_tune_epochs = 0\n",
+        encoding="utf-8")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     state_path = models / ".train-onehot" / "state.json"
     log1 = open(tmp_path / "first.log", "w")
@@ -261,7 +272,8 @@ def test_resume_after_kill(tiny_root, tmp_path):
                 checkpointed = json.loads(state_path.read_text(encoding="utf-8"))["epochs_done"] >= 1
             except (OSError, ValueError, KeyError):
                 time.sleep(0.2)
-        assert checkpointed and proc.poll() is None, "no checkpoint within 90 s:\n" + (tmp_path / "first.log").read_text()
+        assert checkpointed and proc.poll() is None, ("no checkpoint within 90 s:\n"
+                                                      + (tmp_path / "first.log").read_text())
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
@@ -273,7 +285,8 @@ def test_resume_after_kill(tiny_root, tmp_path):
     state = json.loads(state_path.read_text(encoding="utf-8"))
     done = state["epochs_done"]
     assert done >= 1 and len(state["history"]) == done
-    result = subprocess.run(_command() + ["--config", str(toml), "train", "--mode", "onehot", "--resume", "--epochs", str(done + 2)],
+    result = subprocess.run(_command() + ["--config", str(toml), "train", "--mode", "onehot", "--resume",
+                                          "--epochs", str(done + 2)],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
@@ -313,7 +326,8 @@ def test_resume_after_the_corpus_changed_is_refused(tiny_root, tiny_models, tmp_
 # ---- bad input ----------------------------------------------------------------------------------
 def _toml(tmp_path: Path, root: Path, extra: str = "") -> Path:
     path = tmp_path / "cfg.toml"
-    path.write_text(f'[paths]\ncrawler_dir = "{root / "crawler"}"\ncorpus_dir = "{root / "corpus"}"\nmodels_dir = "{root / "models"}"\n{extra}',
+    path.write_text(f'[paths]\ncrawler_dir = "{root / "crawler"}"\ncorpus_dir = "{root / "corpus"}"\n'
+                    f'models_dir = "{root / "models"}"\n{extra}',
                     encoding="utf-8")
     return path
 

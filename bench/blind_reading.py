@@ -1,0 +1,155 @@
+"""Blind readings, the measure of record for what the poems say (shared/EVALUATION.md, "Blind reading").
+
+    python bench/blind_reading.py pairs   --split valid --seed 20261206 --out docs/readings/NAME
+    python bench/blind_reading.py singles --split valid --seed 20261207 --out docs/readings/NAME
+    python bench/blind_reading.py score docs/readings/NAME
+
+`pairs` draws 30 real held-out 五绝 with a fresh seed, completes each first line once with the settings
+under test (the [generate] defaults, changed by `--set key=value`), and writes `sheet.md` (what the
+reader sees: each pair with A/B shuffled, nothing else) and `key.json` (which is real, the settings, the
+seeds, the code's commit). `singles` writes 40 poems in random order, 20 real and 20 ours from 20 other
+first lines. The reader's answers go into `answers.json` beside them (the sheet says how); `score`
+prints the share of pairs where the real poem was picked, or the accuracy, the mean ratings and how many
+of ours were taken for real.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PAIRS_HEAD = """# Blind reading: pairs
+
+Each item shows two 五言绝句 that share their first line. One is a real Tang or Song poem; the other was
+written by a program from the first line alone. For each item, say which one is real (A or B), how sure you
+are (1 = a guess, 3 = certain), a 1–5 rating of the poem you take for the program's (5 = reads like a good
+real poem), and a short reason.
+
+Answer in `answers.json` as a list: `[{"item": 1, "real": "A", "confidence": 2, "rating": 2, "reason": "..."}, ...]`.
+
+"""
+
+SINGLES_HEAD = """# Blind reading: single poems
+
+Each item is one 五言绝句. Some are real Tang or Song poems; the others were written by a program from a first
+line. For each, say whether it is real or generated, how sure you are (1 = a guess, 3 = certain), a 1–5 rating
+of the poem (5 = reads like a good real poem), and a short reason.
+
+Answer in `answers.json` as a list: `[{"item": 1, "real": true, "confidence": 2, "rating": 3, "reason": "..."}, ...]`.
+
+"""
+
+
+def held_out(split: str) -> list[str]:
+    from poetry_lstm.clean import load_corpus, texts_by_split
+    from poetry_lstm.config import load_config
+
+    return texts_by_split(load_corpus(load_config()), False)[split]
+
+
+def settings_from(model, changes: list[str]):
+    from poetry_lstm.config import DecodeSettings
+
+    settings = DecodeSettings.defaults(model.mode)
+    values = {}
+    for change in changes:
+        key, _, value = change.partition("=")
+        kind = type(getattr(settings, key))
+        values[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+    return dataclasses.replace(settings, **values)
+
+
+def ours(model, settings, first_lines: list[str], seed: int) -> list[str]:
+    from poetry_lstm.generate import complete_poem
+
+    return [complete_poem(model, line, settings, n=1, seed=seed + i).poems[0].text
+            for i, line in enumerate(first_lines)]
+
+
+def commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+def show(poem: str) -> str:
+    return poem.replace("，", "，\n").replace("。", "。\n").strip()
+
+
+def make(kind: str, args) -> None:
+    from poetry_lstm.loading import load_model
+
+    model = load_model(ROOT / "models" / args.mode)
+    settings = settings_from(model, args.set or [])
+    real = held_out(args.split)
+    rng = random.Random(args.seed)
+    count = 30 if kind == "pairs" else 40
+    picked = rng.sample(real, count)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    key = {"kind": kind, "split": args.split, "seed": args.seed, "model": args.mode, "commit": commit(),
+           "settings": dataclasses.asdict(settings),
+           "command": "python bench/blind_reading.py " + " ".join(sys.argv[1:])}
+    lines = [PAIRS_HEAD if kind == "pairs" else SINGLES_HEAD]
+    if kind == "pairs":
+        generated = ours(model, settings, [p[:5] for p in picked], args.seed)
+        items = []
+        for i, (r, g) in enumerate(zip(picked, generated), 1):
+            a, b = (r, g) if rng.random() < 0.5 else (g, r)
+            items.append({"item": i, "A": a, "B": b, "real": "A" if a == r else "B"})
+            lines.append(f"## {i}\n\nA\n\n{show(a)}\n\nB\n\n{show(b)}\n")
+    else:
+        reals, firsts = picked[:20], picked[20:]
+        generated = ours(model, settings, [p[:5] for p in firsts], args.seed)
+        pool = [(p, True) for p in reals] + [(p, False) for p in generated]
+        rng.shuffle(pool)
+        items = [{"item": i, "poem": p, "real": is_real} for i, (p, is_real) in enumerate(pool, 1)]
+        lines += [f"## {it['item']}\n\n{show(it['poem'])}\n" for it in items]
+    (out / "sheet.md").write_text("\n".join(lines), encoding="utf-8")
+    (out / "key.json").write_text(json.dumps({**key, "items": items}, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(f"wrote {out / 'sheet.md'} (for the reader) and {out / 'key.json'} (keep it from the reader)")
+
+
+def score(folder: Path) -> dict:
+    key = json.loads((folder / "key.json").read_text(encoding="utf-8"))
+    answers = {a["item"]: a for a in json.loads((folder / "answers.json").read_text(encoding="utf-8"))}
+    items = key["items"]
+    if key["kind"] == "pairs":
+        right = [answers[it["item"]]["real"] == it["real"] for it in items]
+        ratings = [answers[it["item"]]["rating"] for it in items]
+        return {"kind": "pairs", "pairs": len(items), "real_picked": sum(right),
+                "mean_rating_of_the_one_taken_for_ours": round(sum(ratings) / len(ratings), 2)}
+    ours_taken_real = sum(answers[it["item"]]["real"] for it in items if not it["real"])
+    mean = lambda flag: round(sum(answers[it["item"]]["rating"] for it in items if it["real"] == flag)
+                              / max(1, sum(it["real"] == flag for it in items)), 2)
+    correct = sum(answers[it["item"]]["real"] == it["real"] for it in items)
+    return {"kind": "singles", "poems": len(items), "correct": correct, "mean_rating_real": mean(True),
+            "mean_rating_ours": mean(False), "ours_taken_for_real": ours_taken_real}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("pairs", "singles"):
+        p = sub.add_parser(name)
+        p.add_argument("--split", choices=["valid", "test"], default="valid")
+        p.add_argument("--seed", type=int, required=True, help="a fresh seed for every reading")
+        p.add_argument("--mode", default="word2vec")
+        p.add_argument("--set", action="append", help="a decoder setting other than the default, key=value")
+        p.add_argument("--out", required=True)
+    s = sub.add_parser("score")
+    s.add_argument("folder")
+    args = parser.parse_args()
+    if args.command == "score":
+        print(json.dumps(score(Path(args.folder)), ensure_ascii=False, indent=1))
+    else:
+        make(args.command, args)
+
+
+if __name__ == "__main__":
+    main()
