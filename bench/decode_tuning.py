@@ -72,13 +72,21 @@ NOISE = {
     "beam 8, noise 2": dict(beam=8, beam_noise=2.0),
     "beam 8, noise 2.5": dict(beam=8, beam_noise=2.5),
 }
+# 重字: a character at most twice (the rule until round 7) or once, a 叠字 in place counting once (round 7).
+REPEATS = {
+    "each character at most twice": dict(max_char_uses=2),
+    "each character once": dict(max_char_uses=1),
+    "beam 8, at most twice": dict(beam=8, max_char_uses=2),
+    "beam 8, once": dict(beam=8, max_char_uses=1),
+}
 # The defaults alone, as config/default.toml sets them: the reference for a decoder change.
 DEFAULTS = {"defaults": {}, "beam 8": dict(beam=8)}
 GROUPS = {"sampling": SAMPLING, "beam": BEAM, "final": FINAL, "defaults": DEFAULTS, "overuse": OVERUSE,
-          "temperature": TEMPERATURE, "noise": NOISE}
+          "temperature": TEMPERATURE, "noise": NOISE, "repeats": REPEATS}
 ROUND_4 = ("sampling", "beam", "final")  # measured before overuse.json existed: they run without its penalty
 SHOWN = ("discriminator_accuracy", "judge_ratio_to_real", "formula_rate", "coherence_lift", "distinct_chars",
-         "overused_ratio", "stutter", "echo", "lines_2_4_regulated", "rhyme", "copy_rate", "ms_per_poem")
+         "overused_ratio", "stutter", "echo", "repeated_char", "line_1_char_back", "lines_2_4_regulated", "rhyme",
+         "copy_rate", "ms_per_poem")
 
 
 def main() -> None:

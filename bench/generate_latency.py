@@ -43,7 +43,7 @@ import numpy; out["import numpy"] = t() - t0; t1 = t()
 import poetry_lstm.cli; from poetry_lstm import generate as G, loading as L, stepper as S
 out["import poetry_lstm (cli, generate, loading)"] = t() - t1; t1 = t()
 S.limit_blas_threads(1); m = L.load_model(sys.argv[1])
-out["loading.load_model (h5py, no keras; the decoder's tables)"] = t() - t1; t1 = t()
+out["loading.load_model (weights mapped from the file, no keras; the decoder tables)"] = t() - t1; t1 = t()
 G.normalize_line("床前明月光"); out["OpenCC dictionaries (first to_simplified)"] = t() - t1; t1 = t()
 m.line_hashes(); out["read train_lines.u64"] = t() - t1; t1 = t()
 G.complete_poem(m, "床前明月光", n=3); out["first complete_poem (n=3)"] = t() - t1; t1 = t()
@@ -128,6 +128,23 @@ def cold_start(model: Path, runs: int) -> None:
         print(f"  {name:56s} {seconds * 1000:8.0f} ms" if seconds else f"  {name}")
 
 
+def cold_start_against(baseline: Path, runs: int) -> None:
+    """The CLI's cold start of this checkout and of `baseline` (another checkout, with its own models:
+    `git worktree add /tmp/head 945b132`), run in turn so both see the same machine; prints the ratio."""
+    walls: dict[str, list[float]] = {"this checkout": [], f"baseline {baseline}": []}
+    for _ in range(runs):
+        for times, root in zip(walls.values(), (ROOT, baseline)):
+            env = {**os.environ, "PYTHONPATH": str(root)}
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "poetry_lstm.cli", "generate", "床前明月光"], cwd=root, env=env,
+                           capture_output=True, check=True)
+            times.append(time.perf_counter() - started)
+    for name, times in walls.items():
+        print(f"cold start, {name}: {fmt(times)}")
+    ours, theirs = (statistics.median(t) for t in walls.values())
+    print(f"    ratio this ÷ baseline: {ours / theirs:.2f}")
+
+
 PAGE = r"""
 import json, statistics, sys, time
 from streamlit.testing.v1 import AppTest
@@ -166,6 +183,8 @@ def main() -> None:
     parser.add_argument("--tutorial-lines", type=int, default=5,
                         help="first lines for the slow tutorial loop (default 5)")
     parser.add_argument("--cold-runs", type=int, default=3, help="cold starts to time; 0 skips them")
+    parser.add_argument("--baseline-checkout", default=None,
+                        help="another checkout (git worktree) whose CLI cold start is timed in turn with this one's")
     parser.add_argument("--blas-threads", type=int, default=1,
                         help="OpenBLAS threads, set as the CLI does (default 1); 0 leaves OpenBLAS's own default")
     args = parser.parse_args()
@@ -208,6 +227,8 @@ def main() -> None:
     page_latency(lines[:10])
     if args.cold_runs:
         cold_start(model, args.cold_runs)
+        if args.baseline_checkout:
+            cold_start_against(Path(args.baseline_checkout), args.cold_runs)
 
 
 if __name__ == "__main__":

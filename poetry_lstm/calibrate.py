@@ -19,7 +19,7 @@ from .card import rewrite
 from .config import Config, DecodeSettings
 from .errors import PoetryError
 from .generate import complete_all
-from .loading import TrainedModel
+from .loading import TrainedModel, write_weight_index
 from .modeldir import OVERUSE_FILE
 from .reading import char_counts
 from .tables import write_tables
@@ -64,11 +64,13 @@ def measure(trained: TrainedModel, poems: list[str], settings: DecodeSettings, l
 
 
 def calibrate(trained: TrainedModel, poems: list[str], cfg: Config, log=lambda _: None) -> dict:
-    """Store the decoder's tables (tables.npz) in the model's folder, measure (`measure`, with the
+    """Store the decoder's tables (tables.npz) and where each weight lies (weights_index.json) in the
+    model's folder, measure (`measure`, with the
     config's [generate] defaults and [train] overuse_poems), write overuse.json, and rewrite the
     card, which reports it. `trained` is best loaded with `overuse=False`: a broken overuse.json
     is what this replaces, and the measure holds no penalty anyway."""
     write_tables(trained.path, trained.vocab)
+    write_weight_index(trained.path)
     record = measure(trained, poems, cfg.generate.settings(trained.mode), cfg.train.overuse_poems, log)
     files.write_json(Path(trained.path) / OVERUSE_FILE, record)
     rewrite(trained.path)

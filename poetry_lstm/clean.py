@@ -18,12 +18,23 @@ from . import files
 from .config import Config
 from .errors import PoetryError
 
-CJK = "\u3400-\u4dbf\u4e00-\u9fff"  # Extension A and the basic block
-IS_CJK = re.compile(f"[{CJK}]")
+CJK_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF))  # Extension A and the basic block
 # Every Han character a person may type: also compatibility ideographs and planes 2–3 (Extensions
 # B–I: 𠀀). The corpus keeps CJK only; a wider character in a first line is read as unknown.
-HAN = CJK + "\uf900-\ufaff\U00020000-\U0003ffff"
-IS_HAN = re.compile(f"[{HAN}]")
+HAN_RANGES = CJK_RANGES + ((0xF900, 0xFAFF), (0x20000, 0x3FFFF))
+
+
+# Code-point ranges, not regular expressions: a character class this wide takes `re` 5–10 ms to compile,
+# which every `poetry-lstm generate` would pay at start-up.
+def is_cjk(ch: str) -> bool:
+    """`ch` is one character of the basic CJK block or Extension A: what the corpus and the model hold."""
+    return len(ch) == 1 and any(low <= ord(ch) <= high for low, high in CJK_RANGES)
+
+
+def is_han(ch: str) -> bool:
+    """`ch` is one Han character a person may type (HAN_RANGES)."""
+    return len(ch) == 1 and any(low <= ord(ch) <= high for low, high in HAN_RANGES)
+
 HALF_TO_FULL = str.maketrans({",": "，", ".": "。", "?": "？", "!": "！", ";": "；", ":": "：",
                               "．": "。", "｡": "。", "､": "、", "﹐": "，", "﹒": "。"})
 # Variant notes （…一作…） and any other bracketed note; nested notes are rare, one level suffices.
@@ -40,8 +51,9 @@ SPLITS = ("train", "valid", "test")
 # standard form the 平水韵 table cannot read or reads with another tone (拏 拿, 姪 侄, 羃 幂, 櫺 棂,
 # 勗 勖, 筿 筱, 痺 痹, 蜋 螂, 欬 咳, 搥 捶).
 _VARIANT_PAIRS = (
-    # generate.py's table for the decoder (vocabulary characters the 平水韵 table spells another
-    # way), with 罇 → 樽 as the 异体字 tables have it
+    # the decoder's first table (vocabulary characters the 平水韵 table spells another way), with
+    # 罇 → 樽 as the 异体字 tables have it. The decoder never writes any key of VARIANT_FORMS (tables.py):
+    # models trained before this table learned both spellings
     """
 疎疏 踈疏 髪发 劒剑 浄净 迳径 猨猿 鶑莺 髙高 鬭斗 鬬斗 懽欢 隣邻 罇樽 檝楫 幷并 峩峨 堦阶 怱匆 穉稚
 飜翻 迺乃 廻回 缾瓶 鳯凤 畧略 逈迥 潄漱 秪只 秖只 歳岁 暎映 栢柏 悮误 犂犁 輙辄 竝并 緜绵 顇悴 欵款
@@ -144,7 +156,7 @@ def problem_of(text: str, forms: list[str]) -> tuple[str | None, list[list[str]]
         return "digits", []
     if re.search(r"[A-Za-zＡ-Ｚａ-ｚ]", body):
         return "latin_letters", []
-    if len(IS_CJK.findall(body)) != len(body):
+    if not all(map(is_cjk, body)):
         return "stray_marks", []
     marks = LINE_END.findall(text)
     if len(marks) != n_lines or not all(m == "，" if i % 2 == 0 else m in STOPS for i, m in enumerate(marks)):

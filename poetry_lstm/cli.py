@@ -139,7 +139,7 @@ def cli(ctx, config_file):
       poetry-lstm train --mode word2vec
     """
     ctx.ensure_object(dict)
-    ctx.obj["config"] = load_config(config_file)
+    ctx.obj["config"] = load_config(config_file) if config_file else DEFAULTS  # the defaults are read once
 
 
 @cli.command()

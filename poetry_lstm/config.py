@@ -100,7 +100,8 @@ RULES: dict[str, dict[str, Bound | OneOf]] = {
     "generate": {"mode": OneOf(MODES), "n": Bound(1, 20), "temperature": Bound(0.05, 5), "top_k": AT_LEAST_0,
                  "top_p": Bound(0, 1, above=True), "beam": Bound(1, 64), "max_tries": AT_LEAST_1,
                  "candidates": Bound(1, 64), "coherence": AT_LEAST_0, "frequency_penalty": Bound(0, 2),
-                 "sibling_penalty": AT_LEAST_0, "beam_noise": Bound(0, 5), "overuse_penalty": Bound(0, 5)},
+                 "sibling_penalty": AT_LEAST_0, "beam_noise": Bound(0, 5), "overuse_penalty": Bound(0, 5),
+                 "max_char_uses": Bound(1, 2)},
 }
 
 
@@ -223,6 +224,7 @@ class GenerateConfig:
     sibling_penalty: float
     beam_noise: float
     overuse_penalty: float
+    max_char_uses: int
 
     def temperature_for(self, mode: str) -> float:
         """The sampling temperature of one model: its own from `model_temperature`, else `temperature`."""
@@ -256,9 +258,10 @@ class DecodeSettings:
     sibling_penalty: float    # beam: a beam's children lose this per rank
     beam_noise: float         # beam: scale of the Gumbel noise on each step's scores (0 = plain beam)
     overuse_penalty: float    # × each character's measured over-use (overuse.json), taken from its score
+    max_char_uses: int        # novelty: how often one character may be written (a 叠字 in place is one use; 2 or 1)
 
     def __post_init__(self):
-        hints = get_type_hints(DecodeSettings)
+        hints = _hints(DecodeSettings)
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if not _check_type(value, hints[f.name]):
@@ -342,8 +345,14 @@ def _as_hinted(value: Any, expected: Any) -> Any:
     return value
 
 
+@lru_cache(maxsize=None)
+def _hints(cls) -> dict:
+    """The resolved type hints of a config class, worked out once: every settings object is checked against them."""
+    return get_type_hints(cls)
+
+
 def _build(cls, values: dict, section: str):
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     for key, value in values.items():
         if key not in hints:
             raise PoetryError(f"Unknown config key [{section}] {key}; the keys of [{section}] are: {', '.join(hints)}.",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import layout, prosody
-from .clean import IS_CJK
+from .clean import is_cjk
 from .config import DecodeSettings
 from .errors import Note
 from .loading import TrainedModel
@@ -116,6 +116,13 @@ class Decoder:
         self.penalty = -settings.frequency_penalty * self.tables.log_prior - settings.overuse_penalty * trained.overuse
         self.unit = trained.unit_embedding  # (vocab, dim) for cosines
 
+    def may_double(self, c: Candidate, pos: int) -> bool:
+        """The character before `pos`, in the same line, may be written again at `pos`: a real 叠字 there
+        (悠悠 opens lines, 光光 never closes one), and not a third time in a row."""
+        at = layout.char_of(pos)
+        prev = c.chars[pos - 1] if at else ""
+        return bool(prev) and bool(self.doubles[at - 1, self.vocab.id(prev)]) and (at < 2 or c.chars[pos - 2] != prev)
+
     def repeats(self, c: Candidate, pos: int) -> list[int]:
         """Ids that would stutter (是是, unless a real 叠字 where poems double) or echo a two-character
         word of an earlier line (春风 … 春风)."""
@@ -123,7 +130,7 @@ class Decoder:
         prev = c.chars[pos - 1] if at else ""
         if not prev:
             return []
-        out = [] if self.doubles[at - 1, self.vocab.id(prev)] and (at < 2 or c.chars[pos - 2] != prev) else [prev]
+        out = [] if self.may_double(c, pos) else [prev]
         for start in layout.LINE_STARTS[:layout.line_of(pos)]:
             line = c.chars[start:start + layout.CHARS]
             out += [line[j + 1] for j in range(4) if line[j] == prev and line[j + 1]]
@@ -132,7 +139,7 @@ class Decoder:
     def coherence(self, c: Candidate) -> float:
         """Mean cosine of lines 2–4's characters to line 1's centroid, in the model's input embedding
         (the skip-gram vectors in word2vec mode): how near the poem stays to its first line."""
-        ids = [self.vocab.id(ch) for ch in c.chars if len(ch) == 1 and IS_CJK.match(ch)]
+        ids = [self.vocab.id(ch) for ch in c.chars if is_cjk(ch)]
         first, rest = self.unit[ids[:layout.CHARS]].mean(axis=0), self.unit[ids[layout.CHARS:]]
         return float((rest @ (first / max(np.linalg.norm(first), 1e-6))).mean()) if len(rest) else 0.0
 
@@ -176,7 +183,10 @@ class Decoder:
         if on["novelty"]:  # no character three times (counting forced ones still to come), no stutter, no echo
             counts = Counter(c.chars)
             counts.update(ch for i, ch in c.forced.items() if not c.chars[i])
-            banned = [self.vocab.id(ch) for ch, k in counts.items() if k >= 2 and len(ch) == 1]
+            once = self.settings.max_char_uses < 2 and "once" not in drop  # no 重字: a dead end lets it go first
+            banned = [self.vocab.id(ch) for ch, k in counts.items() if k >= (1 if once else 2) and len(ch) == 1]
+            if once and self.may_double(c, pos) and counts[c.chars[pos - 1]] == 1:
+                banned.remove(self.vocab.id(c.chars[pos - 1]))  # 青 → 青青: a 叠字 in place is one use
             banned += self.repeats(c, pos) if "repeats" not in drop else []
             if banned:
                 m = m.copy()
@@ -195,10 +205,13 @@ class Decoder:
     def options(self, c: Candidate, pos: int) -> tuple[np.ndarray, list[str]]:
         """The allowed mask, giving up constraints (novelty, then rhyme, then tones) only at a dead end.
 
-        Stutters and echoes are a matter of style, not a rule: a dead end lets them go first, unmarked."""
+        One use per character, then stutters and echoes, are matters of style, not rules: a dead end lets
+        them go first, in that order, unmarked."""
         dropped, base, m = [], (), self.allowed(c, pos)
-        if not m.any():
-            base = ("repeats",)
+        for style in (("once",), ("once", "repeats")):
+            if m.any():
+                break
+            base = style
             m = self.allowed(c, pos, base)
         for name in (name for name in RELAX_ORDER if self.on[name] and not m.any()):
             dropped.append(name)

@@ -180,7 +180,7 @@ def reading_measures(poems: list[str], sticks: Yardsticks, of_real: bool = False
     gap = reading.char_frequency_gap(sticks.real, poems)
     out.update(distinct_chars=gap["distinct_chars"], doubled_chars=reading.doubled_rate(poems),
                stutter=None if sticks.attested is None else reading.stutter_rate(poems, sticks.attested),
-               echo=reading.echo_rate(poems))
+               echo=reading.echo_rate(poems), **reading.repeated_char_rates(poems))
     if ours:
         out.update(char_distribution_gap=gap["char_distribution_gap"], overused_ratio=gap["overused_ratio"],
                    overused=gap["overused"])

@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from . import layout, prosody
-from .clean import IS_CJK, IS_HAN, to_simplified
+from .clean import is_cjk, is_han, to_simplified
 from .config import DecodeSettings
 from .decoder import Candidate, Poem, decode
 from .errors import InputError, Note, PoetryError
@@ -85,7 +85,7 @@ def normalize_line(raw: str, part: str = "first_line", example: str = "床前明
                          f"e.g. {example}.",
                          kind="input_punctuation", punctuation=inner, **fields)
     text = to_simplified(text)
-    bad = "".join(ch for ch in text if not IS_HAN.match(ch))
+    bad = "".join(ch for ch in text if not is_han(ch))
     if bad:
         raise InputError(f"{what} must be {count} Chinese characters, and {bad!r} "
                          f"{'is not one' if len(bad) == 1 else 'are not Chinese characters'}; e.g. {example}.",
@@ -169,7 +169,7 @@ def theme_keywords(trained: TrainedModel, theme: str, vectors=None) -> list[tupl
     found = []
     for word in jieba.analyse.extract_tags(to_simplified(theme), topK=8):
         chars = []
-        for ch in filter(IS_CJK.match, word):
+        for ch in filter(is_cjk, word):
             # A character the model lacks borrows its two nearest neighbours that it knows.
             known = vectors is not None and ch in vectors.key_to_index
             near = [c for c, _ in vectors.most_similar(ch, topn=20)] if known else []

@@ -1,7 +1,8 @@
 """Load a model folder for poems: `model = load_model("models/word2vec")`.
 
-The fast path reads the weights with h5py into a NumPy `LstmStepper` (no TensorFlow); a file in a
-layout it does not know falls back to Keras (`network.load_keras_model`), so a Keras release that
+The fast path maps the weights straight out of model.keras (where each array lies is in
+`weights_index.json`; without it h5py reads them) into a NumPy `LstmStepper`, with no TensorFlow; a
+file in a layout it does not know falls back to Keras (`network.load_keras_model`), so a Keras release that
 moves its arrays costs start-up time, not wrong poems. Loading also fills, once, everything the
 decoder looks up per step: the masks and priors (`tables.py`), the over-use penalties and the unit
 embedding for coherence, and the training-line hashes of the copy check.
@@ -9,16 +10,18 @@ embedding for coherence, and the training-line hashes of the copy check.
 from __future__ import annotations
 
 import importlib.util
+import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import files
 from .errors import PoetryError
 from .metrics import LineHashes
 from .modeldir import Vocab, missing_model_error, read_line_hashes, read_model_config, read_overuse, rebuild_command
-from .stepper import LstmStepper, stepper_from_file
+from .stepper import INDEX_FILE, LstmStepper, stepper_from_file, weight_index
 from .tables import DecoderTables, load_tables
 
 
@@ -75,10 +78,33 @@ def load_model(path: str | Path, *, keras: bool = False, overuse: bool = True,
     return TrainedModel(path, vocab, config, stepper, load_tables(path, vocab), penalties, keras_model, hashes)
 
 
+def read_weight_index(folder: Path) -> dict | None:
+    """`weights_index.json` (where each array lies in model.keras), or None when it is absent or unreadable:
+    it only saves time, and `stepper.read_keras_weights` checks it against the file before trusting it."""
+    try:
+        index = json.loads((Path(folder) / INDEX_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return index if isinstance(index, dict) and isinstance(index.get("arrays"), dict) else None
+
+
+def write_weight_index(folder: Path) -> Path | None:
+    """Write `weights_index.json` for the model.keras in `folder` (train and calibrate do); None, and no
+    file, for weights that are not contiguous arrays (h5py reads those at every load)."""
+    path = Path(folder) / INDEX_FILE
+    try:
+        index = weight_index(Path(folder) / "model.keras")
+    except ValueError:
+        path.unlink(missing_ok=True)
+        return None
+    files.write_json(path, index, indent=None)
+    return path
+
+
 def _fast_stepper(path: Path, vocab: Vocab) -> LstmStepper | None:
     """The stepper straight from the weights file, or None when Keras should read it instead."""
     try:
-        return stepper_from_file(path / "model.keras", len(vocab))
+        return stepper_from_file(path / "model.keras", len(vocab), read_weight_index(path))
     except (ValueError, KeyError, IndexError, TypeError, OSError, zipfile.BadZipFile) as exc:
         # Not a zip (a torn or foreign file): Keras cannot read it either, so say so now instead of after
         # TensorFlow's 10-second start-up. Another layout (a newer Keras) is Keras's to read.

@@ -5,6 +5,7 @@
     config.json   model_args, training settings, the command          → `read_model_config`
     overuse.json  characters the decoder over-uses (calibrate.py)     → `read_overuse`
     tables.npz    the decoder's masks and priors, built once           → tables.py
+    weights_index.json  where each array lies in model.keras           → stepper.py, loading.py
     ../train_lines.u64  hashes of every training line (the copy check) → `read_line_hashes`
 
 Each reader checks its file once and, when it is missing or broken, raises a PoetryError naming

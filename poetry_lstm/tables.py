@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import files, layout, prosody
-from .clean import IS_CJK, VARIANT_FORMS, to_simplified
+from .clean import VARIANT_FORMS, is_cjk, to_simplified
 from .errors import PoetryError
 from .modeldir import TABLES_FILE, Vocab
 
@@ -96,7 +96,7 @@ def build_tables(vocab: Vocab) -> DecoderTables:
     single = [len(t) == 1 for t in tokens]
     # Variant forms (疎 for 疏) and traditional ones the corpus kept are never written: output is
     # simplified as the input is.
-    writable = np.array([s and bool(IS_CJK.match(t)) and t not in VARIANT_FORMS and to_simplified(t) == t
+    writable = np.array([s and is_cjk(t) and t not in VARIANT_FORMS and to_simplified(t) == t
                          for t, s in zip(tokens, single)])
     readings = [prosody.reading(t) if s else (frozenset(), frozenset()) for t, s in zip(tokens, single)]
     ping, ze = (np.array([tone in r[0] for r in readings]) for tone in (prosody.PING, prosody.ZE))

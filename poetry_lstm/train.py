@@ -28,7 +28,7 @@ from .config import Config
 from .distributed import any_worker, distribution, start_together, worker_dirs, worker_role
 from .errors import PoetryError
 from .evaluate import evaluate_model
-from .loading import TrainedModel, load_model
+from .loading import TrainedModel, load_model, write_weight_index
 from .metrics import HASH_FILE, LineHashes
 from .modeldir import Vocab
 from .network import build_model, count_windows, custom_layers, poem_ids, seed_everything, window_dataset
@@ -293,6 +293,7 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
         clean_model = build_model(**args)  # no optimizer state: the shipped file stays small
         clean_model.set_weights(model.get_weights())
         clean_model.save(tmp / "model.keras")
+        write_weight_index(tmp)
         vocab.save(tmp / "vocab.json")
         write_tables(tmp, vocab)
         report_path = Path(cfg.paths.corpus_dir) / "report.json"

@@ -211,8 +211,10 @@ def test_novelty_against_a_model_that_copies_the_first_line(w2v, beam):
 
 def test_no_character_three_times_counts_heads_still_to_come(w2v):
     model = dataclasses.replace(w2v, stepper=prefer(w2v.vocab, {"秋": 10.0}))
-    for poem in G.acrostic_poem(model, "春夏秋冬", n=2, tones=False, rhyme=False).poems:
+    for poem in G.acrostic_poem(model, "春夏秋冬", n=2, tones=False, rhyme=False, max_char_uses=2).poems:
         assert poem.text.count("秋") == 2  # one head, one more: none before the head would make three
+    for poem in G.acrostic_poem(model, "春夏秋冬", n=2, tones=False, rhyme=False).poems:
+        assert poem.text.count("秋") == 1  # the default: the head alone
 
 
 # --- seeds and beam -----------------------------------------------------------------------------
@@ -478,3 +480,21 @@ def test_output_is_simplified_as_the_input_is(tmp_path):
         body = G.complete_poem(trained, "山水风月花", n=1, seed=seed, **ALL_OFF).poems[0].text[6:]
         assert "疎" not in body and "雲" not in body and "疏" in body
     assert VARIANT_FORMS["疎"] == "疏" and not build_tables(trained.vocab).writable[trained.vocab.id("疎")]
+
+
+def test_one_use_per_character_leaves_no_repeat_but_a_real_double_in_place(tmp_path):
+    # The model wants 山 and 水 everywhere and 悠悠 where real lines double it (line places 1–2).
+    trained = fake_model(tmp_path, "山水悠云花人来去风月天江湖海林木石竹叶松", {"山": 3.0, "水": 3.0, ("悠", "悠"): 6.0,
+                         "悠": 2.0}, doubles="悠", doubles_at=("", "悠", "", ""))
+    for seed in range(6):
+        free = dict(n=1, seed=seed, tones=False, rhyme=False)
+        twice = G.complete_poem(trained, "云花人来去", **free, max_char_uses=2).poems[0]
+        once = G.complete_poem(trained, "云花人来去", **free, max_char_uses=1).poems[0]
+        body = twice.text[6:].replace("，", "").replace("。", "")
+        assert max(Counter(body).values()) == 2  # the old rule: twice at most
+        body = "".join(line[i] for line in once.lines for i in range(5) if i == 0 or line[i - 1] != line[i])
+        assert len(set(body)) == len(body), once.text  # each character once, a 叠字 in place counting once
+        assert not once.warnings
+    doubled = [G.complete_poem(trained, "云花人来去", n=1, seed=s, tones=False, rhyme=False, max_char_uses=1).poems[0]
+               for s in range(6)]
+    assert any("悠悠" in p.text[6:] for p in doubled)  # the real 叠字 is still written where it belongs

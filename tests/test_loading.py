@@ -207,3 +207,45 @@ def test_the_shipped_models_fit_in_their_60_mb():
         pytest.skip("no shipped model")
     total = sum(p.stat().st_size for p in shipped)
     assert total <= MODELS_LIMIT, f"models/ ships {total / 1e6:.2f} MB, over its {MODELS_LIMIT / 1e6:.0f} MB"
+
+
+def test_the_weights_map_out_of_the_file_by_their_index_and_a_stale_index_is_ignored(tiny_models, tmp_path):
+    from poetry_lstm.loading import read_weight_index, write_weight_index
+    from poetry_lstm.stepper import weight_index
+
+    folder = tmp_path / "onehot"
+    shutil.copytree(tiny_models / "onehot", folder)
+    index = read_weight_index(folder)  # training wrote it
+    assert index == weight_index(folder / "model.keras") and index["stored"]
+    mapped, read = read_keras_weights(folder / "model.keras", index), read_keras_weights(folder / "model.keras")
+    assert mapped.keys() == read.keys()
+    for name in read:
+        assert len(mapped[name]) == len(read[name])
+        for a, b in zip(mapped[name], read[name]):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+            if a.size:
+                assert not a.flags.owndata  # a view of the mapped file, not a copy
+    # An index of another file (its CRC) or one pointing past the weights is not trusted: h5py reads instead.
+    stale = {**index, "crc": index["crc"] ^ 1}
+    assert all(not a.size or a.flags.owndata for arrays in read_keras_weights(folder / "model.keras", stale).values()
+               for a in arrays)
+    first = next(iter(index["arrays"]))
+    beyond = {**index, "arrays": {**index["arrays"], first: [index["size"], "<f4", [4]]}}
+    with pytest.raises(ValueError, match="outside the weights"):
+        read_keras_weights(folder / "model.keras", beyond)
+    (folder / "weights_index.json").write_text("{torn", encoding="utf-8")
+    assert read_weight_index(folder) is None
+    _compare(load_model(folder, line_hashes=False), load_model(tiny_models / "onehot", keras=True))
+    assert write_weight_index(folder) and read_weight_index(folder) == index
+
+
+def test_a_poem_needs_neither_tensorflow_nor_h5py(tiny_models):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom poetry_lstm.loading import load_model\nfrom poetry_lstm.generate import complete_poem\n"
+            f"m = load_model({str(tiny_models / 'word2vec')!r})\ncomplete_poem(m, '白日依山尽', n=1)\n"
+            "print('tensorflow' in sys.modules, 'h5py' in sys.modules, 'keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parent.parent)
+    assert done.stdout.split() == ["False", "False", "False"], done.stderr[-500:]

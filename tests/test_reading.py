@@ -127,3 +127,13 @@ def test_empty_input_is_refused():
             measure([])
     with pytest.raises(ValueError, match="no real poems"):
         reading.char_frequency_gap([], [poem("山水风月花", "江南春色好", "明月照高楼", "孤舟独钓雪")])
+
+
+def test_repeated_characters_count_a_doubled_character_in_place_once():
+    jingye = "床前明月光，疑是地上霜。举头望明月，低头思故乡。"  # 明, 月 and 头 twice; 明月 of line 1 comes back
+    dengguan = "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"
+    qingqing = "青青河畔草，郁郁园中柳。盈盈楼上女，皎皎当窗牖。"  # 叠字 only
+    again = "青青河畔草，郁郁园中柳。盈盈楼上女，青草当窗牖。"  # 青 and 草 come back
+    assert reading.repeated_char_rates([jingye]) == {"repeated_char": 1.0, "line_1_char_back": 1.0}
+    assert reading.repeated_char_rates([dengguan, qingqing]) == {"repeated_char": 0.0, "line_1_char_back": 0.0}
+    assert reading.repeated_char_rates([dengguan, again]) == {"repeated_char": 0.5, "line_1_char_back": 0.5}

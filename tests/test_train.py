@@ -33,7 +33,8 @@ from poetry_lstm.train import prepare_vectors, split_texts, train, write_model_d
 
 VEC_CFG = VectorsConfig(vector_size=8, window=2, negative=3, min_count=1, epochs=2, workers=1, seed=1)
 TEXTS = synthetic_poems(60, seed=21)
-DIR_FILES = {"model.keras", "vocab.json", "config.json", "history.json", "corpus_report.json", "card.md", "tables.npz"}
+DIR_FILES = {"model.keras", "vocab.json", "config.json", "history.json", "corpus_report.json", "card.md", "tables.npz",
+             "weights_index.json"}
 # train() measures the decoder's over-used characters after writing the folder
 TRAINED_FILES = DIR_FILES | {"overuse.json"}
 
