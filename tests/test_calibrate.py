@@ -70,15 +70,20 @@ def test_a_malformed_overuse_file_names_the_command_that_rebuilds_it(tmp_path, c
     assert info.value.kind == "overuse_corrupt"
 
 
-def test_calibrate_repairs_a_malformed_overuse_file(tiny_root, tiny_models, tmp_path):
-    """The file generate refuses is the one calibrate replaces: calibrate never reads it."""
+def project(tiny_root, tiny_models, tmp_path):
+    """(a folder with a copy of the tiny corpus and models, the config.toml that points at them)."""
     root = tmp_path / "project"
     shutil.copytree(tiny_root / "corpus", root / "corpus")
     shutil.copytree(tiny_models, root / "models")
     config = root / "config.toml"
     config.write_text(f'[paths]\ncorpus_dir = "{(root / "corpus").as_posix()}"\n'
-                      f'models_dir = "{(root / "models").as_posix()}"\n',
-                      encoding="utf-8")
+                      f'models_dir = "{(root / "models").as_posix()}"\n', encoding="utf-8")
+    return root, config
+
+
+def test_calibrate_repairs_a_malformed_overuse_file(tiny_root, tiny_models, tmp_path):
+    """The file generate refuses is the one calibrate replaces: calibrate never reads it."""
+    root, config = project(tiny_root, tiny_models, tmp_path)
     target = root / "models" / "onehot" / OVERUSE_FILE
     target.write_text('{"overuse": {"江": "much"}}', encoding="utf-8")
     generate = ["--config", str(config), "generate", "春眠不觉晓", "--mode", "onehot", "--n", "1"]
@@ -93,13 +98,7 @@ def test_calibrate_repairs_a_malformed_overuse_file(tiny_root, tiny_models, tmp_
 
 
 def test_calibrate_rewrites_the_measure_and_says_what_is_missing(tiny_root, tiny_models, tmp_path):
-    root = tmp_path / "project"
-    shutil.copytree(tiny_root / "corpus", root / "corpus")
-    shutil.copytree(tiny_models, root / "models")
-    config = root / "config.toml"
-    config.write_text(f'[paths]\ncorpus_dir = "{(root / "corpus").as_posix()}"\n'
-                      f'models_dir = "{(root / "models").as_posix()}"\n',
-                      encoding="utf-8")
+    root, config = project(tiny_root, tiny_models, tmp_path)
     target = root / "models" / "onehot" / OVERUSE_FILE
     target.unlink()
     result = CliRunner().invoke(cli, ["--config", str(config), "calibrate", "--mode", "onehot",
