@@ -19,7 +19,7 @@ from .card import rewrite
 from .config import Config, DecodeSettings
 from .errors import PoetryError
 from .generate import complete_all
-from .loading import TrainedModel, write_weight_index
+from .loading import TrainedModel, load_model, store_weights_as, write_weight_index
 from .modeldir import OVERUSE_FILE
 from .reading import char_counts
 from .tables import write_tables
@@ -68,7 +68,15 @@ def calibrate(trained: TrainedModel, poems: list[str], cfg: Config, log=lambda _
     model's folder, measure (`measure`, with the
     config's [generate] defaults and [train] overuse_poems), write overuse.json, and rewrite the
     card, which reports it. `trained` is best loaded with `overuse=False`: a broken overuse.json
-    is what this replaces, and the measure holds no penalty anyway."""
+    is what this replaces, and the measure holds no penalty anyway. Weights stored at another precision
+    than [model] weights_dtype are stored again at that one first (config.json and the card say so), so
+    the measure reads the weights the decoder will."""
+    if store_weights_as(trained.path, cfg.model.weights_dtype):
+        config = {**trained.config, "weights_dtype": cfg.model.weights_dtype}
+        config["commands"] = config.get("commands", []) + [f"poetry-lstm calibrate --mode {trained.mode}"]
+        files.write_json(Path(trained.path) / "config.json", config)
+        trained = load_model(trained.path, overuse=False, line_hashes=trained.known_lines is not None,
+                             backward=trained.backward is not None)
     write_tables(trained.path, trained.vocab)
     write_weight_index(trained.path)
     record = measure(trained, poems, cfg.generate.settings(trained.mode), cfg.train.overuse_poems, log)

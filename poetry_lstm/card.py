@@ -30,8 +30,11 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
     history = json.loads((folder / "history.json").read_text(encoding="utf-8"))
     best = min(history, key=lambda r: r["val_loss"]) if history else None
     lines = [
-        f"# poetry-lstm model card: `{args['mode']}`",
+        f"# poetry-lstm model card: `{args['mode']}`" + (", backward" if config.get("reverse") else ""),
         "",
+        *(["It reads each poem from its end (line 4 first, each line backwards): the decoder's `mutual` weight "
+           "uses it to score p(line 1 | lines 2–4). It writes no poems itself; its lines are the forward "
+           "models' lines, so `../train_lines.u64` is theirs.", ""] if config.get("reverse") else []),
         "Made by: " + ", then ".join(f"`{c}`" for c in config.get("commands") or [config["command"]]),
         "",
         "## Network",
@@ -47,6 +50,7 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
            + ("; from line 3 on, the columns of line 2's last character are read too (the rhyme context)"
               if args.get("rhyme_context") else "")]
           if args.get("prosody_dim") else []),
+        f"- weights stored as {config.get('weights_dtype', 'float32')} in model.keras, computed in float32",
         f"- windows of {config['window']} positions, stride {config['stride']}; "
         "every position predicts its next character",
         *_vector_lines(config),

@@ -245,6 +245,8 @@ def clean(ctx, forms):
 @click.option("--fine-tune-vectors", is_flag=True, default=None, help="word2vec: let the skip-gram vectors learn too.")
 @click.option("--retrain-vectors", is_flag=True, help="word2vec: train new vectors even if matching ones exist.")
 @click.option("--resume", is_flag=True, help="Continue a stopped run from its last checkpoint.")
+@click.option("--backward", is_flag=True, default=None,
+              help="Train the backward scorer (poems read from the end) into models/backward/.")
 @setting("train", "epochs", "Upper bound on epochs; early stopping may end sooner")
 @setting("model", "units", "LSTM units per layer")
 @setting("model", "layers", "Stacked LSTM layers")
@@ -256,9 +258,9 @@ def clean(ctx, forms):
 @setting("train", "seed", "The one seed: Python, NumPy, TensorFlow")
 @click.pass_context
 @friendly
-def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, epochs, units, layers, dropout, learning_rate,
-          fine_tune_epochs, batch_size, max_minutes, seed):
-    """Train a next-character LSTM on corpus/ into models/<mode>/.
+def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, backward, epochs, units, layers, dropout,
+          learning_rate, fine_tune_epochs, batch_size, max_minutes, seed):
+    """Train a next-character LSTM on corpus/ into models/<mode>/ (with --backward, models/backward/).
 
     Needs the train extra: pip install -e ".[train]".
 
@@ -267,11 +269,12 @@ def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, epochs, units, 
       poetry-lstm train --mode word2vec
       poetry-lstm train --mode onehot --resume
       poetry-lstm train --mode word2vec --max-minutes 75 --dropout 0.2
+      poetry-lstm train --mode word2vec --backward
     """
     cfg = with_flags(config_of(ctx), "train", mode=mode, fine_tune_vectors=fine_tune_vectors, epochs=epochs,
                      learning_rate=learning_rate, fine_tune_epochs=fine_tune_epochs, batch_size=batch_size,
                      max_minutes=max_minutes, seed=seed)
-    cfg = with_flags(cfg, "model", units=units, layers=layers, dropout=dropout)
+    cfg = with_flags(cfg, "model", units=units, layers=layers, dropout=dropout, reverse=backward)
     require_training_extra("train")
     from .distributed import start_distribution
     from .network import import_keras

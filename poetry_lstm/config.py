@@ -90,7 +90,8 @@ RULES: dict[str, dict[str, Bound | OneOf]] = {
                 "epochs": AT_LEAST_1, "workers": AT_LEAST_1, "seed": SEED},
     "model": {"min_char_count": AT_LEAST_1, "embedding_dim": AT_LEAST_1, "units": AT_LEAST_1,
               "layers": Bound(2),  # a stacked LSTM
-              "dropout": Bound(0, 1, below=True), "window": AT_LEAST_1, "stride": AT_LEAST_1},
+              "dropout": Bound(0, 1, below=True), "window": AT_LEAST_1, "stride": AT_LEAST_1,
+              "weights_dtype": OneOf(("float16", "float32"))},
     "train": {"mode": OneOf(MODES), "fine_tune_epochs": AT_LEAST_0, "fine_tune_learning_rate": POSITIVE,
               "batch_size": AT_LEAST_1, "learning_rate": POSITIVE, "lr_decay": Bound(0, 1, above=True),
               "clipnorm": POSITIVE, "epochs": AT_LEAST_1, "patience": AT_LEAST_1, "seed": SEED,
@@ -101,7 +102,7 @@ RULES: dict[str, dict[str, Bound | OneOf]] = {
                  "top_p": Bound(0, 1, above=True), "beam": Bound(1, 64), "max_tries": AT_LEAST_1,
                  "candidates": Bound(1, 64), "coherence": AT_LEAST_0, "frequency_penalty": Bound(0, 2),
                  "sibling_penalty": AT_LEAST_0, "beam_noise": Bound(0, 5), "overuse_penalty": Bound(0, 5),
-                 "max_char_uses": Bound(1, 2)},
+                 "max_char_uses": Bound(1, 2), "mutual": Bound(0, 5)},
 }
 
 
@@ -182,6 +183,8 @@ class ModelConfig:
     stride: int
     prosody: bool
     rhyme_context: bool
+    reverse: bool
+    weights_dtype: str
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,7 @@ class GenerateConfig:
     beam_noise: float
     overuse_penalty: float
     max_char_uses: int
+    mutual: float
 
     def temperature_for(self, mode: str) -> float:
         """The sampling temperature of one model: its own from `model_temperature`, else `temperature`."""
@@ -259,6 +263,7 @@ class DecodeSettings:
     beam_noise: float         # beam: scale of the Gumbel noise on each step's scores (0 = plain beam)
     overuse_penalty: float    # × each character's measured over-use (overuse.json), taken from its score
     max_char_uses: int        # novelty: how often one character may be written (a 叠字 in place is one use; 2 or 1)
+    mutual: float             # weight of the backward model's mean log p(line 1 | lines 2–4) in the choice
 
     def __post_init__(self):
         hints = _hints(DecodeSettings)

@@ -25,6 +25,7 @@ from .clean import is_cjk
 from .config import DecodeSettings
 from .errors import Note
 from .loading import TrainedModel
+from .modeldir import BACKWARD, rebuild_command
 from .tables import BOTH
 
 PUNCT = layout.MARKS  # the decoder places the marks
@@ -45,6 +46,7 @@ class Poem:
     breaks: list[tuple[int, int]] = field(default_factory=list)
     coherence: float = 0.0  # mean cosine of lines 2–4's characters to line 1 (Decoder.coherence)
     rank: float = 0.0       # what the decoder maximised among candidates (Decoder.rank)
+    line_one: float = 0.0   # mean log p(line 1 | lines 2–4) under the backward scorer, 0 without one (Decoder.mutual)
     notes: list[Note] = field(default_factory=list)  # how the poem read what it was given (a polyphonic line-1 end)
 
 
@@ -102,6 +104,7 @@ class Candidate:
     relaxed: list[str] = field(default_factory=list)
     free: frozenset = frozenset()  # forced positions that break the form: tones treat them as fitting any slot
     score: float = 0.0             # beam search: log-probabilities plus the frequency penalty, summed
+    line_one: float = 0.0          # mean log p(line 1 | lines 2–4), read backwards (Decoder.score_line_one)
 
 
 class Decoder:
@@ -115,6 +118,7 @@ class Decoder:
         # (vocab,) added to each step's log-probabilities
         self.penalty = -settings.frequency_penalty * self.tables.log_prior - settings.overuse_penalty * trained.overuse
         self.unit = trained.unit_embedding  # (vocab, dim) for cosines
+        self.backward = trained.backward if settings.mutual else None
 
     def may_double(self, c: Candidate, pos: int) -> bool:
         """The character before `pos`, in the same line, may be written again at `pos`: a real 叠字 there
@@ -148,7 +152,27 @@ class Decoder:
         penalty of the chosen characters, plus the coherence with line 1."""
         free = [self.vocab.id(ch) for i, ch in enumerate(c.chars) if i not in c.forced and i not in PUNCT]
         penalty = float(self.penalty[free].mean() if free else 0)
-        return c.logp / max(c.generated, 1) + penalty + self.settings.coherence * self.coherence(c)
+        return (c.logp / max(c.generated, 1) + penalty + self.settings.coherence * self.coherence(c)
+                + self.settings.mutual * c.line_one)
+
+    def score_line_one(self, cands: list[Candidate]) -> None:
+        """Set each finished candidate's `line_one`: the backward model's mean log-probability of line 1's
+        characters after lines 4, 3 and 2 read backwards, all candidates in one batch. A continuation
+        that could have come from any first line scores low; one that points back to its own, high."""
+        if self.backward is None or not cands:
+            return
+        vocab, stepper = self.backward.vocab, self.backward.stepper
+        ids = np.array([vocab.encode(layout.reverse_poem("".join(c.chars))) for c in cands])  # (batch, 25)
+        last = layout.LINE_STARTS[-1] + 1  # <s> and 18 slots in: line 1, backwards, is what is left
+        state = stepper.initial_state(len(cands))
+        for t in range(last - 1):
+            _, state = stepper.step(ids[:, t], state, logits=False)
+        total = np.zeros(len(cands))
+        for t in range(last - 1, last - 1 + layout.CHARS):
+            logp, state = stepper.step(ids[:, t], state)  # (batch, vocab)
+            total += logp[np.arange(len(cands)), ids[:, t + 1]]
+        for c, value in zip(cands, total / layout.CHARS):
+            c.line_one = float(value)
 
     def allowed(self, c: Candidate, pos: int, drop: tuple = ()) -> np.ndarray:
         """Mask of characters allowed at `pos` for `c`, without the constraints in `drop` (may be shared:
@@ -233,8 +257,13 @@ class Decoder:
         breaks = sorted((layout.line_of(i) + 1, layout.char_of(i) + 1) for i in c.free)
         note = reading_note(c) if self.on["rhyme"] else None
         notes = [note] if note else []
+        if self.settings.mutual and self.backward is None:
+            folder = self.m.path.parent / BACKWARD
+            notes.append(Note(f"no backward model at {folder}, so the choice did not weigh how lines 2–4 point back "
+                              f"to line 1; train one with {rebuild_command(folder)}", "no_backward",
+                              path=str(folder), command=rebuild_command(folder)))
         return Poem(text, lines, round(c.logp / max(c.generated, 1), 4), checks, warnings, c.form, breaks,
-                    round(self.coherence(c), 4), round(self.rank(c), 4), notes)
+                    round(self.coherence(c), 4), round(self.rank(c), 4), line_one=round(c.line_one, 4), notes=notes)
 
 
 def _fixed(c: Candidate, pos: int) -> str | None:
@@ -359,7 +388,9 @@ def decode(trained: TrainedModel, make_seed, settings: DecodeSettings) -> list[P
     if s.beam > 1:
         found: dict[str, Poem] = {}
         rng = _generator(s.seed)
-        for c in beam_poems(dec, make_seed(rng), max(s.beam, s.n), rng):
+        beams = beam_poems(dec, make_seed(rng), max(s.beam, s.n), rng)
+        dec.score_line_one(beams)
+        for c in beams:
             found.setdefault("".join(c.chars), dec.finish(c))
         return sorted(found.values(), key=order)[:s.n]
     pools: list[dict[str, Poem]] = [{} for _ in range(s.n)]
@@ -368,6 +399,7 @@ def decode(trained: TrainedModel, make_seed, settings: DecodeSettings) -> list[P
         places = [(i, j) for i in pending for j in range(k)]
         rngs = [_generator(s.seed, i, round_, j) for i, j in places]
         drawn = sample_poems(dec, [make_seed(r) for r in rngs], rngs, s.temperature, s.top_k, s.top_p)
+        dec.score_line_one(drawn)
         for (i, _), c in zip(places, drawn):
             pools[i].setdefault("".join(c.chars), dec.finish(c))
         pending = [i for i in pending if not any(not p.warnings for p in pools[i].values())]

@@ -37,3 +37,10 @@ def line_slots(line: int) -> range:
 def lines_of(text: str) -> list[str]:
     """The four lines of a 24-character poem text."""
     return [text[start:start + CHARS] for start in LINE_STARTS]
+
+
+def reverse_poem(text: str) -> str:
+    """The poem read from its end: last line first, each line's characters backwards, the marks where
+    the form puts them. A backward model learns on these, so its last line scores p(line 1 | lines 2–4)."""
+    lines = lines_of(text)
+    return "".join(line[::-1] + MARKS[start + CHARS] for line, start in zip(reversed(lines), LINE_STARTS))

@@ -10,6 +10,7 @@ embedding for coherence, and the training-line hashes of the copy check.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -20,8 +21,16 @@ import numpy as np
 from . import files
 from .errors import PoetryError
 from .metrics import LineHashes
-from .modeldir import Vocab, missing_model_error, read_line_hashes, read_model_config, read_overuse, rebuild_command
-from .stepper import INDEX_FILE, LstmStepper, stepper_from_file, weight_index
+from .modeldir import (
+    BACKWARD,
+    Vocab,
+    missing_model_error,
+    read_line_hashes,
+    read_model_config,
+    read_overuse,
+    rebuild_command,
+)
+from .stepper import INDEX_FILE, WEIGHTS_MEMBER, LstmStepper, stepper_from_file, weight_index
 from .tables import DecoderTables, load_tables
 
 
@@ -37,6 +46,7 @@ class TrainedModel:
     overuse: np.ndarray  # (V,) log over-use ratio per token; zeros when not read (calibrate) or never measured
     keras_model: object = None
     known_lines: LineHashes | None = None  # the training lines' hashes, once read (`line_hashes`)
+    backward: TrainedModel | None = None  # models/backward beside it: scores p(line 1 | lines 2–4), read backwards
     unit_embedding: np.ndarray = field(init=False)  # (V, dim) input vectors of length 1: coherence is a cosine
 
     def __post_init__(self):
@@ -55,13 +65,14 @@ class TrainedModel:
 
 
 def load_model(path: str | Path, *, keras: bool = False, overuse: bool = True,
-               line_hashes: bool = True) -> TrainedModel:
+               line_hashes: bool = True, backward: bool = True) -> TrainedModel:
     """The model in `path` (`models/word2vec`), ready for poems.
 
     `keras=True` also loads the Keras model (imports TensorFlow: evaluation, training's test
     scores). `overuse=False` leaves overuse.json unread, so `calibrate` can replace a broken one;
     `line_hashes=False` leaves the copy check's hashes to the first poem that checks copies
-    (`generate --no-novelty` needs none).
+    (`generate --no-novelty` needs none). With `backward`, the backward scorer in the folder `backward`
+    beside `path` comes too, when there is one (the decoder's `mutual` weight uses it).
     Raises PoetryError naming the command that rebuilds the folder when something is missing or broken.
     """
     path = Path(path)
@@ -75,7 +86,11 @@ def load_model(path: str | Path, *, keras: bool = False, overuse: bool = True,
         keras_model, stepper = _from_keras(path, vocab)
     penalties = read_overuse(path, vocab.tokens) if overuse else np.zeros(len(vocab), np.float32)
     hashes = read_line_hashes(path, config) if line_hashes else None
-    return TrainedModel(path, vocab, config, stepper, load_tables(path, vocab), penalties, keras_model, hashes)
+    scorer = None
+    if backward and path.name != BACKWARD and missing_model_error(path.parent / BACKWARD) is None:
+        scorer = load_model(path.parent / BACKWARD, overuse=False, line_hashes=False, backward=False)
+    return TrainedModel(path, vocab, config, stepper, load_tables(path, vocab), penalties, keras_model, hashes,
+                        scorer)
 
 
 def read_weight_index(folder: Path) -> dict | None:
@@ -99,6 +114,44 @@ def write_weight_index(folder: Path) -> Path | None:
         return None
     files.write_json(path, index, indent=None)
     return path
+
+
+WEIGHT_DTYPES = ("float32", "float16")
+
+
+def store_weights_as(folder: Path, dtype: str) -> bool:
+    """Rewrite `folder`/model.keras with its float arrays stored as `dtype`; True when the file changed.
+
+    float16 halves the file; Keras and the NumPy stepper both read the arrays back into float32, so
+    only the stored values round (by at most 1 part in 2048). Every other member of the zip, and every
+    HDF5 attribute Keras keeps, is copied as it was. The weights index must be written again after."""
+    import h5py
+
+    path = Path(folder) / "model.keras"
+    with zipfile.ZipFile(path) as z:
+        members = [(info, z.read(info.filename)) for info in z.infolist()]
+    weights = dict((info.filename, data) for info, data in members)[WEIGHTS_MEMBER]
+    out, changed = io.BytesIO(), False
+    with h5py.File(io.BytesIO(weights), "r") as src, h5py.File(out, "w") as dst:
+        dst.attrs.update(src.attrs)
+
+        def copy(name, obj):
+            nonlocal changed
+            if isinstance(obj, h5py.Group):
+                dst.require_group(name).attrs.update(obj.attrs)
+                return
+            data = obj[()]
+            if data.dtype.kind == "f" and data.dtype != np.dtype(dtype):
+                data, changed = data.astype(dtype), True
+            dst.create_dataset(name, data=data).attrs.update(obj.attrs)
+
+        src.visititems(copy)
+    if not changed:
+        return False
+    with files.atomic_path(path, suffix=".keras") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
+        for info, data in members:  # stored, not deflated: the fast path maps the arrays straight out of the file
+            z.writestr(info.filename, out.getvalue() if info.filename == WEIGHTS_MEMBER else data)
+    return True
 
 
 def _fast_stepper(path: Path, vocab: Vocab) -> LstmStepper | None:

@@ -29,6 +29,7 @@ MODEL_FILES = ("model.keras", "vocab.json", "config.json")
 OVERUSE_FILE = "overuse.json"
 TABLES_FILE = "tables.npz"
 MODES = ("word2vec", "onehot")
+BACKWARD = "backward"  # the folder of the backward scorer (`train --backward`), beside the modes' folders
 PAD, UNK, START = "<pad>", "<unk>", "<s>"
 SPECIALS = (PAD, UNK, START)
 
@@ -39,6 +40,8 @@ def rebuild_command(folder: Path) -> str:
     name = Path(folder).name
     if name in MODES:
         return f"`poetry-lstm train --mode {name}`"
+    if name == BACKWARD:
+        return "`poetry-lstm train --mode word2vec --backward`"
     return ("`poetry-lstm train --mode word2vec` (or `--mode onehot`) "
             f"with [paths] models_dir = \"{Path(folder).parent}\"")
 

@@ -52,8 +52,9 @@ class LstmStepper:
         self.rhyme_context = _has_layer(model, "line_two_end")
         if _has_layer(model, "prosody"):
             self.prosody = f32(model.get_layer("prosody").get_weights()[0])
-            group_w, group_b = model.get_layer("group_scores").get_weights()
-            spread = model.get_layer("group_spread").get_weights()[0]  # (groups, vocab)
+            # in float32: weights stored as float16 would otherwise fold in float16
+            group_w, group_b = (f32(w) for w in model.get_layer("group_scores").get_weights())
+            spread = f32(model.get_layer("group_spread").get_weights()[0])  # (groups, vocab)
             # x@W + b + (x@G + g)@S = x@(W + G@S) + (b + g@S): the group scores fold into the output
             # layer once here, so a decoder step pays no extra product for them.
             self.out_w = f32(self.out_w + group_w @ spread)

@@ -28,15 +28,15 @@ from .config import Config
 from .distributed import any_worker, distribution, start_together, worker_dirs, worker_role
 from .errors import PoetryError
 from .evaluate import evaluate_model
-from .loading import TrainedModel, load_model, write_weight_index
+from .loading import TrainedModel, load_model, store_weights_as, write_weight_index
 from .metrics import HASH_FILE, LineHashes
-from .modeldir import Vocab
+from .modeldir import BACKWARD, Vocab
 from .network import build_model, count_windows, custom_layers, poem_ids, seed_everything, window_dataset
 from .stepper import LstmStepper
 from .tables import load_tables, write_tables
 
 MIN_TRAIN_POEMS = 20
-SAMPLE_LINE = "白日依山尽"
+SAMPLE_LINE = ("白日依山尽", "楼层一上更")  # forward: line 1; backward: line 4 (更上一层楼) as it reads
 PROGRESS_STEPS = 200  # a progress line in the log every this many training steps
 
 
@@ -57,9 +57,23 @@ def training_texts(splits: dict[str, list[str]]) -> tuple[list[str], list[str]]:
 
 def model_args(cfg: Config, mode: str, vocab: Vocab, vector_dim: int | None) -> dict:
     m = cfg.model
+    # Read backwards, line 2's end is no rhyme to come: the rhyme context means nothing there.
     return {"vocab_size": len(vocab), "mode": mode, "units": m.units, "layers": m.layers, "dropout": m.dropout,
             "embedding_dim": vector_dim or m.embedding_dim, "fine_tune_vectors": cfg.train.fine_tune_vectors,
-            "prosody_dim": prosody.feature_table(()).shape[1] if m.prosody else 0, "rhyme_context": m.rhyme_context}
+            "prosody_dim": prosody.feature_table(()).shape[1] if m.prosody else 0,
+            "rhyme_context": m.rhyme_context and not m.reverse}
+
+
+def folder_name(cfg: Config, mode: str) -> str:
+    """The model folder training writes under models_dir: the mode's, or `backward` for the backward scorer."""
+    return BACKWARD if cfg.model.reverse else mode
+
+
+def as_read(cfg: Config, splits: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The poems of each split as the model reads them: backwards for the backward scorer."""
+    if not cfg.model.reverse:
+        return splits
+    return {name: [layout.reverse_poem(p) for p in poems] for name, poems in splits.items()}
 
 
 def sample_poem(stepper: LstmStepper, vocab: Vocab, first_line: str, rng: np.random.Generator,
@@ -117,7 +131,9 @@ def _epoch_callback(cfg, ckpt: Path, state: dict, vocab: Vocab, log, run_started
             state["epochs_done"] = epoch + 1
             state["seconds"] = state["seconds_before"] + time.perf_counter() - started  # survives a kill
             files.write_json(ckpt / "state.json", state)
-            sample = sample_poem(LstmStepper(self.model), vocab, SAMPLE_LINE, np.random.default_rng(epoch))
+            sample = sample_poem(LstmStepper(self.model), vocab, SAMPLE_LINE[cfg.model.reverse],
+                                 np.random.default_rng(epoch))
+            sample = layout.reverse_poem(sample) if cfg.model.reverse else sample  # shown as it is read
             log(f"{phase} epoch {epoch + 1}: loss {row['loss']:.3f} val_loss {row['val_loss']:.3f} "
                 f"val_ppl {row['val_perplexity']:.1f} ({row['seconds']:.0f} s)  sample: {sample}")
             # all workers stop together
@@ -212,10 +228,12 @@ def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool
     """Train `mode` and write its model directory; returns that directory."""
     started = time.perf_counter()
     records = load_corpus(cfg)  # read once: the 100 MB corpus gives the training texts, the 五绝 and the test poems
-    quatrains = texts_by_split(records, False)  # real 五绝: fine-tuning and the test scores
-    train_texts, valid_texts = training_texts(texts_by_split(records, cfg.train.use_windows))  # before TensorFlow loads
+    quatrains = as_read(cfg, texts_by_split(records, False))  # real 五绝: fine-tuning and the test scores
+    # before TensorFlow loads
+    train_texts, valid_texts = training_texts(as_read(cfg, texts_by_split(records, cfg.train.use_windows)))
     seed_everything(cfg.train.seed)
-    out, ckpt = worker_dirs(cfg, mode, resume, log)  # the chief writes models/; other workers a temporary folder
+    # the chief writes models/; other workers a temporary folder
+    out, ckpt = worker_dirs(cfg, folder_name(cfg, mode), resume, log)
     # A run killed while it wrote leaves a half-built model folder and temporary checkpoint files.
     files.remove_stale_temps(out.parent, f".{out.name}.tmp-*")
     files.remove_stale_temps(ckpt, ".*.tmp*")
@@ -268,7 +286,8 @@ def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool
     test_texts = quatrains["test"]
     write_model_dir(cfg, out, ckpt, model, args, vocab, train_texts, test_texts, state, command)
     log(f"saved {out} (best epoch {state['best_epoch']}, valid perplexity {math.exp(state['best_val_loss']):.1f})")
-    if cfg.train.overuse_poems and quatrains["train"] and worker_role()[0] == 0:  # other workers write scratch folders
+    # other workers write scratch folders; the backward scorer writes no poems to measure
+    if cfg.train.overuse_poems and quatrains["train"] and worker_role()[0] == 0 and not cfg.model.reverse:
         # The decoder's over-used characters belong to this model: measure them now (`poetry-lstm calibrate`
         # again later).
         calibrate(load_model(out, overuse=False), quatrains["train"], cfg, log)
@@ -291,22 +310,28 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
     os.chmod(tmp, 0o777 & ~files._UMASK)  # mkdtemp makes 0700; the model directory is for everyone to read
     try:
         clean_model = build_model(**args)  # no optimizer state: the shipped file stays small
-        clean_model.set_weights(model.get_weights())
+        # Rounded as they will be stored, so the test scores below are the shipped file's.
+        clean_model.set_weights([w.astype(cfg.model.weights_dtype).astype(w.dtype) for w in model.get_weights()])
         clean_model.save(tmp / "model.keras")
+        store_weights_as(tmp, cfg.model.weights_dtype)
         write_weight_index(tmp)
         vocab.save(tmp / "vocab.json")
         write_tables(tmp, vocab)
         report_path = Path(cfg.paths.corpus_dir) / "report.json"
         report = files.read_json(report_path, "corpus report")
         files.write_json(tmp / "corpus_report.json", report)
-        hashes = LineHashes.of_poems(train_texts)
+        # The copy check reads the lines as written; the backward scorer's lines are the forward models' lines.
+        written = [layout.reverse_poem(p) for p in train_texts] if cfg.model.reverse else train_texts
+        hashes = LineHashes.of_poems(written)
         files.write_bytes(tmp / HASH_FILE, hashes.to_bytes())  # moves beside the model folders once the folder is in
         files.write_json(tmp / "history.json", state["history"])
         config = {"model_args": args, "window": cfg.model.window, "stride": cfg.model.stride,
                   "min_char_count": cfg.model.min_char_count,
                   "train": {**dataclasses.asdict(cfg.train), "mode": args["mode"]},
                   "vectors": dataclasses.asdict(cfg.vectors) if args["mode"] == "word2vec" else None,
-                  "clean_forms": report.get("forms"), "command": command, "commands": state.get("commands", [command]),
+                  "reverse": cfg.model.reverse, "weights_dtype": cfg.model.weights_dtype,
+                  "clean_forms": report.get("forms"), "command": command,
+                  "commands": state.get("commands", [command]),
                   "machine": _machine(),
                   "wall_seconds": round(state["seconds"], 1), "best_epoch": state["best_epoch"],
                   "training_poems": len(train_texts), "train_lines": len(hashes), "train_lines_sha1": hashes.digest(),
@@ -327,7 +352,10 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
             shutil.rmtree(old, ignore_errors=True)
             out.rename(old)
         tmp.rename(out)
-        os.replace(out / HASH_FILE, out.parent / HASH_FILE)  # shared by the models of one corpus
+        if cfg.model.reverse:  # the forward models' copy check keeps the hashes it was made with
+            (out / HASH_FILE).unlink()
+        else:
+            os.replace(out / HASH_FILE, out.parent / HASH_FILE)  # shared by the models of one corpus
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,100 @@
+"""The neural critic (poetry_lstm/critic.py): a measure of meaning that the decoder never optimises.
+
+    python bench/critic.py train --mode word2vec --poems 4000 --out corpus/critic-word2vec
+    python bench/critic.py score --mode word2vec --critic corpus/critic-word2vec --split test --set mutual=1
+
+`train` completes the first lines of `--poems` real *training* 五绝 at the [generate] defaults (seed i for
+line i) and trains the critic on those real poems against ours; it writes the critic and the poems it
+learned from (`ours.txt`) into `--out` (gitignored under corpus/: it is rebuilt from the corpus and the
+model). `score` completes the first lines of the held-out split twice in the same run, at the defaults
+(the baseline) and with each `--set` applied, and prints the critic's scores on the real poems against
+each: AUC (0.5 = it cannot tell), accuracy, and the share of ours it takes for real, with Wilson's 95%
+interval, and the ratio of that share to the baseline's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from blind_reading import held_out, settings_from  # noqa: E402
+
+
+def first_lines(poems: list[str]) -> list[str]:
+    return [p[:5] for p in poems]
+
+
+def train(args) -> None:
+    from poetry_lstm.critic import save_critic, train_critic
+    from poetry_lstm.generate import complete_all
+    from poetry_lstm.loading import load_model
+
+    model = load_model(ROOT / "models" / args.mode)
+    settings = settings_from(model, args.set or [])
+    real = held_out("train")
+    real = real[:: max(1, len(real) // args.poems)][:args.poems]
+    started = time.perf_counter()
+    ours, per_poem = complete_all(model, first_lines(real), settings)
+    print(f"wrote {len(ours)} poems at {1000 * per_poem:.0f} ms each ({time.perf_counter() - started:.0f} s)")
+    critic = train_critic(real, ours, seed=args.seed, log=print)
+    critic.made.update(model=args.mode, settings=[*(args.set or [])], command="python bench/critic.py "
+                       + " ".join(sys.argv[1:]))
+    out = save_critic(args.out, critic)
+    (out / "ours.txt").write_text("\n".join(ours) + "\n", encoding="utf-8")
+    print(f"critic saved in {out}")
+
+
+def score(args) -> None:
+    from poetry_lstm.critic import binomial_interval, critic_scores, load_critic
+    from poetry_lstm.generate import complete_all
+    from poetry_lstm.loading import load_model
+
+    critic = load_critic(args.critic)
+    model = load_model(ROOT / "models" / args.mode)
+    real = held_out(args.split)[:args.limit or None]
+    rows = {}
+    for name, changes in [("defaults", [])] + [(change, change.split(",")) for change in args.set or []]:
+        settings = settings_from(model, changes)
+        ours, per_poem = complete_all(model, first_lines(real), settings)
+        row = critic_scores(critic, real, ours)
+        taken = round(row["ours_taken_real"] * row["ours"])
+        row.update(ours_taken_real_95=binomial_interval(taken, row["ours"]), ms_per_poem=round(1000 * per_poem, 1))
+        rows[name] = row
+    base = rows["defaults"]["ours_taken_real"]
+    for name, row in rows.items():
+        row["taken_real_ratio_to_defaults"] = round(row["ours_taken_real"] / base, 3) if base else None
+        print(f"{name:28s} AUC {row['auc']:.3f}  accuracy {row['accuracy']:.3f}  ours taken for real "
+              f"{row['ours_taken_real']:.3f} {tuple(row['ours_taken_real_95'])} (real {row['real_taken_real']:.3f})"
+              f"  × {row['taken_real_ratio_to_defaults']} of the defaults'  {row['ms_per_poem']} ms/poem")
+    if args.json:
+        print(json.dumps({"split": args.split, "critic": str(args.critic), "rows": rows}, ensure_ascii=False, indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--mode", default="word2vec")
+    t.add_argument("--poems", type=int, default=4000, help="training 五绝 completed and learned from")
+    t.add_argument("--seed", type=int, default=1234)
+    t.add_argument("--set", action="append", help="a decoder setting other than the default, key=value")
+    t.add_argument("--out", required=True)
+    s = sub.add_parser("score")
+    s.add_argument("--mode", default="word2vec")
+    s.add_argument("--critic", required=True)
+    s.add_argument("--split", choices=["valid", "test"], default="valid")
+    s.add_argument("--limit", type=int, default=0, help="only the first N held-out poems (0 = all)")
+    s.add_argument("--set", action="append",
+                   help="settings compared with the defaults, key=value[,key=value]; repeat for more rows")
+    s.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    train(args) if args.command == "train" else score(args)
+
+
+if __name__ == "__main__":
+    main()

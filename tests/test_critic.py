@@ -1,0 +1,79 @@
+"""The neural critic: it learns what ties lines 2–4 to line 1, scores held-out poems, and round-trips."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from conftest import CHARS
+
+from poetry_lstm.critic import _auc, binomial_interval, critic_scores, load_critic, save_critic, train_critic
+from poetry_lstm.errors import PoetryError
+
+TOPICS = [CHARS[i::4] for i in range(4)]  # four disjoint sets of characters
+
+
+def poems(n: int, stay: bool, seed: int) -> list[str]:
+    """Line 1 from one topic; lines 2–4 from the same topic (stay) or from another one: what the critic must
+    learn is how the lines relate, not which characters occur (every topic occurs in both kinds)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        first = rng.randrange(4)
+        rest = first if stay else rng.choice([t for t in range(4) if t != first])
+        line = lambda t: "".join(rng.choice(TOPICS[t]) for _ in range(5))  # noqa: E731
+        out.append(f"{line(first)}，{line(rest)}。{line(rest)}，{line(rest)}。")
+    return out
+
+
+@pytest.fixture(scope="module")
+def critic():
+    # a relation between lines is slower to learn than which characters occur: a brisk learning rate
+    return train_critic(poems(800, True, 1), poems(800, False, 2), seed=5, epochs=12, dim=24, units=24,
+                        learning_rate=8e-3, patience=6)
+
+
+@pytest.mark.slow
+def test_the_critic_learns_whether_the_lines_follow_the_first(critic):
+    scores = critic_scores(critic, poems(200, True, 3), poems(200, False, 4))
+    assert scores["auc"] > 0.9 and scores["accuracy"] > 0.8, scores
+    assert scores["ours_taken_real"] < 0.2 < 0.8 < scores["real_taken_real"]
+    assert critic.made["valid_accuracy"] > 0.8
+
+
+@pytest.mark.slow
+def test_a_saved_critic_scores_alike(critic, tmp_path):
+    save_critic(tmp_path / "c", critic)
+    again = load_critic(tmp_path / "c")
+    sample = poems(20, True, 9) + poems(20, False, 10)
+    np.testing.assert_allclose(again.p_real(sample), critic.p_real(sample), atol=1e-6)
+    assert again.made == critic.made and again.tokens == critic.tokens
+
+
+def test_a_missing_critic_names_what_to_run(tmp_path):
+    with pytest.raises(PoetryError, match="bench/critic.py train") as err:
+        load_critic(tmp_path / "none")
+    assert err.value.kind == "critic_missing"
+
+
+def test_too_few_poems_are_refused():
+    with pytest.raises(PoetryError, match="at least 10") as err:
+        train_critic(poems(5, True, 1), poems(50, False, 2))
+    assert err.value.kind == "critic_too_few"
+
+
+def test_auc_is_the_share_of_real_above_ours_with_ties_half():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    pos, neg = rng.random(50).round(1), rng.random(70).round(1) * 0.8  # many ties
+    expected = roc_auc_score(np.r_[np.ones(50), np.zeros(70)], np.r_[pos, neg])
+    assert _auc(pos, neg) == pytest.approx(expected)
+    assert _auc(np.array([1.0, 2.0]), np.array([0.0])) == 1.0 and _auc(np.array([0.5]), np.array([0.5])) == 0.5
+
+
+def test_wilson_interval_holds_the_share_and_narrows_with_more_readings():
+    low, high = binomial_interval(5, 20)
+    assert low < 0.25 < high
+    low2, high2 = binomial_interval(50, 200)
+    assert high2 - low2 < high - low and binomial_interval(0, 0) == (0.0, 1.0)
