@@ -374,25 +374,30 @@ def _generator(seed: int, *path: int) -> np.random.Generator:
 
 
 def decode(trained: TrainedModel, make_seed, settings: DecodeSettings) -> list[Poem]:
-    """`make_seed(rng)` → a fresh Candidate; returns `settings.n` distinct poems (beam: cleanest and best-ranked first).
+    """`make_seed(rng)` → a fresh Candidate; returns `settings.n` distinct poems, answer 1 first whatever n is.
 
     Sampling draws `settings.candidates` poems per answer in one batch and keeps the best by
     `Decoder.rank`. A dead end gives a constraint up for that step only (the poem says which);
     answers without a poem that kept every constraint draw again, at most `max_tries` rounds.
     Answer i's candidates come from generators fixed by (seed, i, round, j), so the first answers
-    are the same whatever n is.
+    are the same whatever n is. Beam search runs one stochastic beam per answer (generator (seed, i),
+    answer 1's (seed)) and keeps its best poem. Each answer avoids the lines 2–4 of earlier answers when
+    it has a poem that can, so `--n 3` gives three poems, not one with its last line varied.
     """
     s = settings
     dec = Decoder(trained, s)
     order = lambda p: (len(p.warnings), -p.rank)  # noqa: E731
-    if s.beam > 1:
-        found: dict[str, Poem] = {}
-        rng = _generator(s.seed)
-        beams = beam_poems(dec, make_seed(rng), max(s.beam, s.n), rng)
-        dec.score_line_one(beams)
-        for c in beams:
-            found.setdefault("".join(c.chars), dec.finish(c))
-        return sorted(found.values(), key=order)[:s.n]
+    if s.beam > 1:  # answer i runs its own stochastic beam (answer 1's generator is the seed's alone)
+        chosen = []
+        for i in range(s.n):
+            rng = _generator(s.seed, *([i] if i else []))
+            beams = beam_poems(dec, make_seed(rng), s.beam, rng)
+            dec.score_line_one(beams)
+            found = {"".join(c.chars): c for c in beams}
+            picked = _apart(sorted((dec.finish(c) for c in found.values()), key=order), chosen)
+            if picked:
+                chosen.append(picked)
+        return sorted(chosen, key=lambda p: len(p.warnings))  # clean first, else in answer order
     pools: list[dict[str, Poem]] = [{} for _ in range(s.n)]
     pending, k = list(range(s.n)), max(s.candidates, 1)
     for round_ in range(max(s.max_tries, 1)):
@@ -406,12 +411,20 @@ def decode(trained: TrainedModel, make_seed, settings: DecodeSettings) -> list[P
         if not pending:
             break
     chosen: list[Poem] = []
-    for pool in pools:  # answer i takes its best poem that an earlier answer did not take
-        taken = {p.text for p in chosen}
-        best = sorted((p for p in pool.values() if p.text not in taken), key=order)
-        if best:
-            chosen.append(best[0])
+    for pool in pools:  # answer i takes its best poem that shares no written line with an earlier answer
+        picked = _apart(sorted(pool.values(), key=order), chosen)
+        if picked:
+            chosen.append(picked)
     return chosen  # in answer order: answer 1 stays answer 1 when more are asked for
+
+
+def _apart(ranked: list[Poem], chosen: list[Poem]) -> Poem | None:
+    """The first of `ranked` that shares none of lines 2–4 with a poem in `chosen`, else the first that is
+    not one of them: three answers should be three poems, not one poem with its last line changed."""
+    seen = {line for p in chosen for line in p.lines[1:]}
+    taken = {p.text for p in chosen}
+    fresh = [p for p in ranked if p.text not in taken]
+    return next((p for p in fresh if not seen & set(p.lines[1:])), fresh[0] if fresh else None)
 
 
 def line_one_rhymes(c: Candidate, end: str) -> bool:
