@@ -185,7 +185,7 @@ def poem_tab(model_path: Path, mode: str, settings: DecodeSettings, caption: str
         return
     if mode == "theme":
         st.caption("jieba 关键词：" + page.md_escape("、".join(result.keywords))
-                   + " · 采用：" + page.md_escape(result.keyword_used or "—"))
+                   + " · 逐句：" + page.md_escape("；".join(result.plan) or "—"))
     for note in result.warnings:
         st.caption("⚠️ " + page.md_escape(page.zh_message(note, "warning")))
     if not result.poems:

@@ -459,11 +459,12 @@ def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no
     if as_json:
         out = _result_json(result, g.mode)
         if theme is not None:
-            out.update(keywords=result.keywords, keyword_used=result.keyword_used)
+            out.update(keywords=result.keywords, keyword_used=result.keyword_used, plan=result.plan)
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     if theme is not None:
-        click.echo(f"keywords: {' '.join(result.keywords)}; used {result.keyword_used}")
+        click.echo(f"keywords: {' '.join(result.keywords)}; plan: "
+                   + " · ".join(f"line {i} {step}" for i, step in enumerate(result.plan, 1)))
     _print_result(result, first_line)
     click.echo(SCORE_NOTE)
 

@@ -27,7 +27,8 @@ class Result:
     poems: list[Poem]
     warnings: list[Note] = field(default_factory=list)  # notes on the input: unknown characters, a broken form
     keywords: list[str] = field(default_factory=list)
-    keyword_used: str | None = None
+    keyword_used: str | None = None  # line 1's: "秋夜 → 秋"
+    plan: list[str] = field(default_factory=list)  # a theme's keyword for each line in turn, as keyword_used
 
 
 def settings_for(trained: TrainedModel, settings: DecodeSettings | None = None, **overrides) -> DecodeSettings:
@@ -181,8 +182,10 @@ def theme_keywords(trained: TrainedModel, theme: str, vectors=None) -> list[tupl
 
 def theme_poem(trained: TrainedModel, theme: str, vectors=None, settings: DecodeSettings | None = None,
                **overrides) -> Result:
-    """A poem on a theme in modern Chinese: line 1 contains a character of its first usable keyword
-    (`vectors`: the skip-gram vectors, which lend a character the model lacks its nearest ones)."""
+    """A poem on a theme in modern Chinese, planned (Wang et al., COLING 2016): line i contains a character
+    of the theme's i-th usable keyword, for as many lines as there are keywords, placed where its tone fits
+    the chosen form (and never on a rhyme), so every keyword shapes the poem, not the first alone.
+    `vectors`: the skip-gram vectors, which lend a character the model lacks its nearest ones."""
     s = settings_for(trained, settings, **overrides)
     if not (theme or "").strip():
         raise InputError("The theme is empty; describe it in a few words, e.g. 思念故乡的秋夜.", kind="theme_empty")
@@ -190,16 +193,52 @@ def theme_poem(trained: TrainedModel, theme: str, vectors=None, settings: Decode
     if not keywords:
         raise InputError(f"The theme {theme.strip()!r} has no keyword the model can use; try plainer words, "
                          "e.g. 思念故乡的秋夜.", kind="theme_no_keyword", theme=theme.strip())
-    word, (ch, *_) = keywords[0]
+    plan = theme_plan(keywords)
 
-    def make_seed(rng):  # the keyword goes where its tone fits line 1 of the chosen form
+    def make_seed(rng):
         form, types, _ = choose_form(rng, s.tones)
-        fits = lambda j: prosody.reading(ch)[0] & prosody.allowed_tones(types[0], "", j)
-        spots = [j for j in range(5) if not types or fits(j)] or list(range(5))
-        return Candidate([""] * layout.SLOTS, {int(rng.choice(spots)): ch}, types, form)
+        forced = {}
+        for line, (_, chars, one) in enumerate(plan):
+            start, text = place(rng, types[line] if types else None, line, chars, one)
+            forced.update({layout.slot(line, start + k): ch for k, ch in enumerate(text)})
+        return Candidate([""] * layout.SLOTS, forced, types, form)
 
     poems = decode(trained, make_seed, s)
-    return Result(poems[0].lines[0] if poems else "", poems, [], [w for w, _ in keywords], f"{word} → {ch}")
+    planned = [f"{word} → {chars}" for word, chars, _ in plan]
+    return Result(poems[0].lines[0] if poems else "", poems, [], [w for w, _ in keywords], planned[0], planned)
+
+
+def place(rng, line_type, line: int, word: str, one: str) -> tuple[int, str]:
+    """(first place, text) of a theme keyword in line `line` of type `line_type`: the whole two-character
+    word where a five-character line puts its words (places 1–2, 3–4, or for line 1 also 4–5) and both
+    tones fit, else its one character wherever its tone fits; lines 2–4 keep their last place for the rhyme
+    and the turn. Line 1 always holds its keyword (the form then follows what it breaks least); a later
+    line whose form leaves the keyword no place goes without."""
+    last = layout.CHARS if line == 0 else layout.CHARS - 1
+    fits = lambda text, j: line_type is None or all(  # noqa: E731
+        prosody.reading(ch)[0] & prosody.allowed_tones(line_type, "", j + k) for k, ch in enumerate(text))
+    spans = [j for j in (0, 2, 3) if len(word) == 2 and j + 2 <= last and fits(word, j)]
+    if spans:
+        return int(rng.choice(spans)), word
+    spots = [j for j in range(last) if fits(one, j)] or (list(range(last)) if line == 0 else [])
+    return (int(rng.choice(spots)), one) if spots else (0, "")
+
+
+def theme_plan(keywords: list[tuple[str, list[str]]]) -> list[tuple[str, str, str]]:
+    """(keyword, the characters to place: the word itself when the model knows both of its two characters,
+    else one, and that one character) for lines 1, 2, … in jieba's order, at most one keyword per line,
+    no character twice (a poem writes each character once)."""
+    plan, used = [], set()
+    for word, chars in keywords:
+        one = next((c for c in chars if c not in used), None)
+        if one is None:
+            continue
+        whole = word if len(word) == 2 and list(word) == chars and not used & set(word) else one
+        plan.append((word, whole, one))
+        used.update(whole)
+        if len(plan) == layout.LINES:
+            break
+    return plan
 
 
 def complete_all(trained: TrainedModel, first_lines: list[str], settings: DecodeSettings) -> tuple[list[str], float]:

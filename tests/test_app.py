@@ -343,7 +343,7 @@ def test_theme_shows_keywords(app):
     found = poems(app)
     assert found and all(QUATRAIN.match(t) for t in found)
     caption = next(c.value for c in app.caption if "jieba" in c.value)
-    assert "采用" in caption and "→" in caption
+    assert "逐句" in caption and "→" in caption
 
 
 def test_user_text_never_reaches_html(app):

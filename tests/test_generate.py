@@ -310,13 +310,27 @@ def test_theme_through_real_jieba(w2v):
     result = G.theme_poem(w2v, "思念故乡的秋夜", n=3)
     assert result.keywords[:2] == ["秋夜", "思念"]  # 故乡: neither character is in the tiny vocabulary
     word, ch = result.keyword_used.split(" → ")
-    assert word in result.keywords and ch in word
+    assert word in result.keywords and ch in word and result.plan[0] == result.keyword_used
     for poem in result.poems:
-        assert ch in poem.lines[0]
+        assert ch in poem.lines[0] or any(c in poem.lines[0] for c in ch)  # the word, or one character of it
         assert_regulated(poem)
     for bad in ("abc", "的了吗", "  "):
         with pytest.raises(InputError):
             G.theme_poem(w2v, bad)
+
+
+def test_every_keyword_of_a_theme_shapes_its_own_line(w2v):
+    """Issue 16: the theme used to place its first keyword alone. Now line i holds keyword i; with the tones
+    off every keyword finds a place, whole when the model knows both characters of a two-character word."""
+    result = G.theme_poem(w2v, "春天的江边送别朋友", n=3, tones=False)
+    assert len(result.plan) >= 3
+    for poem in result.poems:
+        for line, step in zip(poem.lines, result.plan):
+            placed = step.split(" → ")[1]
+            assert placed in line, (step, poem.text)
+        assert all(placed[-1] != line[-1] for line, placed in zip(poem.lines[1:], result.plan[1:]))  # not on a rhyme
+    assert G.theme_plan([("秋夜", ["秋", "夜"]), ("夜色", ["夜", "色"]), ("思念", ["思", "心"])]) == [
+        ("秋夜", "秋夜", "秋"), ("夜色", "色", "色"), ("思念", "思", "思")]  # 夜 once; 念 unknown: its nearest, 思
 
 
 def test_theme_maps_missing_characters_through_vectors(tmp_path, tiny_models):
