@@ -133,6 +133,9 @@ def score(folder: Path) -> dict:
 
 
 def main() -> None:
+    from poetry_lstm.stepper import limit_blas_threads
+
+    limit_blas_threads(1)  # the decoder's tiny matrix products: extra BLAS threads only spin
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("pairs", "singles"):

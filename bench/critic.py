@@ -76,6 +76,9 @@ def score(args) -> None:
 
 
 def main() -> None:
+    from poetry_lstm.stepper import limit_blas_threads
+
+    limit_blas_threads(1)  # the decoder's tiny matrix products: extra BLAS threads only spin
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train")
