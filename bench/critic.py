@@ -5,9 +5,9 @@
 
 `train` completes the first lines of `--poems` real *training* 五绝 at the [generate] defaults (seed i for
 line i) and trains the critic on those real poems against ours; it writes the critic and the poems it
-learned from (`ours.txt`) into `--out` (gitignored under corpus/: it is rebuilt from the corpus and the
-model). `score` completes the first lines of the held-out split twice in the same run, at the defaults
-(the baseline) and with each `--set` applied, and prints the critic's scores on the real poems against
+learned from (`ours.json`) into `--out` (gitignored under corpus/: it is rebuilt from the corpus and the
+model; `ours.json` is reused while the model, settings and first lines are the same). `score` completes the
+first lines of the held-out split in one run at the defaults (the baseline) and with each `--set` applied, and prints the critic's scores on the real poems against
 each: AUC (0.5 = it cannot tell), accuracy, and the share of ours it takes for real, with Wilson's 95%
 interval, and the ratio of that share to the baseline's.
 """
@@ -33,19 +33,30 @@ def train(args) -> None:
     from poetry_lstm.critic import save_critic, train_critic
     from poetry_lstm.generate import complete_all
     from poetry_lstm.loading import load_model
+    from poetry_lstm.vectors import load_vectors_fast
 
     model = load_model(ROOT / "models" / args.mode)
     settings = settings_from(model, args.set or [])
     real = held_out("train")
     real = real[:: max(1, len(real) // args.poems)][:args.poems]
-    started = time.perf_counter()
-    ours, per_poem = complete_all(model, first_lines(real), settings)
-    print(f"wrote {len(ours)} poems at {1000 * per_poem:.0f} ms each ({time.perf_counter() - started:.0f} s)")
-    critic = train_critic(real, ours, seed=args.seed, log=print)
-    critic.made.update(model=args.mode, settings=[*(args.set or [])], command="python bench/critic.py "
+    out = Path(args.out)
+    made = {"model": args.mode, "settings": [*(args.set or [])], "first_lines": first_lines(real)}
+    if (out / "ours.json").exists() and json.loads((out / "ours.json").read_text(encoding="utf-8"))["made"] == made:
+        ours = json.loads((out / "ours.json").read_text(encoding="utf-8"))["poems"]  # the same poems: keep them
+        print(f"reusing the {len(ours)} poems in {out / 'ours.json'}")
+    else:
+        started = time.perf_counter()
+        ours, per_poem = complete_all(model, made["first_lines"], settings)
+        print(f"wrote {len(ours)} poems at {1000 * per_poem:.0f} ms each ({time.perf_counter() - started:.0f} s)")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "ours.json").write_text(json.dumps({"made": made, "poems": ours}, ensure_ascii=False), encoding="utf-8")
+    # The skip-gram vectors, frozen, give it what characters mean: held-back accuracy 0.69 against 0.63
+    # with an embedding learned from these 8000 poems alone.
+    vectors = load_vectors_fast(ROOT / "models" / "word2vec" / "vectors")
+    critic = train_critic(real, ours, seed=args.seed, epochs=15, vectors=vectors, log=print)
+    critic.made.update(model=args.mode, settings=made["settings"], command="python bench/critic.py "
                        + " ".join(sys.argv[1:]))
-    out = save_critic(args.out, critic)
-    (out / "ours.txt").write_text("\n".join(ours) + "\n", encoding="utf-8")
+    save_critic(out, critic)
     print(f"critic saved in {out}")
 
 

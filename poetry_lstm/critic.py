@@ -44,11 +44,14 @@ class Critic:
         return np.asarray(self.model.predict(self.ids(poems), batch_size=256, verbose=0))[:, 0]
 
 
-def build_critic(vocab_size: int, dim: int = 64, units: int = 64, dropout: float = 0.3, learning_rate: float = 1e-3):
+def build_critic(vocab_size: int, dim: int = 64, units: int = 64, dropout: float = 0.3, learning_rate: float = 1e-3,
+                 frozen: bool = False):
+    """`frozen`: the embedding keeps the vectors it is given (the skip-gram vectors: what characters mean,
+    learned from 1.1 million lines, which a few thousand poems cannot teach)."""
     import keras
 
     ids = keras.Input((layout.SLOTS,), dtype="int32")
-    x = keras.layers.Embedding(vocab_size, dim, mask_zero=True)(ids)  # (batch, 24, dim)
+    x = keras.layers.Embedding(vocab_size, dim, mask_zero=True, trainable=not frozen, name="chars")(ids)  # (b, 24, dim)
     x = keras.layers.Bidirectional(keras.layers.LSTM(units))(x)      # (batch, 2 units): the poem both ways
     x = keras.layers.Dropout(dropout)(x)
     p = keras.layers.Dense(1, activation="sigmoid")(x)
@@ -63,9 +66,10 @@ def _vocabulary(poems: list[str], min_count: int = 2) -> tuple[str, ...]:
 
 
 def train_critic(real: list[str], ours: list[str], seed: int = 1234, epochs: int = 12, valid_share: float = 0.1,
-                 patience: int = 3, log=lambda _: None, **args) -> Critic:
+                 patience: int = 3, vectors=None, log=lambda _: None, **args) -> Critic:
     """A critic of real (label 1) against ours (label 0), pairs kept together in one split: the poems
-    a first line gave go to the same side. Early-stopped on the held-back share; the best epoch stays."""
+    a first line gave go to the same side. Early-stopped on the held-back share; the best epoch stays.
+    `vectors` (character → vector, e.g. the skip-gram vectors) become its frozen embedding."""
     import keras
 
     if len(real) < 10 or len(ours) < 10:
@@ -80,7 +84,14 @@ def train_critic(real: list[str], ours: list[str], seed: int = 1234, epochs: int
     valid = [r for r in rows if layout.lines_of(r[0])[0] in held]
     random.Random(seed + 1).shuffle(train)
     tokens = _vocabulary([p for p, _ in train])
+    if vectors is not None:
+        args.update(dim=vectors.vector_size, frozen=True)
     critic = Critic(tokens, {"vocab_size": len(tokens), **args}, build_critic(len(tokens), **args), {})
+    if vectors is not None:
+        rng = np.random.default_rng(seed)
+        rows = [vectors[t] if t in vectors else rng.normal(0, 0.1, vectors.vector_size) for t in tokens]
+        rows[0] = np.zeros(vectors.vector_size)
+        critic.model.get_layer("chars").set_weights([np.stack(rows).astype(np.float32)])
     x, y = critic.ids([p for p, _ in train]), np.array([t for _, t in train], np.float32)
     vx, vy = critic.ids([p for p, _ in valid]), np.array([t for _, t in valid], np.float32)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)

@@ -337,7 +337,8 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
                   "training_poems": len(train_texts), "train_lines": len(hashes), "train_lines_sha1": hashes.digest(),
                   "pretrain": state.get("pretrain"), "fine_tune_from_epoch": state.get("fine_tune_from")}
         files.write_json(tmp / "config.json", config)
-        if (ckpt / "vectors").exists():
+        # the backward scorer's input vectors are in its model.keras, and no theme reads them
+        if (ckpt / "vectors").exists() and not cfg.model.reverse:
             shutil.copytree(ckpt / "vectors", tmp / "vectors")
         test = None
         if test_texts:

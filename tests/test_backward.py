@@ -47,6 +47,7 @@ def test_training_backward_writes_its_own_folder_and_leaves_the_copy_check_alone
     assert config["reverse"] is True and config["model_args"]["rhyme_context"] is False
     assert (models / "train_lines.u64").read_bytes() == hashes  # the forward models' copy check is untouched
     assert not (folder / "train_lines.u64").exists() and not (folder / "overuse.json").exists()
+    assert not (folder / "vectors").exists()  # its input vectors are inside model.keras
     assert "backward" in (folder / "card.md").read_text(encoding="utf-8").splitlines()[0]
     # its lines are the forward lines: the digest it records is the one the forward models record
     forward = json.loads((models / "word2vec" / "config.json").read_text(encoding="utf-8"))
