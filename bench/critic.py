@@ -7,9 +7,9 @@
 line i) and trains the critic on those real poems against ours; it writes the critic and the poems it
 learned from (`ours.json`) into `--out` (gitignored under corpus/: it is rebuilt from the corpus and the
 model; `ours.json` is reused while the model, settings and first lines are the same). `score` completes the
-first lines of the held-out split in one run at the defaults (the baseline) and with each `--set` applied, and prints the critic's scores on the real poems against
-each: AUC (0.5 = it cannot tell), accuracy, and the share of ours it takes for real, with Wilson's 95%
-interval, and the ratio of that share to the baseline's.
+first lines of the held-out split in one run at the defaults (the baseline) and with each `--set` applied,
+and prints the critic's scores on the real poems against each: AUC (0.5 = it cannot tell), accuracy, and the
+share of ours it takes for real, with Wilson's 95% interval, and the ratio of that share to the baseline's.
 """
 from __future__ import annotations
 
