@@ -76,7 +76,7 @@ def calibrate(trained: TrainedModel, poems: list[str], cfg: Config, log=lambda _
         config["commands"] = config.get("commands", []) + [f"poetry-lstm calibrate --mode {trained.mode}"]
         files.write_json(Path(trained.path) / "config.json", config)
         trained = load_model(trained.path, overuse=False, line_hashes=trained.known_lines is not None,
-                             backward=trained.backward is not None)
+                             backward=trained.backward_path is not None)
     write_tables(trained.path, trained.vocab)
     write_weight_index(trained.path)
     record = measure(trained, poems, cfg.generate.settings(trained.mode), cfg.train.overuse_poems, log)

@@ -33,8 +33,8 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
         f"# poetry-lstm model card: `{args['mode']}`" + (", backward" if config.get("reverse") else ""),
         "",
         *(["It reads each poem from its end (line 4 first, each line backwards): the decoder's `mutual` weight "
-           "uses it to score p(line 1 | lines 2–4). It writes no poems itself; its lines are the forward "
-           "models' lines, so `../train_lines.u64` is theirs.", ""] if config.get("reverse") else []),
+           "uses it to score p(line 1 | lines 2–4). It writes no poems itself and keeps no hashes of its lines: "
+           "the copy check is the forward models' (`../train_lines.u64`).", ""] if config.get("reverse") else []),
         "Made by: " + ", then ".join(f"`{c}`" for c in config.get("commands") or [config["command"]]),
         "",
         "## Network",
@@ -65,10 +65,13 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
         f"- {config['training_poems']} training texts{_what_texts(config, report)}; splits {report.get('per_split')}",
         "- no line of a valid or test poem occurs in training in any form: 五绝 claim their lines first, "
         "and a window of a longer poem holding such a line is dropped",
-        f"- chinese-poetry (MIT): Tang and Song poems; `../train_lines.u64` holds 8-byte hashes of the "
-        f"{config.get('train_lines', '?')} distinct training lines (sha1 `{config.get('train_lines_sha1', '?')}`), "
-        "not the lines; a new line is mistaken for one of them with odds "
-        f"n / 2^64 ≈ {config.get('train_lines', 0) / 2**64:.0e}",
+        (f"- chinese-poetry (MIT): Tang and Song poems; the 8-byte hashes of its {config.get('train_lines', '?')} "
+         f"distinct training lines have sha1 `{config.get('train_lines_sha1', '?')}` (not stored: it checks no copies)"
+         if config.get("reverse") else
+         f"- chinese-poetry (MIT): Tang and Song poems; `../train_lines.u64` holds 8-byte hashes of the "
+         f"{config.get('train_lines', '?')} distinct training lines (sha1 `{config.get('train_lines_sha1', '?')}`), "
+         "not the lines; a new line is mistaken for one of them with odds "
+         f"n / 2^64 ≈ {config.get('train_lines', 0) / 2**64:.0e}"),
         "",
         "## Training",
         f"- machine: {config['machine']}",

@@ -46,7 +46,7 @@ class Poem:
     breaks: list[tuple[int, int]] = field(default_factory=list)
     coherence: float = 0.0  # mean cosine of lines 2–4's characters to line 1 (Decoder.coherence)
     rank: float = 0.0       # what the decoder maximised among candidates (Decoder.rank)
-    line_one: float = 0.0   # mean log p(line 1 | lines 2–4) under the backward scorer, 0 without one (Decoder.mutual)
+    line_one: float = 0.0   # mean log p(line 1 | lines 2–4), backward; 0 unless `mutual` (Decoder.score_line_one)
     notes: list[Note] = field(default_factory=list)  # how the poem read what it was given (a polyphonic line-1 end)
 
 
@@ -118,7 +118,7 @@ class Decoder:
         # (vocab,) added to each step's log-probabilities
         self.penalty = -settings.frequency_penalty * self.tables.log_prior - settings.overuse_penalty * trained.overuse
         self.unit = trained.unit_embedding  # (vocab, dim) for cosines
-        self.backward = trained.backward if settings.mutual else None
+        self.backward = trained.scorer() if settings.mutual else None
 
     def may_double(self, c: Candidate, pos: int) -> bool:
         """The character before `pos`, in the same line, may be written again at `pos`: a real 叠字 there

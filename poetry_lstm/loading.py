@@ -46,7 +46,8 @@ class TrainedModel:
     overuse: np.ndarray  # (V,) log over-use ratio per token; zeros when not read (calibrate) or never measured
     keras_model: object = None
     known_lines: LineHashes | None = None  # the training lines' hashes, once read (`line_hashes`)
-    backward: TrainedModel | None = None  # models/backward beside it: scores p(line 1 | lines 2–4), read backwards
+    backward_path: Path | None = None  # models/backward beside it, when there is one (`scorer`)
+    backward: TrainedModel | None = field(default=None, init=False)  # that scorer, once loaded
     unit_embedding: np.ndarray = field(init=False)  # (V, dim) input vectors of length 1: coherence is a cosine
 
     def __post_init__(self):
@@ -56,6 +57,13 @@ class TrainedModel:
     @property
     def mode(self) -> str:
         return self.config["model_args"]["mode"]
+
+    def scorer(self) -> TrainedModel | None:
+        """The backward scorer beside this model (p(line 1 | lines 2–4), read backwards), loaded on first use:
+        only the decoder's `mutual` weight needs it, so a poem without it does not pay for its loading."""
+        if self.backward is None and self.backward_path is not None:
+            self.backward = load_model(self.backward_path, overuse=False, line_hashes=False, backward=False)
+        return self.backward
 
     def line_hashes(self) -> LineHashes:
         """The training lines' hashes, read once (the copy check runs at every line end)."""
@@ -72,7 +80,7 @@ def load_model(path: str | Path, *, keras: bool = False, overuse: bool = True,
     scores). `overuse=False` leaves overuse.json unread, so `calibrate` can replace a broken one;
     `line_hashes=False` leaves the copy check's hashes to the first poem that checks copies
     (`generate --no-novelty` needs none). With `backward`, the backward scorer in the folder `backward`
-    beside `path` comes too, when there is one (the decoder's `mutual` weight uses it).
+    beside `path` is found, when there is one, and loaded when the decoder's `mutual` weight first asks.
     Raises PoetryError naming the command that rebuilds the folder when something is missing or broken.
     """
     path = Path(path)
@@ -86,9 +94,8 @@ def load_model(path: str | Path, *, keras: bool = False, overuse: bool = True,
         keras_model, stepper = _from_keras(path, vocab)
     penalties = read_overuse(path, vocab.tokens) if overuse else np.zeros(len(vocab), np.float32)
     hashes = read_line_hashes(path, config) if line_hashes else None
-    scorer = None
-    if backward and path.name != BACKWARD and missing_model_error(path.parent / BACKWARD) is None:
-        scorer = load_model(path.parent / BACKWARD, overuse=False, line_hashes=False, backward=False)
+    scorer = path.parent / BACKWARD
+    scorer = scorer if backward and path.name != BACKWARD and missing_model_error(scorer) is None else None
     return TrainedModel(path, vocab, config, stepper, load_tables(path, vocab), penalties, keras_model, hashes,
                         scorer)
 
