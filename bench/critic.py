@@ -41,8 +41,9 @@ def train(args) -> None:
     real = real[:: max(1, len(real) // args.poems)][:args.poems]
     out = Path(args.out)
     made = {"model": args.mode, "settings": [*(args.set or [])], "first_lines": first_lines(real)}
-    if (out / "ours.json").exists() and json.loads((out / "ours.json").read_text(encoding="utf-8"))["made"] == made:
-        ours = json.loads((out / "ours.json").read_text(encoding="utf-8"))["poems"]  # the same poems: keep them
+    kept = json.loads((out / "ours.json").read_text(encoding="utf-8")) if (out / "ours.json").exists() else {}
+    if kept.get("made") == made:
+        ours = kept["poems"]  # the same model, settings and first lines: the same poems
         print(f"reusing the {len(ours)} poems in {out / 'ours.json'}")
     else:
         started = time.perf_counter()

@@ -77,11 +77,11 @@ def train_critic(real: list[str], ours: list[str], seed: int = 1234, epochs: int
                           kind="critic_too_few")
     keras.utils.set_random_seed(seed)
     rows = [(p, 1.0) for p in real] + [(p, 0.0) for p in ours]
-    lines = sorted({layout.lines_of(p)[0] for p, _ in rows})
+    lines = sorted({p[:layout.CHARS] for p, _ in rows})
     random.Random(seed).shuffle(lines)
     held = set(lines[:max(1, int(len(lines) * valid_share))])
-    train = [r for r in rows if layout.lines_of(r[0])[0] not in held]
-    valid = [r for r in rows if layout.lines_of(r[0])[0] in held]
+    train = [r for r in rows if r[0][:layout.CHARS] not in held]
+    valid = [r for r in rows if r[0][:layout.CHARS] in held]
     random.Random(seed + 1).shuffle(train)
     tokens = _vocabulary([p for p, _ in train])
     if vectors is not None:
@@ -89,9 +89,9 @@ def train_critic(real: list[str], ours: list[str], seed: int = 1234, epochs: int
     critic = Critic(tokens, {"vocab_size": len(tokens), **args}, build_critic(len(tokens), **args), {})
     if vectors is not None:
         rng = np.random.default_rng(seed)
-        rows = [vectors[t] if t in vectors else rng.normal(0, 0.1, vectors.vector_size) for t in tokens]
-        rows[0] = np.zeros(vectors.vector_size)
-        critic.model.get_layer("chars").set_weights([np.stack(rows).astype(np.float32)])
+        matrix = [vectors[t] if t in vectors else rng.normal(0, 0.1, vectors.vector_size) for t in tokens]
+        matrix[0] = np.zeros(vectors.vector_size)  # padding
+        critic.model.get_layer("chars").set_weights([np.stack(matrix).astype(np.float32)])
     x, y = critic.ids([p for p, _ in train]), np.array([t for _, t in train], np.float32)
     vx, vy = critic.ids([p for p, _ in valid]), np.array([t for _, t in valid], np.float32)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
@@ -109,14 +109,9 @@ def train_critic(real: list[str], ours: list[str], seed: int = 1234, epochs: int
 
 def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
     """The chance that a random real poem scores above a random one of ours (ties count half)."""
-    scores = np.concatenate([pos, neg])
-    ranks = np.empty(len(scores))
-    order = np.argsort(scores, kind="stable")
-    ranks[order] = np.arange(1, len(scores) + 1)
-    for value in np.unique(scores):  # average ranks over ties
-        tied = scores == value
-        ranks[tied] = ranks[tied].mean()
-    return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg]))
 
 
 def critic_scores(critic: Critic, real: list[str], ours: list[str]) -> dict:

@@ -119,6 +119,12 @@ class Decoder:
         self.penalty = -settings.frequency_penalty * self.tables.log_prior - settings.overuse_penalty * trained.overuse
         self.unit = trained.unit_embedding  # (vocab, dim) for cosines
         self.backward = trained.scorer() if settings.mutual else None
+        self.no_backward = None  # the note every poem carries when `mutual` asks for a scorer there is not
+        if settings.mutual and self.backward is None:
+            folder = trained.path.parent / BACKWARD
+            self.no_backward = Note(f"no backward model at {folder}, so the choice did not weigh how lines 2–4 point "
+                                    f"back to line 1; train one with {rebuild_command(folder)}", "no_backward",
+                                    path=str(folder), command=rebuild_command(folder))
 
     def may_double(self, c: Candidate, pos: int) -> bool:
         """The character before `pos`, in the same line, may be written again at `pos`: a real 叠字 there
@@ -256,12 +262,7 @@ class Decoder:
                          rule=name) for name in dict.fromkeys(c.relaxed)]
         breaks = sorted((layout.line_of(i) + 1, layout.char_of(i) + 1) for i in c.free)
         note = reading_note(c) if self.on["rhyme"] else None
-        notes = [note] if note else []
-        if self.settings.mutual and self.backward is None:
-            folder = self.m.path.parent / BACKWARD
-            notes.append(Note(f"no backward model at {folder}, so the choice did not weigh how lines 2–4 point back "
-                              f"to line 1; train one with {rebuild_command(folder)}", "no_backward",
-                              path=str(folder), command=rebuild_command(folder)))
+        notes = [n for n in (note, self.no_backward) if n]
         return Poem(text, lines, round(c.logp / max(c.generated, 1), 4), checks, warnings, c.form, breaks,
                     round(self.coherence(c), 4), round(self.rank(c), 4), line_one=round(c.line_one, 4), notes=notes)
 

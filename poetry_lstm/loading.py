@@ -95,9 +95,9 @@ def load_model(path: str | Path, *, keras: bool = False, overuse: bool = True,
     penalties = read_overuse(path, vocab.tokens) if overuse else np.zeros(len(vocab), np.float32)
     hashes = read_line_hashes(path, config) if line_hashes else None
     scorer = path.parent / BACKWARD
-    scorer = scorer if backward and path.name != BACKWARD and missing_model_error(scorer) is None else None
+    found = backward and path.name != BACKWARD and missing_model_error(scorer) is None
     return TrainedModel(path, vocab, config, stepper, load_tables(path, vocab), penalties, keras_model, hashes,
-                        scorer)
+                        scorer if found else None)
 
 
 def read_weight_index(folder: Path) -> dict | None:

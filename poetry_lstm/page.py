@@ -14,13 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from . import layout, prosody
-from .clean import is_cjk as _is_cjk
+from .clean import is_cjk  # noqa: F401 -- the page's helpers and app.py check characters with it
 
 MODES = ("word2vec", "onehot")
-
-
-def is_cjk(ch: str) -> bool:
-    return _is_cjk(ch)
 
 
 def models_dir(configured: str, root: Path) -> Path:

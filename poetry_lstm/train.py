@@ -320,10 +320,12 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
         report_path = Path(cfg.paths.corpus_dir) / "report.json"
         report = files.read_json(report_path, "corpus report")
         files.write_json(tmp / "corpus_report.json", report)
-        # The copy check reads the lines as written; the backward scorer's lines are the forward models' lines.
+        # The copy check reads the lines as written; the backward scorer's lines are the forward models' lines,
+        # whose file it leaves alone: config.json keeps only their count and digest.
         written = [layout.reverse_poem(p) for p in train_texts] if cfg.model.reverse else train_texts
         hashes = LineHashes.of_poems(written)
-        files.write_bytes(tmp / HASH_FILE, hashes.to_bytes())  # moves beside the model folders once the folder is in
+        if not cfg.model.reverse:
+            files.write_bytes(tmp / HASH_FILE, hashes.to_bytes())  # moves beside the model folders once it is in
         files.write_json(tmp / "history.json", state["history"])
         config = {"model_args": args, "window": cfg.model.window, "stride": cfg.model.stride,
                   "min_char_count": cfg.model.min_char_count,
@@ -353,9 +355,7 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
             shutil.rmtree(old, ignore_errors=True)
             out.rename(old)
         tmp.rename(out)
-        if cfg.model.reverse:  # the forward models' copy check keeps the hashes it was made with
-            (out / HASH_FILE).unlink()
-        else:
+        if not cfg.model.reverse:
             os.replace(out / HASH_FILE, out.parent / HASH_FILE)  # shared by the models of one corpus
         shutil.rmtree(old, ignore_errors=True)
     finally:
