@@ -2,9 +2,10 @@
 
 Models come from `cfg.paths.models_dir` of `load_config($POETRY_LSTM_CONFIG)` (a relative path
 is taken from this folder). `main()` reads top-down: settings in the sidebar, then one tab each for
-the poem, the model and the corpus; the helpers live in `poetry_lstm/page.py`, and each action is
-one call into the library. Every `PoetryError` the library raises is shown as its sentence, in
-Chinese first (`page.zh_message`, by the error's kind); anything else is a bug and surfaces as one.
+the poem, the poet's desk (诗稿: check a pasted 五绝, take a repair or a rewritten line), the model and
+the corpus; the helpers live in `poetry_lstm/page.py`, and each action is one call into the library.
+Every `PoetryError` the library raises is shown as its sentence, in Chinese first (`page.zh_message`,
+by the error's kind); anything else is a bug and surfaces as one.
 """
 from __future__ import annotations
 
@@ -95,6 +96,20 @@ def make_poems(model_path: str, mode: str, text: str, settings: DecodeSettings):
     return complete_poem(trained, text, settings)
 
 
+@st.cache_data(show_spinner="检查中…", max_entries=256)
+def check_desk(model_path: str, text: str, rules: str):
+    from poetry_lstm.desk import check_poem
+
+    return check_poem(get_model(model_path), text, rules)
+
+
+@st.cache_data(show_spinner="改写中…", max_entries=64)
+def revise_desk(model_path: str, text: str, line: int, settings: DecodeSettings):
+    from poetry_lstm.desk import revise_line
+
+    return revise_line(get_model(model_path), text, line, settings.n, settings)
+
+
 def new_seed():
     st.session_state.seed = random.randrange(2**31 - 1)
 
@@ -152,11 +167,13 @@ def main() -> None:
     if mode == "theme":
         warm_jieba()
 
-    tab_poem, tab_model, tab_corpus = st.tabs(["作诗", "模型", "语料"])
+    tab_poem, tab_desk, tab_model, tab_corpus = st.tabs(["作诗", "诗稿", "模型", "语料"])
     with tab_poem:
         poem_tab(models / model_name, mode, settings,
                  f"{model_name} · seed {settings.seed} · temperature {settings.temperature:g} · "
                  f"top-k {settings.top_k} · beam {settings.beam}")
+    with tab_desk:
+        desk_tab(models / model_name, settings)
     with tab_model:
         model_tab(models, [m for m in page.MODES if not missing[m]])
     with tab_corpus:
@@ -204,6 +221,90 @@ def poem_tab(model_path: Path, mode: str, settings: DecodeSettings, caption: str
                 st.caption("ℹ️ " + page.md_escape(page.zh_message(note, "warning")))
     st.markdown(page.LEGEND, unsafe_allow_html=True)
     st.caption(caption)
+
+
+def take_poem(text: str) -> None:
+    """A suggested character or a rewritten line taken into the desk: the text box holds the new poem, and it
+    is the poem checked (a callback, so it runs before the text box is drawn again)."""
+    st.session_state.desk_text = text
+    st.session_state.desk_poem = text
+    st.session_state.pop("desk_revision", None)
+
+
+def desk_tab(model_path: Path, settings: DecodeSettings) -> None:
+    """诗稿: a pasted 五绝 checked (`desk.check_poem`), a suggested character put in with a click, or one
+    line rewritten (`desk.revise_line`) and the version taken."""
+    with st.form("desk", border=False):
+        text = st.text_area("五言绝句（标点、换行随意，繁简皆可）", key="desk_text", height=110,
+                            placeholder="移舟泊烟渚，日暮客愁新。\n野旷天低树，江清月近人。")
+        rules_col, button_col = st.columns([5, 1], vertical_alignment="bottom")
+        rules = rules_col.radio("规则 rules", list(page.RULE_LABELS), format_func=page.RULE_LABELS.get,
+                                key="desk_rules", horizontal=True,
+                                help="严格：只认公认的拗救；宽松：也认三仄尾与仄平仄平仄。")
+        checked = button_col.form_submit_button("检查", type="primary")
+    if checked:
+        st.session_state.desk_poem = text
+    poem = st.session_state.get("desk_poem")
+    if poem is None:
+        st.caption("贴入一首五言绝句，按 检查：逐字标出平仄，指出失对、失粘、孤平、落韵、重字等，并给出改法。")
+        return
+    try:
+        report = check_desk(str(model_path), poem, rules)
+    except PoetryError as exc:  # refused input: empty, not Chinese, a 七绝, the wrong shape
+        show_error(exc)
+        return
+    st.markdown(page.report_html(report), unsafe_allow_html=True)
+    desk_problems(report)
+    st.markdown(page.DESK_LEGEND, unsafe_allow_html=True)
+    desk_revision(model_path, report, settings)
+
+
+def desk_problems(report) -> None:
+    """Each problem with its repairs as buttons: a click puts that character in and checks again."""
+    if not report.problems:
+        st.success("合律：没有发现问题 (No problems found.)")
+    for k, problem in enumerate(report.problems):
+        st.markdown(page.problem_html(problem, report.text), unsafe_allow_html=True)
+        if not problem.suggestions:
+            continue
+        columns = st.columns(12, gap="small", vertical_alignment="center")
+        columns[0].caption("改为 →")
+        for col, ch in zip(columns[1:], problem.suggestions):
+            fixed = page.with_char(report.text, problem.line, problem.char, ch)
+            col.button(ch, key=f"desk_fix_{k}_{problem.line}_{problem.char}_{ch}", on_click=take_poem, args=(fixed,),
+                       help=f"{page.problem_where(problem, report.text)}改为「{ch}」")
+
+
+def desk_revision(model_path: Path, report, settings: DecodeSettings) -> None:
+    """One line rewritten by the model, the other three kept; the sidebar's settings (candidates, seed,
+    temperature) say how many versions and which."""
+    st.subheader("改写一句")
+    pick_col, button_col = st.columns([5, 1], vertical_alignment="bottom")
+    line = pick_col.radio("改写第几句 line", [1, 2, 3, 4], format_func=lambda i: f"第{i}句", key="desk_line",
+                          horizontal=True)
+    if button_col.button("改写", key="desk_revise"):
+        st.session_state.desk_revision = (report.text, line)
+    asked = st.session_state.get("desk_revision")
+    if not asked or asked[0] != report.text:  # a revision of another poem: the desk moved on
+        return
+    try:
+        revision = revise_desk(str(model_path), *asked, settings)
+    except PoetryError as exc:
+        show_error(exc)
+        return
+    if not revision.poems:
+        st.warning(f"模型没有写出合律又不重字的第{asked[1]}句，请换个种子再试 "
+                   "(The model wrote no version of this line that scans, rhymes and repeats no character; "
+                   "try another seed.)")
+    per_row = 3
+    for i, version in enumerate(revision.poems):
+        if i % per_row == 0:
+            row = st.columns(per_row)
+        with row[i % per_row]:
+            st.markdown(page.poem_html(version.text, version.score, version.checks, version.form, version.breaks),
+                        unsafe_allow_html=True)
+            st.button("采用此稿", key=f"desk_take_{i}", on_click=take_poem, args=(version.text,),
+                      help=f"把第{asked[1]}句换成这一版，再检查")
 
 
 def model_tab(models: Path, present: list[str]) -> None:

@@ -469,6 +469,188 @@ def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no
     click.echo(SCORE_NOTE)
 
 
+def _print_report(report) -> None:
+    click.echo(f"{report.kind}  {report.form}  ({report.rules} rules)  {'✓ 合律' if report.ok else '✗ 有误'}")
+    by_line = [report.chars[i:i + 5] for i in range(0, 20, 5)]
+    for chars, end in zip(by_line, "，。，。"):
+        tones = " ".join({"平": "平", "仄": "仄", "both": "中", "unknown": "？"}[c["tone"]] for c in chars)
+        wants = " ".join(c["want"] for c in chars)
+        click.echo(f"    {''.join(c['char'] for c in chars)}{end}   {tones}   (wanted {wants})")
+    for p in report.problems:
+        where = f"line {p.line}" + (f", character {p.char}" if p.char else "")
+        click.echo(f"  [{p.severity}] {where} {p.name}: {p.message}")
+        if p.suggestions:
+            click.echo(f"      try: {' '.join(p.suggestions)}")
+
+
+def _read_poems(path: str) -> list[tuple[int, str]]:
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        size = 0
+    if size > 1_000_000:
+        raise RefusedInput(f"The file {path} is {size:,} bytes; --file takes up to 1 MB of poems, one a line.")
+    lines = _read_first_lines(path)
+    return lines
+
+
+def _desk_model(cfg: Config, mode: str | None, wanted: bool = True):
+    """The model that ranks suggestions, or None when it is not there (the checker still runs)."""
+    from .modeldir import missing_model_error
+
+    folder = _models_dir(cfg, mode or cfg.generate.mode)
+    if not wanted or missing_model_error(folder) is not None:
+        return None
+    return _load_for_generation(cfg, mode or cfg.generate.mode, overuse=False)
+
+
+@cli.command()
+@click.argument("text", required=False)
+@click.option("--file", "poem_file", type=click.Path(dir_okay=False), default=None,
+              help="Check every poem of this UTF-8 file, one a line (blank lines skipped).")
+@click.option("--lenient", is_flag=True, help="Accept the licences poets dispute (三仄尾, 仄平仄平仄, a rhyme through "
+                                               "a merged simplified character).")
+@click.option("--suggest/--no-suggest", default=True, show_default=True,
+              help="Rank up to 10 repairs for each problem at a character with the model.")
+@click.option("--mode", type=click.Choice(MODES), default=None,
+              help=f"Which model ranks the suggestions.  [default: {DEFAULTS.generate.mode}]")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text; with --file, one object a line.")
+@click.pass_context
+@friendly
+def check(ctx, text, poem_file, lenient, suggest, mode, as_json):
+    """Check a 五绝: each character's 平仄, the form it fits best, and every problem at its place.
+
+    Problems: a tone out of pattern, 失对, 失粘, 孤平, 三平尾, 三仄尾, an unrescued 大拗, 落韵,
+    重字 (a warning) and characters missing from 平水韵. Licences (拗救, 孤雁出群) and 多音字 are
+    notes. Each problem at a character comes with up to 10 characters that repair it, ranked
+    by the model's score of the whole poem with the character in place. The exit code is 0
+    when no poem has an error, 1 when one has.
+
+    \b
+    Examples:
+      poetry-lstm check 白日依山尽，黄河入海流。欲穷千里目，更上一层楼。
+      poetry-lstm check "白日依山尽 黄河入海流 欲穷千里目 更上一层天" --json
+      poetry-lstm check --file my_poems.txt --json > reports.jsonl
+    """
+    from .checker import read_poem
+    from .desk import check_poem
+
+    if (text is None) == (poem_file is None):
+        raise RefusedInput("Give a poem (e.g. 白日依山尽，黄河入海流。欲穷千里目，更上一层楼。) or --file POEMS.txt.")
+    rules = "lenient" if lenient else "strict"
+    cfg = config_of(ctx)
+    if poem_file is None:
+        read_poem(text)  # refuse bad input before the model loads
+        poems = [(None, text)]
+    else:
+        poems = _read_poems(poem_file)
+    trained = _desk_model(cfg, mode, suggest)
+    failed = refused = 0
+    for number, raw in poems:
+        try:
+            report = check_poem(trained, raw, rules)
+        except InputError as exc:
+            if len(poems) == 1:  # nothing else to report: the one sentence is the answer
+                raise
+            refused += 1
+            click.echo(json.dumps({"line": number, "input": raw, "error": str(exc)}, ensure_ascii=False) if as_json
+                       else f"line {number}: {exc}")
+            continue
+        failed += not report.ok
+        if as_json:
+            out = ({"line": number} if number else {}) | report.to_json()
+            click.echo(json.dumps(out, ensure_ascii=False, indent=None if number else 2))
+        else:
+            if number:
+                click.echo(f"line {number}:")
+            _print_report(report)
+    if refused == len(poems):
+        raise RefusedInput(f"No line of {poem_file} is a 五绝; write one poem a line, e.g. "
+                           "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。")
+    if failed:
+        ctx.exit(1)
+
+
+@cli.command()
+@click.argument("text")
+@click.option("--line", "line_no", type=click.IntRange(1, 4), required=True, help="Which line to rewrite (1–4).")
+@setting("generate", "n", "How many versions")
+@setting("generate", "seed", "Same seed, same versions; any integer")
+@click.option("--lenient", is_flag=True, help="Write by the lenient rules (三仄尾 and 仄平仄平仄 allowed).")
+@click.option("--mode", type=click.Choice(MODES), default=None,
+              help=f"Which model writes.  [default: {DEFAULTS.generate.mode}]")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+@click.pass_context
+@friendly
+def revise(ctx, text, line_no, n, seed, lenient, mode, as_json):
+    """Rewrite one line of a 五绝 and keep the other three.
+
+    Each version keeps the form's tones and the rhyme, brings no 重字 and copies no training
+    line; versions are ranked by the model's score of the whole poem (mean log-probability per
+    character, forward and backward). Line 1 can be rewritten too.
+
+    \b
+    Examples:
+      poetry-lstm revise 白日依山尽，黄河入海流。欲穷千里目，更上一层楼。 --line 3
+      poetry-lstm revise "白日依山尽 黄河入海流 欲穷千里目 更上一层楼" --line 1 --n 5 --json
+    """
+    from .checker import read_poem
+    from .desk import revise_line
+
+    cfg = config_of(ctx)
+    g = with_flags(cfg, "generate", mode=mode, n=n, seed=seed).generate
+    read_poem(text)  # refuse bad input before the model loads
+    trained = _load_for_generation(cfg, g.mode)
+    settings = g.settings(g.mode)
+    if lenient:
+        settings = dataclasses.replace(settings, rules="lenient")
+    revision = revise_line(trained, text, line_no, g.n, settings)
+    if as_json:
+        click.echo(json.dumps({"text": revision.text, "line": line_no, "form": revision.form, "mode": g.mode,
+                               "poems": [_poem_json(p) for p in revision.poems]}, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"line {line_no} of {revision.text} ({revision.form}), rewritten:")
+    for i, poem in enumerate(revision.poems, 1):
+        _print_poem(poem, i)
+    if not revision.poems:
+        click.echo("no version kept the rules; try another --seed")
+    click.echo("score: mean log-probability per character of the whole poem, forward and backward; higher is likelier.")
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--limit", type=click.IntRange(1), default=60, show_default=True, help="Characters shown for a group.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+@click.pass_context
+@friendly
+def rhymes(ctx, query, limit, as_json):
+    """A 平声 rhyme group's characters, most used first; or one character's tones and groups.
+
+    \b
+    Examples:
+      poetry-lstm rhymes 东          (also 一东, 上平一东)
+      poetry-lstm rhymes 机
+    """
+    from .desk import rhymes as rhymes_of
+    from .modeldir import Vocab
+
+    cfg = config_of(ctx)
+    vocab_file = _models_dir(cfg, cfg.generate.mode) / "vocab.json"
+    counts = Vocab.load(vocab_file) if vocab_file.exists() else None
+    found = rhymes_of(query, counts)
+    if as_json:
+        click.echo(json.dumps(found, ensure_ascii=False, indent=2))
+    elif "group" in found:
+        shown = found["chars"][:limit]
+        click.echo(f"{found['group']}: {len(found['chars'])} characters, most used first")
+        click.echo(" ".join(shown) + (" …" if len(found["chars"]) > limit else ""))
+    else:
+        click.echo(f"{found['char']}: tone {found['tone']}; groups {'、'.join(found['groups'])}")
+        if found["rhymes_in"] and found["sure_in"] != found["rhymes_in"]:
+            click.echo(f"  rhymes for sure in {'、'.join(found['sure_in']) or 'no group'}: a simplified character "
+                       "that stands for traditional ones in other groups")
+
+
 @cli.command()
 @click.option("--mode", type=click.Choice(["word2vec", "onehot"]), default=None,
               help="One model (default: every model present).")

@@ -192,23 +192,29 @@ class Decoder:
             later = tuple((layout.char_of(i), as_fitting(i, ch)) for i, ch in sorted(c.forced.items())
                           if pos < i < slots.stop)
             prefix = "".join(as_fitting(i, c.chars[i]) for i in range(slots.start, pos))
-            tones = prosody.allowed_tones(c.types[line], prefix, later=later)
+            tones = prosody.allowed_tones(c.types[line], prefix, later=later, rules=self.settings.rules,
+                                          licences=self.settings.licences)
         m = mk.by_tones[tones] if on["tones"] else mk.writable
         if on["rhyme"]:
             one, two, three, four = layout.LINE_ENDS
+            sure = self.settings.rules == "strict"  # every reading of a rhyme character rhymes (no 机 for 機)
             first_end = c.chars[one] or c.forced.get(one, "")
             first_rhymes = line_one_rhymes(c, first_end)
+            # rhyme ends given further on (`revise` keeps the other lines): the end chosen now rhymes with them
+            given = [prosody.rhyme_groups(c.forced[p]) for p in (two, four) if p > pos and p in c.forced]
+            later = frozenset.intersection(*given) if given else mk.all_groups
             if pos == one:  # known (check_rhyme needs it), and if it rhymes, a rhyme opener
-                opener = mk.of_groups(mk.all_groups, partner=True)
+                opener = mk.of_groups(later, partner=True, sure=sure)
                 m = m & (opener if c.types and c.types[0] in RHYMING_TYPES else mk.ze_writable | opener)
             elif pos == two:
-                m = m & mk.of_groups(prosody.rhyme_groups(first_end) if first_rhymes else mk.all_groups, partner=True)
+                groups = prosody.rhyme_groups(first_end) if first_rhymes else mk.all_groups
+                m = m & mk.of_groups(groups & later, partner=True, sure=sure)
                 m[self.vocab.id(first_end)] = False  # no 重韵: a rhyme character is not used twice
             elif pos == three:
                 m = m & mk.ze_writable
             elif pos == four:
                 groups = prosody.rhyme_groups(c.chars[two])
-                m = m & mk.of_groups(groups & prosody.rhyme_groups(first_end) if first_rhymes else groups)
+                m = m & mk.of_groups(groups & prosody.rhyme_groups(first_end) if first_rhymes else groups, sure=sure)
                 m[[self.vocab.id(c.chars[two]), self.vocab.id(first_end)]] = False  # a new array: safe to write
         if on["novelty"]:  # no character three times (counting forced ones still to come), no stutter, no echo
             counts = Counter(c.chars)

@@ -13,7 +13,7 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 
-from . import layout, prosody
+from . import layout, meter, prosody
 from .clean import is_cjk, is_han, to_simplified
 from .config import DecodeSettings
 from .decoder import Candidate, Poem, decode
@@ -42,29 +42,32 @@ def settings_for(trained: TrainedModel, settings: DecodeSettings | None = None, 
     return dataclasses.replace(base, **overrides) if overrides else base
 
 
-def choose_form(rng, tones: bool, line: str | None = None,
-                heads: str = "") -> tuple[str | None, tuple | None, frozenset]:
+def choose_form(rng, tones: bool, line: str | None = None, heads: str = "",
+                rules: str = "strict", licences: bool = False) -> tuple[str | None, tuple | None, frozenset]:
     """(form, its line types, slots of given characters that break it).
 
-    A form the given first line (or every acrostic head) fits; when none fits, one of those it
-    breaks least, since the given text is never changed (`break_notes` names the breaks).
+    A form the given first line (or every acrostic head) fits by the checker's `rules`; when none
+    fits, one of those it breaks least, since the given text is never changed (`break_notes` names the
+    breaks). A 大拗 first line (仄仄平仄仄) makes line 2 the B line that rescues it (meter.RESCUE).
     """
     if not tones:
         return None, None, frozenset()
     if line:
-        costs = {f: prosody.break_cost(line, types[0]) for f, types in prosody.FORMS.items()}
+        costs = {f: prosody.break_cost(line, types[0], rules) for f, types in prosody.FORMS.items()}
     else:  # a head breaks a form when no variant of its line type can start with it
-        costs = {f: sum(not prosody.allowed_tones(t, h) for t, h in zip(types, heads))
+        costs = {f: sum(not prosody.allowed_tones(t, h, rules=rules, licences=licences) for t, h in zip(types, heads))
                  for f, types in prosody.FORMS.items()}
     best = min(costs.values())
     form = str(rng.choice([f for f, cost in costs.items() if cost == best]))
     types = prosody.FORMS[form]
+    if line and types[0] == "a" and prosody.needs_rescue(line, rules):
+        types = (types[0], meter.RESCUE, *types[2:])
     if not best:
         return form, types, frozenset()
     if line:
-        return form, types, frozenset(prosody.breaks(line, types[0]))
+        return form, types, frozenset(prosody.breaks(line, types[0], rules))
     return form, types, frozenset(layout.slot(i, 0) for i, (t, h) in enumerate(zip(types, heads))
-                                  if not prosody.allowed_tones(t, h))
+                                  if not prosody.allowed_tones(t, h, rules=rules, licences=licences))
 
 
 PARTS = {"first_line": ("The first line", "five"), "acrostic": ("An acrostic (one head per line)", "four")}
@@ -115,7 +118,7 @@ def complete_poem(trained: TrainedModel, first_line: str, settings: DecodeSettin
     line = normalize_line(first_line)
 
     def make_seed(rng):
-        form, types, free = choose_form(rng, s.tones, line=line)
+        form, types, free = choose_form(rng, s.tones, line=line, rules=s.rules, licences=s.licences)
         return Candidate([""] * layout.SLOTS, dict(enumerate(line)), types, form, free=free)
 
     poems = decode(trained, make_seed, s)
@@ -132,7 +135,7 @@ def acrostic_poem(trained: TrainedModel, heads: str, settings: DecodeSettings | 
     heads = normalize_line(heads, "acrostic", "春夏秋冬")
 
     def make_seed(rng):
-        form, types, free = choose_form(rng, s.tones, heads=heads)
+        form, types, free = choose_form(rng, s.tones, heads=heads, rules=s.rules, licences=s.licences)
         forced = {layout.slot(i, 0): ch for i, ch in enumerate(heads)}
         return Candidate([""] * layout.SLOTS, forced, types, form, free=free)
 
@@ -196,10 +199,10 @@ def theme_poem(trained: TrainedModel, theme: str, vectors=None, settings: Decode
     plan = theme_plan(keywords)
 
     def make_seed(rng):
-        form, types, _ = choose_form(rng, s.tones)
+        form, types, _ = choose_form(rng, s.tones, rules=s.rules, licences=s.licences)
         forced = {}
         for line, (_, chars, one) in enumerate(plan):
-            start, text = place(rng, types[line] if types else None, line, chars, one)
+            start, text = place(rng, types[line] if types else None, line, chars, one, s.rules, s.licences)
             forced.update({layout.slot(line, start + k): ch for k, ch in enumerate(text)})
         return Candidate([""] * layout.SLOTS, forced, types, form)
 
@@ -208,7 +211,8 @@ def theme_poem(trained: TrainedModel, theme: str, vectors=None, settings: Decode
     return Result(poems[0].lines[0] if poems else "", poems, [], [w for w, _ in keywords], planned[0], planned)
 
 
-def place(rng, line_type, line: int, word: str, one: str) -> tuple[int, str]:
+def place(rng, line_type, line: int, word: str, one: str, rules: str = "strict",
+          licences: bool = False) -> tuple[int, str]:
     """(first place, text) of a theme keyword in line `line` of type `line_type`: the whole two-character
     word where a five-character line puts its words (places 1–2, 3–4, or for line 1 also 4–5) and both
     tones fit, else its one character wherever its tone fits; lines 2–4 keep their last place for the rhyme
@@ -216,7 +220,8 @@ def place(rng, line_type, line: int, word: str, one: str) -> tuple[int, str]:
     line whose form leaves the keyword no place goes without."""
     last = layout.CHARS if line == 0 else layout.CHARS - 1
     fits = lambda text, j: line_type is None or all(  # noqa: E731
-        prosody.reading(ch)[0] & prosody.allowed_tones(line_type, "", j + k) for k, ch in enumerate(text))
+        prosody.reading(ch)[0] & prosody.allowed_tones(line_type, "", j + k, rules=rules, licences=licences)
+        for k, ch in enumerate(text))
     spans = [j for j in (0, 2, 3) if len(word) == 2 and j + 2 <= last and fits(word, j)]
     if spans:
         return int(rng.choice(spans)), word

@@ -1,8 +1,9 @@
 """Helpers for the Streamlit page (`app.py`): `page.poem_html(text, score, checks, form, breaks)`.
 
-Poem HTML, chart data, the PCA and the library's messages given in Chinese (`page.zh_message`,
-by each message's kind), with nothing that imports Streamlit, TensorFlow or gensim. Every string
-that ends up in HTML goes through `html.escape` here.
+Poem HTML, the 诗稿 tab's checked poem and problems (`page.report_html`, `page.problem_html`), chart
+data, the PCA and the library's messages given in Chinese (`page.zh_message`, by each message's
+kind), with nothing that imports Streamlit, TensorFlow or gensim. Every string that ends up in HTML
+goes through `html.escape` here.
 """
 from __future__ import annotations
 
@@ -60,6 +61,12 @@ line-height:1.2;font-weight:bold;color:#c0392b;font-family:"Noto Sans CJK SC",sa
 .pl-na{color:#777;border-color:#bbb;}
 .pl-meta{font-size:0.85rem;color:#555;margin-top:0.35rem;font-family:"Noto Sans CJK SC",sans-serif;}
 .pl-legend{font-size:0.8rem;color:#555;}
+.pl-break.pl-warn{outline-color:#d68910;}
+.pl-warn .pl-break-mark{color:#b9770e;}
+.pl-caution{color:#8a5a00;border-color:#d68910;background:#fff5e0;}
+.pl-problem{font-family:"Noto Sans CJK SC",sans-serif;font-size:0.95rem;margin:0.5rem 0 0.15rem 0;}
+.pl-where{color:#555;margin:0 0.3rem;}
+.pl-problem-name{font-weight:bold;margin-right:0.3rem;}
 </style>"""
 
 LEGEND = ('<div class="pl-legend">字下小字为声调：<span class="pl-tone pl-ping" style="display:inline">平</span>、'
@@ -93,6 +100,21 @@ BREAK_NOTE = ("✗ 失律：所给的字平仄不合此诗的格式{form}；所�
               " (This character's tone breaks the form; the given text is kept as written.)")
 
 
+def _char_html(ch: str, rhyme: bool, mark: tuple[str, str, str] | None = None, extra_class: str = "") -> str:
+    """One character over its tone; `mark` (label, name, why) puts the label under the tone, `why` its tooltip."""
+    tone = prosody.tone_of(ch)
+    title = f"{ch}：{TONE_LABEL[tone]}" + ("，韵脚" if rhyme else "")
+    classes = "pl-ch" + (" pl-rhyme" if rhyme else "")
+    under = ""
+    if mark:
+        label, name, why = mark
+        title += f"；{name}：{why}"
+        classes += " pl-break" + extra_class
+        under = f'<span class="pl-break-mark" title="{html.escape(why)}">{html.escape(label)}</span>'
+    return (f'<span class="{classes}" title="{html.escape(title)}"><span class="pl-hz">{html.escape(ch)}</span>'
+            f'<span class="pl-tone pl-{TONE_CLASS[tone]}">{html.escape(TONE_LABEL[tone])}</span>{under}</span>')
+
+
 def poem_html(text: str, score: float | None = None, checks: dict | None = None, form: str | None = None,
               breaks=()) -> str:
     """One quatrain, line by line, each character over its tone, rhyme characters highlighted, and
@@ -111,16 +133,8 @@ def poem_html(text: str, score: float | None = None, checks: dict | None = None,
         parts.append('<div class="pl-line pl-has-break">' if any(b[0] == i for b in broken)
                      else '<div class="pl-line">')
         for j, ch in enumerate(line):
-            tone = prosody.tone_of(ch)
-            rhyme = " pl-rhyme" if layout.slot(i, j) in rhymes else ""
-            brk = (i, j) in broken
-            title = f"{ch}：{TONE_LABEL[tone]}" + ("，韵脚" if rhyme else "") + (f"；失律：{why}" if brk else "")
-            parts.append(f'<span class="pl-ch{rhyme}{" pl-break" if brk else ""}" title="{html.escape(title)}">'
-                         f'<span class="pl-hz">{html.escape(ch)}</span>'
-                         f'<span class="pl-tone pl-{TONE_CLASS[tone]}">{html.escape(TONE_LABEL[tone])}</span>'
-                         + (f'<span class="pl-break-mark" title="{html.escape(why)}">{BREAK_MARK}</span>'
-                            if brk else "")
-                         + "</span>")
+            mark = (BREAK_MARK, "失律", why) if (i, j) in broken else None
+            parts.append(_char_html(ch, layout.slot(i, j) in rhymes, mark))
         parts.append(f'<span class="pl-punct">{layout.MARKS[layout.slot(i, layout.CHARS)]}</span></div>')
     if checks is not None:
         parts.append('<div class="pl-checks">')
@@ -141,6 +155,83 @@ def poem_html(text: str, score: float | None = None, checks: dict | None = None,
                      f'{html.escape(BREAK_NOTE.format(form=f"（{form}）" if form else ""))}</div>')
     parts.append("</div>")
     return "".join(parts)
+
+
+# --- the 诗稿 tab: a pasted poem, checked (checker.Report, desk.py) ------------------------------
+
+RULE_LABELS = {"strict": "严格 strict", "lenient": "宽松 lenient"}
+SEVERITY = {  # a problem's severity → (sign, Chinese, badge class)
+    "error": ("✗", "错误", "pl-fail"), "warning": ("⚠", "注意", "pl-caution"), "note": ("ℹ", "说明", "pl-na")}
+DESK_LEGEND = ('<div class="pl-legend" style="margin-top:0.8rem">字下小字为声调；'
+               '<span class="pl-rhyme" style="padding:0 0.2em">底色</span>为此格式的韵脚；'
+               '<span style="color:#c0392b;font-weight:bold">✗</span> 标出不合格律的字，'
+               '<span style="color:#b9770e;font-weight:bold">⚠</span> 标出重字，指着它可见原因。'
+               '问题下的字是改法：点一个，它就替进诗里，再检查一遍。</div>')
+
+
+def _desk_marks(problems) -> dict[tuple[int, int], tuple[str, str, str, str]]:
+    """(line, place) → (label, names, why, severity) for each character an error or a warning points at; a
+    character with several problems gets all their names, and is an error if any of them is."""
+    found: dict[tuple[int, int], list] = {}
+    for p in problems:
+        if p.char is not None and p.severity in ("error", "warning"):
+            found.setdefault((p.line, p.char), []).append(p)
+    marks = {}
+    for spot, ps in found.items():
+        severity = "error" if any(p.severity == "error" for p in ps) else "warning"
+        names = "、".join(dict.fromkeys(p.name for p in ps))
+        marks[spot] = (f"{SEVERITY[severity][0]} {names}", names, "；".join(p.message for p in ps), severity)
+    return marks
+
+
+def report_html(report) -> str:
+    """A checked poem (`checker.Report`) drawn as `poem_html` draws a poem: each character over its tone, its
+    form's rhyme places highlighted, and each character an error or a warning points at marked with the
+    problem's name under it (warnings in amber), the message as its tooltip. One line of HTML."""
+    marks = _desk_marks(report.problems)
+    rhymes = {(c["line"], c["place"]) for c in report.chars if c["rhyme"]}
+    parts = [f'<div class="pl-poem pl-desk" data-text="{html.escape(report.text)}">']
+    for i, line in enumerate(prosody.split_lines(report.text), 1):
+        parts.append('<div class="pl-line pl-has-break">' if any(k[0] == i for k in marks)
+                     else '<div class="pl-line">')
+        for j, ch in enumerate(line, 1):
+            mark = marks.get((i, j))
+            extra = " pl-warn" if mark and mark[3] == "warning" else ""
+            parts.append(_char_html(ch, (i, j) in rhymes, mark[:3] if mark else None, extra))
+        parts.append(f'<span class="pl-punct">{layout.MARKS[layout.slot(i - 1, layout.CHARS)]}</span></div>')
+    parts.append(f'<div class="pl-meta">{html.escape(report_summary(report))}</div></div>')
+    return "".join(parts)
+
+
+def report_summary(report) -> str:
+    """"仄起不入韵 · 严格 strict · ✗ 2 处错误，1 处注意": the form, the rules and what the checker found."""
+    count = {s: sum(p.severity == s for p in report.problems) for s in SEVERITY}
+    found = "✓ 合律" if report.ok else f"✗ {count['error']} 处错误"
+    if count["warning"]:
+        found += f"，{count['warning']} 处注意"
+    return " · ".join([report.form or "格式不明", RULE_LABELS.get(report.rules, report.rules), found])
+
+
+def problem_where(problem, text: str) -> str:
+    """"第4句第5字「天」", or "第4句" for a problem of the whole line."""
+    if problem.char is None:
+        return f"第{problem.line}句"
+    return f"第{problem.line}句第{problem.char}字「{text[layout.slot(problem.line - 1, problem.char - 1)]}」"
+
+
+def problem_html(problem, text: str) -> str:
+    """One problem of a checked poem: its severity, where it is, its Chinese name and its message."""
+    sign, severity, badge = SEVERITY.get(problem.severity, SEVERITY["note"])
+    return (f'<div class="pl-problem"><span class="pl-badge {badge}">{sign} {severity}</span>'
+            f'<span class="pl-where">{html.escape(problem_where(problem, text))}</span>'
+            f'<span class="pl-problem-name">{html.escape(problem.name)}</span>'
+            f'<span class="pl-problem-message">{html.escape(problem.message)}</span></div>')
+
+
+def with_char(text: str, line: int, place: int, ch: str) -> str:
+    """`text` (a poem as the checker writes it) with character `place` of line `line`, both from 1, made `ch`."""
+    pos = layout.slot(line - 1, place - 1)
+    return text[:pos] + ch + text[pos + 1:]
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]#|<>~$:])")
@@ -177,6 +268,16 @@ ZH_BY_KIND = {
     "setting_unknown": lambda f: f"没有这个设置：{'、'.join(f['keys'])}",
     "setting_type": lambda f: f"设置 {f['key']} 的类型不对",
     "out_of_range": lambda f: f"设置 {f['key']} 超出范围",
+    # the 诗稿 tab (checker.read_poem, desk.revise_line, desk.rhymes)
+    "poem_empty": lambda f: "诗稿是空的，请贴入一首五言绝句（四句，每句五字）",
+    "poem_too_long": lambda f: f"贴入的文字有 {f['length']:,} 个字，不是一首诗；请只贴一首五言绝句",
+    "poem_not_han": lambda f: f"诗稿中的 {f['bad']} 不是汉字，请只贴诗句",
+    "poem_qijue": lambda f: "七言绝句暂不能检查，请贴一首五言绝句（四句，每句五字）",
+    "poem_shape": lambda f: (f"五言绝句是四句、每句五字，这里是 {len(f['sizes'])} 句"
+                             + (f"，各 {'/'.join(map(str, f['sizes']))} 字" if f["sizes"] else "")),
+    "revise_line": lambda f: f"没有第 {f['line']} 句，五言绝句只有第 1 至 4 句",
+    "rhymes_empty": lambda f: "请给出一个韵部（如 东、上平一东）或一个字",
+    "rhymes_unknown": lambda f: f"{f['query']} 既不是平声韵部，也不是平水韵中的一个字",
     # models, vectors, hashes, config, files
     "model_missing": lambda f: f"还没有{' ' + f['mode'] + ' ' if f.get('mode') else ''}模型，请先按英文说明训练一个",
     "model_incomplete": lambda f: f"模型文件夹缺少 {'、'.join(f['missing'])}，请重新训练",

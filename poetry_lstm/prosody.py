@@ -11,24 +11,21 @@ import hashlib
 import importlib.util
 import json
 from functools import lru_cache
+from itertools import product
 from pathlib import Path
 
 import numpy as np
 
-from . import layout
-from .clean import is_cjk, is_han
+from . import layout, meter
+from .clean import VARIANT_FORMS, is_cjk, is_han
 from .errors import InputError, PoetryError
 
 PING, ZE, BOTH, UNKNOWN = "平", "仄", "both", "unknown"
 
-# Variants of each line type that poets accepted (一三五不论 without 孤平 or 三平尾, 拗救 allowed).
-VARIANTS: dict[str, tuple[str, ...]] = {
-    "a": ("PZPPZ", "PZZPZ", "ZZPPZ", "ZZZPZ"),
-    "A": ("ZZZPP", "PZZPP"),
-    "b": ("PPPZZ", "PPZZZ", "ZPPZZ", "ZPZPZ", "PPZPZ"),
-    "B": ("PPZZP", "ZPPZP", "PPPZP"),
-}
-BASE = {"a": "ZZPPZ", "A": "ZZZPP", "b": "PPPZZ", "B": "PPZZP"}
+# The variants EVALUATION.md measures real poems by (一三五不论 without 孤平 or 三平尾, 拗救 allowed): meter's
+# lenient rules with their licences, the rules the generator kept before the poet's desk.
+VARIANTS: dict[str, tuple[str, ...]] = {t: meter.variants(t, "lenient", licences=True) for t in meter.TYPES}
+BASE = meter.BASE
 FORMS: dict[str, tuple[str, str, str, str]] = {
     "仄起不入韵": ("a", "B", "b", "A"),
     "仄起入韵": ("A", "B", "b", "A"),
@@ -169,6 +166,30 @@ def reading(ch: str) -> Reading:
     return found
 
 
+@lru_cache(maxsize=1)
+def _merged_sources() -> dict[str, tuple[frozenset[str], ...]]:
+    """{simplified character: the 平声 groups of each traditional character it stands for}, for the few
+    whose sources rhyme apart (机: 機 上平五微, 机 上平四支; 听: 聽 下平九青, 听 上平十二文)."""
+    t2s, _ = _converters()
+    sources: dict[str, dict[str, frozenset[str]]] = {}
+    for ch, (_, groups) in _load_table(t2s).items():
+        for form in {ch, t2s(ch)} if len(t2s(ch)) == 1 else {ch}:
+            sources.setdefault(form, {})[ch] = groups
+    return {ch: tuple(g for g in by_source.values() if g) for ch, by_source in sources.items()
+            if len({g for g in by_source.values() if g}) > 1}
+
+
+def sure_rhyme_groups(ch: str) -> frozenset[str]:
+    """The 平声 groups every reading of ch rhymes in: its groups, less those only one of the traditional
+    characters a simplified one merges has (机 rhymes nowhere for sure; 台, 臺 both in 上平十灰 do)."""
+    for source in _SOURCES:
+        known = source.sure_groups_of(ch)
+        if known is not None:
+            return known
+    merged = _merged_sources().get(ch)
+    return frozenset.intersection(*merged) if merged else rhyme_groups(ch)
+
+
 def tone_of(ch: str) -> str:
     """"平", "仄", "both" (polyphonic) or "unknown"."""
     tones = reading(ch)[0]
@@ -192,6 +213,41 @@ def ping_groups() -> tuple[str, ...]:
     t2s, _ = _converters()
     data = json.loads(_table_path().read_text(encoding="utf-8"))
     return tuple(dict.fromkeys(_group_name(name, t2s) for part in data["ping"].values() for name in part))
+
+
+def find_group(query: str) -> str | None:
+    """The 平声 group a query names: 上平一东, 一东 or 东 (a group's own character); None if none."""
+    q = _converters()[0](query.replace("聲", "").replace("声", ""))
+    return next((g for g in ping_groups() if q in (g, g[2:], g[-1])), None)
+
+
+def group_members(group: str) -> list[str]:
+    """The simplified characters with a reading in one 平声 group (机 is in 上平四支 and 上平五微)."""
+    t2s, _ = _converters()
+    return sorted(ch for ch, (_, groups) in _readings().items()
+                  if group in groups and is_cjk(ch) and t2s(ch) == ch and ch not in VARIANT_FORMS)
+
+
+@lru_cache(maxsize=1)
+def _all_groups() -> dict[str, list[str]]:
+    """{character: every group of the table it is in, 平 and 仄 (上平一东, 去声一送 …)}, simplified forms too."""
+    t2s, _ = _converters()
+    out: dict[str, list[str]] = {}
+    data = json.loads(_table_path().read_text(encoding="utf-8"))
+    for side in ("ping", "ze"):
+        for part in data[side].values():
+            for name, strings in part.items():
+                for ch in filter(is_cjk, "".join(strings)):
+                    for form in {ch, t2s(ch)} if len(t2s(ch)) == 1 else {ch}:
+                        out.setdefault(form, [])
+                        if _group_name(name, t2s) not in out[form]:
+                            out[form].append(_group_name(name, t2s))
+    return out
+
+
+def all_groups_of(ch: str) -> list[str]:
+    """Every 平水韵 group of ch, 平 and 仄, in table order; [] for a character the table lacks."""
+    return list(_all_groups().get(ch) or _all_groups().get(VARIANT_MAP.get(ch, ""), []))
 
 
 def feature_table(tokens) -> np.ndarray:
@@ -237,17 +293,36 @@ def _fits(chars: str, pattern: str) -> bool:
     return all(ch == ANY or _LETTER[p] in reading(ch)[0] for ch, p in zip(chars, pattern))
 
 
-def breaks(line: str, line_type: str) -> tuple[int, ...]:
+@lru_cache(maxsize=16)
+def given_variants(line_type: str, rules: str = "strict") -> tuple[str, ...]:
+    """Patterns a given line (a first line, never changed) may have under `rules`: every licence, and for
+    an a line the 大拗 ones (仄仄平仄仄), which the next line then rescues (`needs_rescue`)."""
+    taken = meter.variants(line_type, rules, licences=True)
+    if line_type != "a":
+        return taken
+    every = ("".join(p) for p in product("PZ", repeat=5))
+    return taken + tuple(v for v in every if v not in taken and meter.verdict(v, "a", rules, rescued=True).ok)
+
+
+def needs_rescue(line: str, rules: str = "strict") -> bool:
+    """`line` fits an a line only as 大拗: the B line after it must have 平 at place 3 (对句相救)."""
+    return (any(_fits(line, v) for v in given_variants("a", rules))
+            and not any(_fits(line, v) for v in meter.variants("a", rules, licences=True)))
+
+
+def breaks(line: str, line_type: str, rules: str | None = None) -> tuple[int, ...]:
     """0-based positions where `line` departs from the accepted variant of `line_type` it is closest
-    to (positions 2, 4 and the last character weigh most); () when it fits."""
+    to (positions 2, 4 and the last character weigh most); () when it fits. The variants are
+    EVALUATION.md's, or with `rules` those a given line may have under them (`given_variants`)."""
     def misses(v):
         return tuple(i for i, (ch, p) in enumerate(zip(line, v)) if ch != ANY and _LETTER[p] not in reading(ch)[0])
-    best = min((misses(v) for v in VARIANTS[line_type]), key=lambda m: (sum(BREAK_WEIGHTS[i] for i in m), m))
+    patterns = VARIANTS[line_type] if rules is None else given_variants(line_type, rules)
+    best = min((misses(v) for v in patterns), key=lambda m: (sum(BREAK_WEIGHTS[i] for i in m), m))
     return best
 
 
-def break_cost(line: str, line_type: str) -> int:
-    return sum(BREAK_WEIGHTS[i] for i in breaks(line, line_type))
+def break_cost(line: str, line_type: str, rules: str | None = None) -> int:
+    return sum(BREAK_WEIGHTS[i] for i in breaks(line, line_type, rules))
 
 
 def closest_forms(line: str) -> list[str]:
@@ -266,8 +341,10 @@ def forms_for_first_line(line: str) -> list[str]:
     return [form for form, types in FORMS.items() if line_fits(line, types[0])]
 
 
-def allowed_tones(line_type: str, prefix: str, position: int | None = None, later: tuple = ()) -> frozenset[str]:
-    """Tones at `position` (default len(prefix)) that keep some accepted variant reachable.
+def allowed_tones(line_type: str, prefix: str, position: int | None = None, later: tuple = (),
+                  rules: str = "lenient", licences: bool = True) -> frozenset[str]:
+    """Tones at `position` (default len(prefix)) that keep some variant reachable: a pattern `meter.variants`
+    accepts for `line_type` (a/A/b/B, or meter.RESCUE) under `rules`, with or without `licences`.
 
     `prefix` holds the characters already chosen in this line; `later` holds (slot, character)
     pairs already fixed further on (an acrostic head, a theme keyword); other slots are free.
@@ -276,12 +353,13 @@ def allowed_tones(line_type: str, prefix: str, position: int | None = None, late
     position = len(prefix) if position is None else position
     if not len(prefix) <= position < 5:
         raise ValueError(f"position {position} outside the line after a prefix of {len(prefix)}")
-    return _allowed(line_type, prefix, position, tuple((i, ch) for i, ch in later if i > position))
+    return _allowed(line_type, prefix, position, tuple((i, ch) for i, ch in later if i > position), rules, licences)
 
 
 @lru_cache(maxsize=65536)  # a prefix recurs across candidates, tries and poems
-def _allowed(line_type: str, prefix: str, position: int, later: tuple = ()) -> frozenset[str]:
-    return frozenset(_LETTER[v[position]] for v in VARIANTS[line_type]
+def _allowed(line_type: str, prefix: str, position: int, later: tuple = (), rules: str = "lenient",
+             licences: bool = True) -> frozenset[str]:
+    return frozenset(_LETTER[v[position]] for v in meter.variants(line_type, rules, licences)
                      if _fits(prefix, v) and all(ch == ANY or _LETTER[v[i]] in reading(ch)[0] for i, ch in later))
 
 

@@ -23,7 +23,7 @@ from .clean import VARIANT_FORMS, is_cjk, to_simplified
 from .errors import PoetryError
 from .modeldir import TABLES_FILE, Vocab
 
-VERSION = 1  # bump when what the tables hold or how they are built changes
+VERSION = 2  # bump when what the tables hold or how they are built changes
 COMMON = 1500  # the frequency penalty's floor: about the 1500th most frequent character
 DOUBLE_AT = (1, 3, 4)  # old vocabularies: line places (from 0) of a 叠字's second character, 悠悠 at 0–1, 2–3, 3–4
 BOTH = frozenset({prosody.PING, prosody.ZE})
@@ -38,6 +38,7 @@ class DecoderTables:
     ze: np.ndarray          # bool: has a 仄 reading
     group_names: tuple[str, ...]
     members: np.ndarray     # (groups, V) bool: token is in that 平声 group
+    sure: np.ndarray        # (groups, V) bool: every reading of the token rhymes there (sure_rhyme_groups)
     log_prior: np.ndarray   # float32: log training frequency, floored at the COMMON-th character
     doubles: np.ndarray     # (4, V) bool: row i lets a character double at line places i and i+1
     by_tones: dict = field(init=False)
@@ -52,17 +53,20 @@ class DecoderTables:
                          for t in ((), (prosody.PING,), (prosody.ZE,), BOTH)}
         self.groups = {g: row & self.writable for g, row in zip(self.group_names, self.members)
                        if (row & self.writable).any()}
+        self.sure_groups = {g: row & self.writable for g, row in zip(self.group_names, self.sure) if g in self.groups}
         self.all_groups = frozenset(self.groups)
         self.index = {t: i for i, t in enumerate(self.tokens)}
         self.of_groups = lru_cache(maxsize=4096)(self._of_groups)  # a handful of group sets recur all the time
 
-    def _of_groups(self, groups: frozenset, partner: bool = False) -> np.ndarray:
+    def _of_groups(self, groups: frozenset, partner: bool = False, sure: bool = False) -> np.ndarray:
         """Characters in any of `groups`; with `partner`, only groups of two characters or more: a rhyme
-        opener (line 2's end, a rhyming line 1 end) needs one, or line 4 would have nothing to rhyme with."""
+        opener (line 2's end, a rhyming line 1 end) needs one, or line 4 would have nothing to rhyme with.
+        With `sure`, only characters every reading of which rhymes there (no 机 for 上平五微)."""
+        rows = self.sure_groups if sure else self.groups
         out = np.zeros(len(self.tokens), bool)
         for g in groups & self.all_groups:
-            if not partner or self.groups[g].sum() >= 2:
-                out |= self.groups[g]
+            if not partner or rows[g].sum() >= 2:
+                out |= rows[g]
         return out
 
     def reading_of(self, ch: str) -> prosody.Reading | None:
@@ -73,12 +77,20 @@ class DecoderTables:
         tones = frozenset(t for t, on in ((prosody.PING, self.ping[i]), (prosody.ZE, self.ze[i])) if on)
         return tones, frozenset(name for name, on in zip(self.group_names, self.members[:, i]) if on)
 
+    def sure_groups_of(self, ch: str) -> frozenset[str] | None:
+        """`prosody.sure_rhyme_groups(ch)` for a one-character token; None for another string."""
+        i = self.index.get(ch) if len(ch) == 1 else None
+        if i is None:
+            return None
+        return frozenset(name for name, on in zip(self.group_names, self.sure[:, i]) if on)
+
     def save(self, path: Path, key: str) -> None:
         with files.atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, key=np.array(key), tokens=np.array(json.dumps(self.tokens, ensure_ascii=False)),
                                 writable=self.writable, ping=self.ping, ze=self.ze,
                                 group_names=np.array(self.group_names),
-                                members=self.members, log_prior=self.log_prior, doubles=self.doubles)
+                                members=self.members, sure=self.sure, log_prior=self.log_prior,
+                                doubles=self.doubles)
 
 
 def table_key(vocab: Vocab) -> str:
@@ -103,10 +115,13 @@ def build_tables(vocab: Vocab) -> DecoderTables:
     names = tuple(sorted({g for _, groups in readings for g in groups}))
     members = np.zeros((len(names), len(tokens)), bool)
     index = {g: i for i, g in enumerate(names)}
+    sure = np.zeros_like(members)
     for i, (_, groups) in enumerate(readings):
         members[[index[g] for g in groups], i] = True
+        if groups:
+            sure[[index[g] for g in prosody.sure_rhyme_groups(tokens[i])], i] = True
     log_prior, doubles = _prior(vocab)
-    return DecoderTables(tokens, writable, ping, ze, names, members, log_prior, doubles)
+    return DecoderTables(tokens, writable, ping, ze, names, members, sure, log_prior, doubles)
 
 
 def _prior(vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +150,7 @@ def read_tables(path: Path, key: str, tokens: tuple[str, ...]) -> DecoderTables 
                 return None
             return DecoderTables(tokens, data["writable"], data["ping"], data["ze"],
                                  tuple(str(g) for g in data["group_names"]),
-                                 data["members"], data["log_prior"], data["doubles"])
+                                 data["members"], data["sure"], data["log_prior"], data["doubles"])
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         # missing, torn or foreign: build them instead
         return None

@@ -109,12 +109,43 @@ def test_every_kind_the_library_raises_has_its_chinese():
     assert not raised - {"error"} - set(page.ZH_BY_KIND), sorted(raised - set(page.ZH_BY_KIND))
 
 
+INJECTED = "白日依山尽，黄河入海流。欲穷千里目，更上一层天。"  # 登鹳雀楼 with its last rhyme broken: 天 is not in 尤
+
+
+def test_report_html_marks_each_problem_where_it_is():
+    from poetry_lstm.checker import check
+
+    report = check(INJECTED)
+    out = page.report_html(report)
+    assert "\n" not in out and f'data-text="{INJECTED}"' in out
+    assert re.findall(r'class="pl-hz">(.)<', out) == [c["char"] for c in report.chars]
+    assert re.findall(r'class="pl-tone pl-(\w+)">', out) == [page.TONE_CLASS[c["tone"]] for c in report.chars]
+    marked = re.findall(r'class="pl-ch[^"]*pl-break"[^>]*><span class="pl-hz">(.)<', out)
+    assert marked == ["流", "天"]  # both rhyme ends: they are in different groups
+    assert re.findall(r'class="pl-break-mark"[^>]*>([^<]*)<', out) == ["✗ 落韵"] * 2
+    assert report.form in out and "✗ 2 处错误" in out
+    assert page.problem_where(report.problems[-1], report.text) == "第4句第5字「天」"
+    assert page.with_char(report.text, 4, 5, "楼") == "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"
+    problem = page.problem_html(report.problems[-1], report.text)
+    assert "✗ 错误" in problem and "落韵" in problem and "第4句第5字「天」" in problem
+    # 重字 is a warning, marked in amber; 静夜思 also breaks the tones
+    text = "床前明月光，疑是地上霜。举头望明月，低头思故乡。"
+    out = page.report_html(check(text, "lenient"))
+    assert re.findall(r'class="pl-ch pl-break pl-warn"[^>]*><span class="pl-hz">(.)<', out) == ["明", "月", "头"]
+    assert "⚠ 重字" in out and "宽松 lenient" in out and "处注意" in out
+    assert "✓ 合律" in page.report_html(check("白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"))
+
+
 def test_html_and_markdown_escaping():
     nasty = '<img src=x onerror="alert(1)">&'
     assert "<img" not in page._badge(nasty, True)
     escaped = page.md_escape("[link](javascript:alert(1)) *bold* <b>x</b> `code` $x$")
     for raw in ("[link]", "*bold*", "<b>", "`code`", "$x$"):
         assert raw not in escaped
+    from poetry_lstm.checker import Problem
+
+    problem = Problem(1, 2, "tone", "error", nasty, [nasty])
+    assert "<img" not in page.problem_html(problem, INJECTED)
 
 
 def test_pca_2d_is_the_top_two_principal_axes_with_fixed_signs():
@@ -245,7 +276,7 @@ def test_page_opens_with_controls(app):
     assert app.radio(key="model").value == "word2vec" and app.radio(key="model").options == ["word2vec", "onehot"]
     assert {s.label.split()[0] for s in app.slider} >= {"候选数", "温度", "top-k（0", "束宽"}
     assert {t.label for t in app.toggle} == {"平仄 tones", "押韵 rhyme"}
-    assert [t.label for t in app.tabs] == ["作诗", "模型", "语料"]
+    assert [t.label for t in app.tabs] == ["作诗", "诗稿", "模型", "语料"]
     assert not poems(app) and not app.error
 
 
@@ -352,6 +383,109 @@ def test_user_text_never_reaches_html(app):
         assert "<img" not in m.value and "<b>" not in m.value
     for c in app.caption:
         assert "<img" not in c.value
+
+
+# --- the 诗稿 tab ---------------------------------------------------------------------------
+
+def desk_check(at, text: str, rules: str | None = None):
+    at.text_area(key="desk_text").input(text)
+    if rules:
+        at.radio(key="desk_rules").set_value(rules)
+    next(b for b in at.button if b.label == "检查").click()
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def desk_tab(at):
+    return next(t for t in at.tabs if t.label == "诗稿")
+
+
+def desk_report(at) -> str | None:
+    """The checked poem's text, or None when the desk shows none."""
+    found = [html.unescape(t) for m in desk_tab(at).markdown
+             for t in re.findall(r'class="pl-poem pl-desk" data-text="([^"]*)"', m.value)]
+    assert len(found) <= 1, found
+    return found[0] if found else None
+
+
+def desk_marked(at) -> list[str]:
+    """The characters of the checked poem marked with a problem, in reading order."""
+    block = next(m.value for m in desk_tab(at).markdown if "pl-desk" in m.value)
+    return re.findall(r'class="pl-ch[^"]*pl-break[^"]*"[^>]*><span class="pl-hz">(.)<', block)
+
+
+def fix_buttons(at, line: int, char: int) -> list:
+    """The suggestion buttons of the problem at (line, char), both from 1, in the order shown."""
+    return [b for b in desk_tab(at).button if b.key and b.key.startswith("desk_fix_")
+            and b.key.split("_")[3:5] == [str(line), str(char)]]
+
+
+def test_desk_shows_a_rhyme_error_and_its_repairs(app, tiny_models):
+    from poetry_lstm.desk import check_poem
+
+    desk_check(app, INJECTED.replace("。", "。\n"))  # pasted with line breaks: the checker reads it
+    assert desk_report(app) == INJECTED and not errors(app)
+    assert desk_marked(app) == ["流", "天"]  # 流 and 天 are in different rhyme groups
+    shown = " ".join(m.value for m in desk_tab(app).markdown)
+    assert "第4句第5字「天」" in shown and "落韵" in shown and "✗ 错误" in shown
+    expected = check_poem(load_model(tiny_models / "word2vec"), INJECTED)  # what the library suggests
+    for problem in expected.problems:
+        assert [b.label for b in fix_buttons(app, problem.line, problem.char)] == problem.suggestions
+    assert fix_buttons(app, 4, 5), "the tiny model knows characters of 尤 (楼, 秋, 舟…)"
+    assert not poems(app)  # nothing from the desk reaches the 作诗 tab's poems
+
+
+def test_desk_suggestion_goes_into_the_poem(app):
+    desk_check(app, INJECTED)
+    button = fix_buttons(app, 4, 5)[0]
+    fixed = INJECTED[:-2] + button.label + "。"
+    button.click().run()
+    assert not app.exception
+    assert app.text_area(key="desk_text").value == fixed and desk_report(app) == fixed
+    assert desk_marked(app) == [] and not fix_buttons(app, 4, 5) and not fix_buttons(app, 2, 5)
+    shown = " ".join(m.value for m in desk_tab(app).markdown)
+    assert "落韵" not in shown and "✓ 合律" in shown
+    assert any("没有发现问题" in s.value for s in desk_tab(app).success)
+    desk_check(app, fixed, "lenient")  # the other rules read the repaired poem as fine too
+    assert "宽松 lenient" in " ".join(m.value for m in desk_tab(app).markdown) and not desk_marked(app)
+
+
+def test_desk_rewrites_one_line_and_keeps_the_others(app):
+    desk_check(app, INJECTED)
+    app.radio(key="desk_line").set_value(3).run()
+    app.button(key="desk_revise").click().run()
+    assert not app.exception and not errors(app)
+    versions = poems(app)
+    assert versions and len(versions) <= 3  # cfg.generate.n
+    kept = prosody.split_lines(INJECTED)
+    for text in versions:
+        lines = prosody.split_lines(text)
+        assert QUATRAIN.match(text) and lines[2] != kept[2]
+        assert [lines[i] for i in (0, 1, 3)] == [kept[i] for i in (0, 1, 3)]
+        assert len(set(text) - set("，。")) == 20  # a new line brings no 重字
+    app.button(key="desk_take_0").click().run()  # take the first version into the desk
+    assert not app.exception
+    assert app.text_area(key="desk_text").value == versions[0] and desk_report(app) == versions[0]
+    assert not poems(app)  # the versions of the old poem are gone
+
+
+def test_desk_bad_input_is_one_sentence(app):
+    cases = [  # (pasted text, the Chinese first, part of the English)
+        ("", "诗稿是空的", "The poem is empty"),
+        ("白日依山尽😀，黄河入海流。欲穷千里目，更上一层楼。", "诗稿中的 😀 不是汉字", "not a Chinese character"),
+        ("朝辞白帝彩云间，千里江陵一日还。两岸猿声啼不住，轻舟已过万重山。",
+         "七言绝句暂不能检查", "(七绝) are not checked"),
+        ("白日依山尽，黄河入海流。", "五言绝句是四句、每句五字，这里是 2 句", "four lines of five characters"),
+    ]
+    for text, chinese, english in cases:
+        desk_check(app, text)
+        shown = errors(app)
+        assert len(shown) == 1 and shown[0].startswith(chinese) and english in shown[0], (text, shown)
+        assert desk_report(app) is None and not fix_buttons(app, 4, 5)
+        assert "Traceback" not in shown[0]
+    desk_check(app, INJECTED)  # and the desk still works afterwards
+    assert desk_report(app) == INJECTED and not errors(app)
 
 
 def test_switching_model_and_settings(app):

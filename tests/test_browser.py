@@ -1,10 +1,11 @@
 """The page in a real browser: `streamlit run app.py` on a free port, driven by headless Chromium.
 
 Run with `-s` to see the timings. The server gets the tiny test models, except when
-POETRY_LSTM_SCREENSHOT is set: then it serves the real models (`models_dir` of
-$POETRY_LSTM_CONFIG, or of the default config: `models/`) and the screenshot of the page with a
-poem is also copied to that path, e.g.
-`POETRY_LSTM_SCREENSHOT=docs/screenshot.png pytest tests/test_browser.py -s`.
+POETRY_LSTM_SCREENSHOT or POETRY_LSTM_DESK_SCREENSHOT is set: then it serves the real models
+(`models_dir` of $POETRY_LSTM_CONFIG, or of the default config: `models/`) and the screenshot of
+the page with a poem, or of the 诗稿 tab with a checked poem, is also copied to that path, e.g.
+`POETRY_LSTM_SCREENSHOT=docs/screenshot.png POETRY_LSTM_DESK_SCREENSHOT=docs/desk-screenshot.png
+pytest tests/test_browser.py -s`.
 Skips only where Chromium or the playwright package cannot be found.
 """
 from __future__ import annotations
@@ -24,6 +25,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SHOT, DESK_SHOT = os.environ.get("POETRY_LSTM_SCREENSHOT"), os.environ.get("POETRY_LSTM_DESK_SCREENSHOT")
+REAL_MODELS = bool(SHOT or DESK_SHOT)  # pictures for the README show the real models' poems
 
 
 def chromium_path() -> str | None:
@@ -55,7 +58,7 @@ def browser_parts():
 def server(request, tmp_path_factory, browser_parts):
     """`streamlit run app.py` on a free port; terminated however the test ends."""
     env = dict(os.environ)
-    if os.environ.get("POETRY_LSTM_SCREENSHOT"):  # the real models, for docs/screenshot.png
+    if REAL_MODELS:
         from poetry_lstm import page
         from poetry_lstm.config import load_config
         from poetry_lstm.modeldir import missing_model_error
@@ -64,7 +67,7 @@ def server(request, tmp_path_factory, browser_parts):
         folder = page.models_dir(cfg.paths.models_dir, ROOT) / cfg.generate.mode
         problem = missing_model_error(folder)
         if problem:
-            pytest.fail(f"POETRY_LSTM_SCREENSHOT serves the real models, but: {problem}")
+            pytest.fail(f"a screenshot for the README serves the real models, but: {problem}")
         print(f"\nserving the models in {folder.parent}")
     else:
         request.getfixturevalue("tiny_models")
@@ -128,6 +131,14 @@ def check_break_marks(poem, first: str) -> None:
 IDLE = "() => document.querySelector('.stApp')?.getAttribute('data-test-script-state') === 'notRunning'"
 
 
+def keep_screenshot(shot: Path, target: str | None) -> None:
+    """Copy a screenshot to the README's picture when its environment variable names one."""
+    if target:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, target)
+    print(f"screenshot {shot}" + (f", copied to {target}" if target else ""))
+
+
 def test_browser_poem_timing_error_and_screenshot(server, browser_parts, tmp_path):
     sync_playwright, expect, chromium = browser_parts
     url, log_path = server
@@ -138,7 +149,7 @@ def test_browser_poem_timing_error_and_screenshot(server, browser_parts, tmp_pat
             page = browser.new_page(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
             opened = time.perf_counter()
             page.goto(url)
-            box = page.get_by_placeholder("白日依山尽")
+            box = page.get_by_placeholder("白日依山尽", exact=True)
             box.wait_for(state="visible", timeout=60_000)
             t0 = time.perf_counter() - opened
             button = page.get_by_role("button", name="生成")
@@ -157,7 +168,7 @@ def test_browser_poem_timing_error_and_screenshot(server, browser_parts, tmp_pat
             assert shown[0] == first and all(len(line) == 5 for line in shown)
             assert poem.locator(".pl-tone").count() == 20  # a tone under every character
             assert page.locator(".pl-poem").count() == 3
-            if not os.environ.get("POETRY_LSTM_SCREENSHOT"):  # the tiny models' poems: the decoder's breaks
+            if not REAL_MODELS:  # the tiny models' poems: the decoder's breaks
                 page.wait_for_function(IDLE, timeout=30_000)  # measured once the run is drawn and its fonts loaded
                 page.evaluate("document.fonts.ready.then(() => true)")
                 check_break_marks(poem, first)
@@ -180,11 +191,7 @@ def test_browser_poem_timing_error_and_screenshot(server, browser_parts, tmp_pat
             shot = tmp_path / "page.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
-            if os.environ.get("POETRY_LSTM_SCREENSHOT"):
-                target = Path(os.environ["POETRY_LSTM_SCREENSHOT"])
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(shot, target)
-            print(f"screenshot {shot}")
+            keep_screenshot(shot, SHOT)
 
             box.fill(bad)
             button.click()
@@ -198,4 +205,55 @@ def test_browser_poem_timing_error_and_screenshot(server, browser_parts, tmp_pat
             browser.close()
     # The timings are printed, not asserted: speed is a benchmark's to measure (bench/generate_latency.py), and a
     # shared CPU made a 5-second ceiling fail a correct page. The 30-second waits above are the liveness check.
+    assert "Traceback" not in log_path.read_text(errors="replace")
+
+
+INJECTED = "白日依山尽，黄河入海流。欲穷千里目，更上一层天。"  # 登鹳雀楼 with its last rhyme broken
+
+
+def test_browser_desk_check_and_repair(server, browser_parts, tmp_path):
+    """The 诗稿 tab: paste a poem, check it, see its problems marked, click a suggested character."""
+    sync_playwright, expect, chromium = browser_parts
+    url, log_path = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            # tall enough for the poem, its problems and their suggestions in one picture: Streamlit scrolls
+            # its main block itself, so a full-page screenshot stops at the viewport
+            page = browser.new_page(viewport={"width": 1400, "height": 1200}, device_scale_factor=1)
+            page.goto(url)
+            page.get_by_role("tab", name="诗稿").click()
+            box = page.locator("textarea")
+            box.wait_for(state="visible", timeout=60_000)
+            box.fill(INJECTED.replace("。", "。\n"))  # pasted with line breaks
+            page.get_by_role("button", name="检查").click()
+            desk = page.locator(f'.pl-desk[data-text="{INJECTED}"]')
+            desk.wait_for(state="visible", timeout=60_000)
+            assert desk.locator(".pl-tone").count() == 20
+            marked = desk.locator(".pl-ch.pl-break")
+            assert marked.locator(".pl-hz").all_inner_texts() == ["流", "天"]
+            assert marked.locator(".pl-break-mark").all_inner_texts() == ["✗ 落韵"] * 2
+            problems = page.locator(".pl-problem")
+            expect(problems.filter(has_text="第4句第5字「天」")).to_have_count(1)
+            assert "落韵" in problems.last.inner_text()
+            fixes = page.locator('[class*="st-key-desk_fix_"][class*="_4_5_"] button')
+            assert fixes.count() >= 1 and fixes.first.is_visible()
+
+            page.wait_for_function(IDLE, timeout=30_000)
+            page.evaluate("document.fonts.ready.then(() => true)")
+            shot = tmp_path / "desk.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            keep_screenshot(shot, DESK_SHOT)
+
+            ch = fixes.first.inner_text().strip()
+            fixes.first.click()
+            fixed = INJECTED[:-2] + ch + "。"
+            page.locator(f'.pl-desk[data-text="{fixed}"]').wait_for(state="visible", timeout=60_000)
+            expect(box).to_have_value(fixed)
+            expect(page.locator(".pl-desk .pl-break")).to_have_count(0)
+            expect(page.get_by_text("没有发现问题")).to_be_visible()
+            assert "Traceback" not in page.content()
+        finally:
+            browser.close()
     assert "Traceback" not in log_path.read_text(errors="replace")
