@@ -4,13 +4,14 @@
     python bench/desk.py real                         # what the checker flags in every real 五绝
     python bench/desk.py generated --split test --limit 300  # our poems at the defaults, checked
     python bench/desk.py revise --split test --limit 30      # every line of 30 poems rewritten, checked
+    python bench/desk.py ranking --split valid               # restoration under other rankings of the repairs
 
 `inject` takes the held-out 五绝 that EVALUATION.md's rules call regular (tone by the accepted variants,
 rhyme) and that hold no polyphonic or unknown character at places 2, 4 and 5, so the form is certain. Into
 each it puts one error at a time, from a seeded generator:
-- tone: a line's place 2 or 4 gets a common character of the other tone (one of the 1500 most used, a single
-  reading, not already in the poem). Where the rules accept what that makes (大拗 rescued by the next line,
-  特拗), it is no error, and it is counted apart, not scored;
+- tone: place 2 or 4 of a plain line (no fault, no licence, no 多音字) gets a common character of the other tone
+  (one of the 1500 most used, a single reading, not already in the poem). Where the rules accept what that
+  makes (大拗 rescued by the next line, 特拗), it is no error, and it is counted apart, not scored;
 - rhyme: line 2's or line 4's last character becomes a common 平 character of another rhyme group.
 Then: detection (an error flagged at that place), false alarms (errors on the untouched poems: by the lenient
 rules, which are EVALUATION.md's, and apart from them the disputed licences the strict rules fault), repair (the
@@ -57,9 +58,18 @@ def common_chars(model, n: int = 1500) -> list[str]:
 
 
 def inject_tone(text, rng, pool):
-    from poetry_lstm import layout, prosody
+    from poetry_lstm import checker, layout, prosody
 
-    k, j = int(rng.integers(4)), int(rng.choice([1, 3]))
+    # a plain line (no error, no licence), so the error is the injected one alone: in a 特拗 line (平平仄平仄)
+    # a 仄 at place 4 makes 平平仄仄仄, which is mended at place 3 as well (三仄尾), and is named there
+    # and no 多音字 anywhere in it, or the checker may read one the other way and name another place
+    report = checker.check(text)
+    clean = [k for k, line in enumerate(layout.lines_of(text))
+             if not [p for p in report.problems if p.line == k + 1 and p.kind != "polyphonic"]
+             and all(prosody.tone_of(ch) != prosody.BOTH for ch in line)]
+    if not clean:
+        return None, None
+    k, j = int(rng.choice(clean)), int(rng.choice([1, 3]))
     pos = layout.slot(k, j)
     other = prosody.ZE if prosody.tone_of(text[pos]) == prosody.PING else prosody.PING
     choices = [c for c in pool if prosody.tone_of(c) == other and c not in text]
@@ -76,14 +86,11 @@ def inject_rhyme(text, rng, pool):
     return pos, str(rng.choice(choices))
 
 
-def licensed(text: str, injected: str, pos: int) -> bool:
+def licensed(injected: str, pos: int) -> bool:
     """The injected tone makes a line the rules accept (大拗 rescued, 特拗): no error to find."""
     from poetry_lstm import checker, layout
 
-    r0 = checker.check(text)
-    line = layout.line_of(pos) + 1
-    return not [p for p in checker.check(injected).errors() if (p.line, p.char) == (line, layout.char_of(pos) + 1)] \
-        and not r0.errors(lines=(line,))
+    return not checker.check(injected).errors(lines=(layout.line_of(pos) + 1,))
 
 
 def run_inject(args) -> dict:
@@ -108,10 +115,13 @@ def run_inject(args) -> dict:
         lenient_alarms.update(p.kind for p in checker.check(text, "lenient").errors())
         for kind, inject in (("tone", inject_tone), ("rhyme", inject_rhyme)):
             pos, ch = inject(text, rng, pool)
-            bad = text[:pos] + ch + text[pos + 1:]
             stats = per_kind.setdefault(kind, Counter())
+            if pos is None:
+                stats["no plain line without a 多音字"] += 1
+                continue
+            bad = text[:pos] + ch + text[pos + 1:]
             stats["injected"] += 1
-            if kind == "tone" and licensed(text, bad, pos):
+            if kind == "tone" and licensed(bad, pos):
                 stats["licensed"] += 1
                 continue
             report = checker.check(bad)
@@ -192,6 +202,59 @@ def run_generated(args) -> dict:
             "examples": examples}
 
 
+def run_ranking(args) -> dict:
+    """Restoration under other rankings of the vetted characters: the two-sided shortlist order, the whole poem
+    forward, backward or both, over the first 20 or 60 vetted characters (the shipped: both, 20)."""
+    from poetry_lstm import checker, layout, prosody
+    from poetry_lstm.desk import _repairs, _sum_logp, _two_sided
+    from poetry_lstm.loading import load_model
+    from poetry_lstm.stepper import limit_blas_threads
+
+    limit_blas_threads(1)
+    model = load_model(ROOT / "models" / args.mode)
+    backward, mk, tokens = model.scorer(), model.tables, model.vocab.tokens
+    poems = regular([t for split in args.split.split(",") for t in held_out(split)])[: args.limit or None]
+    pool, rng, found = common_chars(model), np.random.default_rng(args.seed), {}
+    for text in poems:
+        for kind, inject in (("tone", inject_tone), ("rhyme", inject_rhyme)):
+            pos, ch = inject(text, rng, pool)
+            if pos is None:
+                continue
+            bad = text[:pos] + ch + text[pos + 1:]
+            report = checker.check(bad)
+            place = (layout.line_of(pos) + 1, layout.char_of(pos) + 1)
+            here = [p for p in report.errors() if (p.line, p.char) == place]
+            if not here:
+                continue
+            allowed = mk.writable & (mk.ping ^ mk.ze)
+            allowed[[model.vocab.id(c) for c in set(bad) if c in model.vocab]] = False
+            score = np.where(allowed, _two_sided(model, bad, pos), -np.inf)
+            vetted, seen = [], {}
+            for i in np.argsort(-score, kind="stable")[:600]:
+                c = tokens[i]
+                key = (prosody.reading(c), prosody.sure_rhyme_groups(c))
+                if key not in seen:
+                    seen[key] = _repairs(report, checker.check(bad[:pos] + c + bad[pos + 1:]), here[0])
+                if seen[key] and np.isfinite(score[i]):
+                    vetted.append(c)
+                if len(vetted) == 60:
+                    break
+            texts = [bad[:pos] + c + bad[pos + 1:] for c in vetted]
+            fwd = _sum_logp(model, texts)
+            bwd = _sum_logp(backward, [layout.reverse_poem(t) for t in texts])
+            for k in (20, 60):
+                for name, s in (("two-sided", -np.arange(len(vetted), dtype=float)), ("forward", fwd),
+                                ("backward", bwd), ("both", fwd + bwd)):
+                    top = [vetted[i] for i in np.argsort(-s[:k], kind="stable")[:5]]
+                    tally = found.setdefault(f"{kind} {name} {k}", Counter())
+                    tally["cases"] += 1
+                    tally["at_1"] += text[pos] in top[:1]
+                    tally["at_5"] += text[pos] in top
+    return {"command": "python bench/desk.py " + " ".join(sys.argv[1:]),
+            **{key: {"cases": t["cases"], **{at: round(t[at] / t["cases"], 3) for at in ("at_1", "at_5")}}
+               for key, t in sorted(found.items())}}
+
+
 def run_revise(args) -> dict:
     """Every line of held-out poems rewritten: each version keeps the other three lines and passes the checker."""
     from poetry_lstm import checker, layout
@@ -205,9 +268,14 @@ def run_revise(args) -> dict:
     counts, started, examples = Counter(), time.perf_counter(), []
     for k, text in enumerate(poems):
         for line in range(1, 5):
-            versions = revise_line(model, text, line, n=3, seed=k).poems
+            revision = revise_line(model, text, line, n=3, seed=k)
+            versions = revision.poems
             counts["asked"] += 3
             counts["returned"] += len(versions)
+            if len(versions) < 3:  # with the reason: the poem's other lines break the rules, or few lines fit
+                other_errors = checker.check(text).errors()
+                counts["short, other lines break the rules" if [p for p in other_errors if p.line != line]
+                       else "short, the other lines regular"] += 1
             for v in versions:
                 kept = [ln for i, ln in enumerate(v.lines) if i != line - 1] == \
                     [ln for i, ln in enumerate(layout.lines_of(text)) if i != line - 1]
@@ -223,14 +291,15 @@ def run_revise(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("task", choices=["inject", "real", "generated", "revise"])
+    parser.add_argument("task", choices=["inject", "real", "generated", "revise", "ranking"])
     parser.add_argument("--mode", default="word2vec")
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--seed", type=int, default=20261217)
     parser.add_argument("--set", action="append", help="generated: a setting KEY=VALUE")
     args = parser.parse_args()
-    task = {"inject": run_inject, "real": run_real, "generated": run_generated, "revise": run_revise}[args.task]
+    task = {"inject": run_inject, "real": run_real, "generated": run_generated, "revise": run_revise,
+            "ranking": run_ranking}[args.task]
     print(json.dumps(task(args), ensure_ascii=False, indent=1))
 
 

@@ -473,9 +473,9 @@ def _print_report(report) -> None:
     click.echo(f"{report.kind}  {report.form}  ({report.rules} rules)  {'✓ 合律' if report.ok else '✗ 有误'}")
     by_line = [report.chars[i:i + 5] for i in range(0, 20, 5)]
     for chars, end in zip(by_line, "，。，。"):
-        tones = " ".join({"平": "平", "仄": "仄", "both": "中", "unknown": "？"}[c["tone"]] for c in chars)
+        tones = " ".join({"平": "平", "仄": "仄", "both": "平仄", "unknown": "？"}[c["tone"]] for c in chars)
         wants = " ".join(c["want"] for c in chars)
-        click.echo(f"    {''.join(c['char'] for c in chars)}{end}   {tones}   (wanted {wants})")
+        click.echo(f"    {''.join(c['char'] for c in chars)}{end}   {tones}   (form: {wants})")
     for p in report.problems:
         where = f"line {p.line}" + (f", character {p.char}" if p.char else "")
         click.echo(f"  [{p.severity}] {where} {p.name}: {p.message}")
@@ -587,7 +587,7 @@ def revise(ctx, text, line_no, n, seed, lenient, mode, as_json):
 
     Each version keeps the form's tones and the rhyme, brings no 重字 and copies no training
     line; versions are ranked by the model's score of the whole poem (mean log-probability per
-    character, forward and backward). Line 1 can be rewritten too.
+    character). Line 1 can be rewritten too.
 
     \b
     Examples:
@@ -607,14 +607,15 @@ def revise(ctx, text, line_no, n, seed, lenient, mode, as_json):
     revision = revise_line(trained, text, line_no, g.n, settings)
     if as_json:
         click.echo(json.dumps({"text": revision.text, "line": line_no, "form": revision.form, "mode": g.mode,
-                               "poems": [_poem_json(p) for p in revision.poems]}, ensure_ascii=False, indent=2))
+                               "poems": [_poem_json(p) for p in revision.poems], "note": revision.note},
+                              ensure_ascii=False, indent=2))
         return
     click.echo(f"line {line_no} of {revision.text} ({revision.form}), rewritten:")
     for i, poem in enumerate(revision.poems, 1):
         _print_poem(poem, i)
-    if not revision.poems:
-        click.echo("no version kept the rules; try another --seed")
-    click.echo("score: mean log-probability per character of the whole poem, forward and backward; higher is likelier.")
+    if revision.note:
+        click.echo(f"note: {revision.note}")
+    click.echo("score: mean log-probability per character of the whole poem; higher is likelier.")
 
 
 @cli.command()

@@ -208,13 +208,16 @@ class Decoder:
                 m = m & (opener if c.types and c.types[0] in RHYMING_TYPES else mk.ze_writable | opener)
             elif pos == two:
                 groups = prosody.rhyme_groups(first_end) if first_rhymes else mk.all_groups
-                m = m & mk.of_groups(groups & later, partner=True, sure=sure)
+                # a given line 1 may borrow a neighbouring group (孤雁出群): then line 4's group decides
+                groups = groups & later or later
+                m = m & mk.of_groups(groups, partner=True, sure=sure)
                 m[self.vocab.id(first_end)] = False  # no 重韵: a rhyme character is not used twice
             elif pos == three:
                 m = m & mk.ze_writable
             elif pos == four:
                 groups = prosody.rhyme_groups(c.chars[two])
-                m = m & mk.of_groups(groups & prosody.rhyme_groups(first_end) if first_rhymes else groups, sure=sure)
+                shared = groups & prosody.rhyme_groups(first_end) if first_rhymes else groups
+                m = m & mk.of_groups(shared or groups, sure=sure)  # or line 1 borrowed a neighbour (孤雁出群)
                 m[[self.vocab.id(c.chars[two]), self.vocab.id(first_end)]] = False  # a new array: safe to write
         if on["novelty"]:  # no character three times (counting forced ones still to come), no stutter, no echo
             counts = Counter(c.chars)

@@ -6,9 +6,9 @@
     rhymes("东")
 
 A suggestion must repair its problem without a new error or a 重字 (the checker says so, character
-by character), and suggestions are ranked by the whole poem with the character in place: the forward
-model's log-probability of all twenty characters, and the backward model's too when there is one, so the
-characters after the place count as much as those before it.
+by character). A shortlist comes from both sides of the place (the forward model given what comes before,
+the backward model given what comes after); the repairs on it are ranked by the whole poem with the character
+in place, so every character after the place counts as well as those before it.
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from .generate import settings_for
 from .loading import TrainedModel
 
 SHORTLIST = 600  # characters read by the two-sided score before the checker vets them, best first
-RESCORED = 20    # vetted characters whose whole poem is scored
+RESCORED = 20    # vetted characters whose whole poem is scored (60 gained 3 of 76 tone repairs on valid)
+REVISE_ROUNDS = 4  # rounds of draws for a revised line before it returns fewer versions than asked
 
 
 def _sum_logp(trained: TrainedModel, texts: list[str]) -> np.ndarray:
@@ -49,15 +50,16 @@ def _sum_logp(trained: TrainedModel, texts: list[str]) -> np.ndarray:
     return total
 
 
-def poem_scores(trained: TrainedModel, texts: list[str]) -> np.ndarray:
-    """(len(texts),) mean log-probability per character of whole poems: forward, averaged with the backward
-    scorer's (the poem read from its end) when the model has one."""
+def poem_scores(trained: TrainedModel, texts: list[str], backward: bool = False) -> np.ndarray:
+    """(len(texts),) mean log-probability per slot of whole poems under the forward model, which reads every
+    character after a changed one too; with `backward`, averaged with the backward scorer's (the poem read from
+    its end). On the valid split the forward model alone ranked repairs as well (bench/desk.py ranking)."""
     if not texts:
         return np.zeros(0)
     total = _sum_logp(trained, texts)
-    backward = trained.scorer()
-    if backward is not None:
-        total = (total + _sum_logp(backward, [layout.reverse_poem(t) for t in texts])) / 2
+    scorer = trained.scorer() if backward else None
+    if scorer is not None:
+        total = (total + _sum_logp(scorer, [layout.reverse_poem(t) for t in texts])) / 2
     return total / layout.SLOTS
 
 
@@ -129,6 +131,7 @@ class Revision:
     line: int                 # the line rewritten, from 1
     poems: list[Poem]         # the new versions, the likeliest whole poem first; `score` is poem_scores'
     form: str | None
+    note: str | None = None   # why there are fewer versions than asked, when there are
 
 
 def revise_line(trained: TrainedModel, raw: str, line: int, n: int = 3, settings: DecodeSettings | None = None,
@@ -147,26 +150,39 @@ def revise_line(trained: TrainedModel, raw: str, line: int, n: int = 3, settings
         types = (types[0], meter.RESCUE, *types[2:])
     keep = {i: ch for i, ch in enumerate(text) if i not in layout.MARKS and layout.line_of(i) != line - 1}
     dec = Decoder(trained, s)
-    # Line 1 is drawn before the lines it must fit, so it needs more draws to find them.
-    draws = max(s.candidates, 8) * (8 if line == 1 else 4)
-    rngs = [_generator(s.seed, line, j) for j in range(draws)]
-    drawn = sample_poems(dec, [Candidate([""] * layout.SLOTS, dict(keep), types, report.form) for _ in rngs], rngs,
-                         s.temperature, s.top_k, s.top_p)
     key = lambda p: (p.line, p.char, p.kind)  # noqa: E731
     old = {key(p) for p in report.errors()}
     fresh: dict[str, Poem] = {}
-    for c in drawn:
-        poem = dec.finish(c)
-        if poem.text == text or poem.warnings or poem.text in fresh:
-            continue
-        new = check(poem.text, s.rules)
-        if not new.errors(lines=(line,)) and {key(p) for p in new.errors()} <= old:
-            fresh[poem.text] = poem
+    # Line 1 is drawn before the lines it must fit, so it needs more draws to find them; a rare rhyme or a
+    # crowded line may need another round.
+    draws = max(s.candidates, 8) * (8 if line == 1 else 4)
+    for round_ in range(REVISE_ROUNDS):
+        rngs = [_generator(s.seed, line, round_, j) for j in range(draws)]
+        seeds = [Candidate([""] * layout.SLOTS, dict(keep), types, report.form) for _ in rngs]
+        for c in sample_poems(dec, seeds, rngs, s.temperature, s.top_k, s.top_p):
+            poem = dec.finish(c)
+            if poem.text == text or poem.warnings or poem.text in fresh:
+                continue
+            new = check(poem.text, s.rules)
+            if not new.errors(lines=(line,)) and {key(p) for p in new.errors()} <= old:
+                fresh[poem.text] = poem
+        if len(fresh) >= n:
+            break
     poems = list(fresh.values())
     for poem, score in zip(poems, poem_scores(trained, [p.text for p in poems])):
         poem.score = round(float(score), 4)
     poems.sort(key=lambda p: -p.score)
-    return Revision(text, line, poems[:n], report.form)
+    return Revision(text, line, poems[:n], report.form, None if len(poems) >= n else _why_few(report, line))
+
+
+def _why_few(report: Report, line: int) -> str:
+    """Why a revision found fewer versions than asked: mostly a poem whose other lines break the rules."""
+    others = [p for p in report.errors() if p.line != line]
+    if others:
+        where = "、".join(dict.fromkeys(f"{p.name}（第{p.line}句）" for p in others))
+        return (f"其余各句本身不合律：{where}；先改那几句。The other lines break the rules ({len(others)} errors): a "
+                f"line {line} that scans cannot mend them; revise those first.")
+    return (f"第{line}句合律的写法不多，换个种子再试。Few lines fit line {line} here by the rules; try another seed.")
 
 
 def rhymes(query: str, vocab=None) -> dict:

@@ -46,26 +46,31 @@ def choose_form(rng, tones: bool, line: str | None = None, heads: str = "",
                 rules: str = "strict", licences: bool = False) -> tuple[str | None, tuple | None, frozenset]:
     """(form, its line types, slots of given characters that break it).
 
-    A form the given first line (or every acrostic head) fits by the checker's `rules`; when none
-    fits, one of those it breaks least, since the given text is never changed (`break_notes` names the
-    breaks). A 大拗 first line (仄仄平仄仄) makes line 2 the B line that rescues it (meter.RESCUE).
+    A form the given first line (or every acrostic head) fits; when none fits, one of those it breaks
+    least, since the given text is never changed (`break_notes` names the breaks). A first line is read
+    as EVALUATION.md's accepted variants read it when they can (平平仄仄仄 as a b line), a plain reading
+    first; else by the checker's `rules`, where a 大拗 first line (仄仄平仄仄) makes line 2 the B line that
+    rescues it (meter.RESCUE).
     """
     if not tones:
         return None, None, frozenset()
     if line:
-        costs = {f: prosody.break_cost(line, types[0], rules) for f, types in prosody.FORMS.items()}
-    else:  # a head breaks a form when no variant of its line type can start with it
-        costs = {f: sum(not prosody.allowed_tones(t, h, rules=rules, licences=licences) for t, h in zip(types, heads))
-                 for f, types in prosody.FORMS.items()}
+        measured = [f for f, types in prosody.FORMS.items() if prosody.line_fits(line, types[0])]
+        costs = {f: (0 if f in measured else prosody.break_cost(line, types[0], rules),
+                     prosody.licence_rank(line, types[0], rules)) for f, types in prosody.FORMS.items()
+                 if f in measured or not measured}
+        best = min(costs.values())
+        form = str(rng.choice([f for f, cost in costs.items() if cost == best]))
+        types = prosody.FORMS[form]
+        if types[0] == "a" and prosody.needs_rescue(line, rules):
+            types = (types[0], meter.RESCUE, *types[2:])
+        return form, types, frozenset() if form in measured else frozenset(prosody.breaks(line, types[0], rules))
+    # a head breaks a form when no variant of its line type can start with it
+    costs = {f: sum(not prosody.allowed_tones(t, h, rules=rules, licences=licences) for t, h in zip(types, heads))
+             for f, types in prosody.FORMS.items()}
     best = min(costs.values())
     form = str(rng.choice([f for f, cost in costs.items() if cost == best]))
     types = prosody.FORMS[form]
-    if line and types[0] == "a" and prosody.needs_rescue(line, rules):
-        types = (types[0], meter.RESCUE, *types[2:])
-    if not best:
-        return form, types, frozenset()
-    if line:
-        return form, types, frozenset(prosody.breaks(line, types[0], rules))
     return form, types, frozenset(layout.slot(i, 0) for i, (t, h) in enumerate(zip(types, heads))
                                   if not prosody.allowed_tones(t, h, rules=rules, licences=licences))
 

@@ -304,6 +304,15 @@ def given_variants(line_type: str, rules: str = "strict") -> tuple[str, ...]:
     return taken + tuple(v for v in every if v not in taken and meter.verdict(v, "a", rules, rescued=True).ok)
 
 
+def licence_rank(line: str, line_type: str, rules: str = "strict") -> int:
+    """0: `line` fits a plain variant of `line_type`; 1: only with a licence; 2: only as a 大拗 the next line
+    must rescue, or not at all."""
+    for rank, patterns in enumerate((meter.variants(line_type, rules), meter.variants(line_type, rules, True))):
+        if any(_fits(line, v) for v in patterns):
+            return rank
+    return 2
+
+
 def needs_rescue(line: str, rules: str = "strict") -> bool:
     """`line` fits an a line only as 大拗: the B line after it must have 平 at place 3 (对句相救)."""
     return (any(_fits(line, v) for v in given_variants("a", rules))

@@ -204,3 +204,23 @@ def test_revise_and_rhymes_print_json():
     assert found["group"] == "上平一东" and "红" in found["chars"]
     assert "上平四支" in invoke("rhymes", "机").output
 
+
+
+def test_a_line_one_that_borrows_a_neighbouring_rhyme_still_lets_lines_2_and_4_be_revised(shipped):
+    from poetry_lstm.desk import revise_line
+
+    text = "荷叶罩芙蓉，员香映嫩红。佳人南陌上，翠盖立春风。"  # 蓉 上平二冬, 红 and 风 上平一东: 孤雁出群
+    assert [p.kind for p in checker.check(text).problems if p.line == 1] == ["licence"]
+    for line in (2, 4):
+        revision = revise_line(shipped, text, line, n=3, seed=0)
+        assert len(revision.poems) == 3 and revision.note is None
+        assert all(checker.check(p.text).ok for p in revision.poems)
+
+
+def test_a_revision_that_cannot_scan_says_why(shipped):
+    from poetry_lstm.desk import revise_line
+
+    guju = "赋象各由心，影响无欺诈。元无造化工，群生自造化。"  # a 古绝 rhyming on 仄
+    revision = revise_line(shipped, guju, 2, n=3, seed=0)
+    assert revision.poems == [] and "other lines break the rules" in revision.note
+    assert len(revise_line(shipped, guju, 3, n=3, seed=0).poems) == 3  # line 3 needs nothing of theirs
