@@ -292,10 +292,8 @@ def desk_revision(model_path: Path, report, settings: DecodeSettings) -> None:
     except PoetryError as exc:
         show_error(exc)
         return
-    if not revision.poems:
-        st.warning(f"模型没有写出合律又不重字的第{asked[1]}句，请换个种子再试 "
-                   "(The model wrote no version of this line that scans, rhymes and repeats no character; "
-                   "try another seed.)")
+    if revision.note:  # fewer versions than asked, and why (Chinese, then English)
+        st.warning(page.md_escape(revision.note))
     per_row = 3
     for i, version in enumerate(revision.poems):
         if i % per_row == 0:

@@ -224,3 +224,15 @@ def test_a_revision_that_cannot_scan_says_why(shipped):
     revision = revise_line(shipped, guju, 2, n=3, seed=0)
     assert revision.poems == [] and "other lines break the rules" in revision.note
     assert len(revise_line(shipped, guju, 3, n=3, seed=0).poems) == 3  # line 3 needs nothing of theirs
+
+
+def test_a_first_line_is_read_as_the_measured_variants_read_it_before_as_a_dayao(shipped):
+    """谁从五竺国 fits 平起 as 平平仄仄仄 (从 平) and 仄起 as a 大拗 (从 仄): the plainer reading wins, so the poem
+    keeps EVALUATION.md's tone measure and lines 2–4 the checker's."""
+    from poetry_lstm.generate import complete_poem
+
+    for line in ("谁从五竺国", "披衣启外户", "空留玉帐卫"):
+        for seed in range(3):
+            poem = complete_poem(shipped, line, n=1, seed=seed).poems[0]
+            assert poem.form == "平起不入韵" and prosody.check_tone(poem.text), poem.text
+            assert not checker.check(poem.text).errors(lines=(2, 3, 4))
