@@ -208,19 +208,25 @@ def poem_tab(model_path: Path, mode: str, settings: DecodeSettings, caption: str
     if not result.poems:
         st.warning("这些设置下没有找到诗，请换个种子或关掉一项约束 "
                    "(The model found no poem with these settings; try another seed or turn a constraint off.)")
-    per_row = 3
-    for i, poem in enumerate(result.poems):
+    for _, poem in poem_columns(result.poems):
+        for note in poem.warnings:
+            st.caption("⚠️ " + page.md_escape(page.zh_message(note, "warning")))
+        for note in poem.notes:  # how it read what it was given: information, not a failure
+            st.caption("ℹ️ " + page.md_escape(page.zh_message(note, "warning")))
+    st.markdown(page.LEGEND, unsafe_allow_html=True)
+    st.caption(caption)
+
+
+def poem_columns(poems, per_row: int = 3):
+    """Each poem drawn as the page draws poems, `per_row` to a row; yields (index, poem) while inside the poem's
+    column, so what the caller writes next goes under it."""
+    for i, poem in enumerate(poems):
         if i % per_row == 0:
             row = st.columns(per_row)
         with row[i % per_row]:
             st.markdown(page.poem_html(poem.text, poem.score, poem.checks, poem.form, poem.breaks),
                         unsafe_allow_html=True)
-            for note in poem.warnings:
-                st.caption("⚠️ " + page.md_escape(page.zh_message(note, "warning")))
-            for note in poem.notes:  # how it read what it was given: information, not a failure
-                st.caption("ℹ️ " + page.md_escape(page.zh_message(note, "warning")))
-    st.markdown(page.LEGEND, unsafe_allow_html=True)
-    st.caption(caption)
+            yield i, poem
 
 
 def take_poem(text: str) -> None:
@@ -294,15 +300,9 @@ def desk_revision(model_path: Path, report, settings: DecodeSettings) -> None:
         return
     if revision.note:  # fewer versions than asked, and why (Chinese, then English)
         st.warning(page.md_escape(revision.note))
-    per_row = 3
-    for i, version in enumerate(revision.poems):
-        if i % per_row == 0:
-            row = st.columns(per_row)
-        with row[i % per_row]:
-            st.markdown(page.poem_html(version.text, version.score, version.checks, version.form, version.breaks),
-                        unsafe_allow_html=True)
-            st.button("采用此稿", key=f"desk_take_{i}", on_click=take_poem, args=(version.text,),
-                      help=f"把第{asked[1]}句换成这一版，再检查")
+    for i, version in poem_columns(revision.poems):
+        st.button("采用此稿", key=f"desk_take_{i}", on_click=take_poem, args=(version.text,),
+                  help=f"把第{asked[1]}句换成这一版，再检查")
 
 
 def model_tab(models: Path, present: list[str]) -> None:
