@@ -204,15 +204,15 @@ def run_generated(args) -> dict:
 
 def run_ranking(args) -> dict:
     """Restoration under other rankings of the vetted characters: the two-sided shortlist order, the whole poem
-    forward, backward or both, over the first 20 or 60 vetted characters (the shipped: both, 20)."""
-    from poetry_lstm import checker, layout, prosody
-    from poetry_lstm.desk import _repairs, _sum_logp, _two_sided
+    forward, backward or both, over the first 20 or 60 vetted characters (the shipped: forward, 20)."""
+    from poetry_lstm import checker, layout
+    from poetry_lstm.desk import _sum_logp, vetted_repairs
     from poetry_lstm.loading import load_model
     from poetry_lstm.stepper import limit_blas_threads
 
     limit_blas_threads(1)
     model = load_model(ROOT / "models" / args.mode)
-    backward, mk, tokens = model.scorer(), model.tables, model.vocab.tokens
+    backward = model.scorer()
     poems = regular([t for split in args.split.split(",") for t in held_out(split)])[: args.limit or None]
     pool, rng, found = common_chars(model), np.random.default_rng(args.seed), {}
     for text in poems:
@@ -226,19 +226,7 @@ def run_ranking(args) -> dict:
             here = [p for p in report.errors() if (p.line, p.char) == place]
             if not here:
                 continue
-            allowed = mk.writable & (mk.ping ^ mk.ze)
-            allowed[[model.vocab.id(c) for c in set(bad) if c in model.vocab]] = False
-            score = np.where(allowed, _two_sided(model, bad, pos), -np.inf)
-            vetted, seen = [], {}
-            for i in np.argsort(-score, kind="stable")[:600]:
-                c = tokens[i]
-                key = (prosody.reading(c), prosody.sure_rhyme_groups(c))
-                if key not in seen:
-                    seen[key] = _repairs(report, checker.check(bad[:pos] + c + bad[pos + 1:]), here[0])
-                if seen[key] and np.isfinite(score[i]):
-                    vetted.append(c)
-                if len(vetted) == 60:
-                    break
+            vetted = vetted_repairs(model, report, here[0], 60)
             texts = [bad[:pos] + c + bad[pos + 1:] for c in vetted]
             fwd = _sum_logp(model, texts)
             bwd = _sum_logp(backward, [layout.reverse_poem(t) for t in texts])

@@ -277,8 +277,3 @@ def _chars(lines: list[str], types: tuple) -> list[dict]:
     return [{"line": k + 1, "place": j + 1, "char": ch, "tone": prosody.tone_of(ch),
              "want": ZH_TONE[meter.BASE[t][j]] if j in (1, 3, 4) else "中", "rhyme": j == 4 and k in rhyming}
             for k, (line, t) in enumerate(zip(lines, types)) for j, ch in enumerate(line)]
-
-
-def line_problems(report: Report, line: int) -> list[Problem]:
-    return [p for p in report.problems if p.line == line]
-

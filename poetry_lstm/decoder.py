@@ -180,6 +180,12 @@ class Decoder:
         for c, value in zip(cands, total / layout.CHARS):
             c.line_one = float(value)
 
+    def rhymes_given(self, c: Candidate, pos: int) -> frozenset:
+        """The groups a rhyme end at `pos` must share with the rhyme ends given after it (`revise` keeps the
+        other lines); every group when none is given."""
+        given = [prosody.rhyme_groups(c.forced[p]) for p in layout.LINE_ENDS[1::2] if p > pos and p in c.forced]
+        return frozenset.intersection(*given) if given else self.tables.all_groups
+
     def allowed(self, c: Candidate, pos: int, drop: tuple = ()) -> np.ndarray:
         """Mask of characters allowed at `pos` for `c`, without the constraints in `drop` (may be shared:
         copy to write)."""
@@ -200,15 +206,13 @@ class Decoder:
             sure = self.settings.rules == "strict"  # every reading of a rhyme character rhymes (no 机 for 機)
             first_end = c.chars[one] or c.forced.get(one, "")
             first_rhymes = line_one_rhymes(c, first_end)
-            # rhyme ends given further on (`revise` keeps the other lines): the end chosen now rhymes with them
-            given = [prosody.rhyme_groups(c.forced[p]) for p in (two, four) if p > pos and p in c.forced]
-            later = frozenset.intersection(*given) if given else mk.all_groups
             if pos == one:  # known (check_rhyme needs it), and if it rhymes, a rhyme opener
-                opener = mk.of_groups(later, partner=True, sure=sure)
+                opener = mk.of_groups(self.rhymes_given(c, pos), partner=True, sure=sure)
                 m = m & (opener if c.types and c.types[0] in RHYMING_TYPES else mk.ze_writable | opener)
             elif pos == two:
                 groups = prosody.rhyme_groups(first_end) if first_rhymes else mk.all_groups
                 # a given line 1 may borrow a neighbouring group (孤雁出群): then line 4's group decides
+                later = self.rhymes_given(c, pos)
                 groups = groups & later or later
                 m = m & mk.of_groups(groups, partner=True, sure=sure)
                 m[self.vocab.id(first_end)] = False  # no 重韵: a rhyme character is not used twice

@@ -89,15 +89,16 @@ def _repairs(report: Report, fixed: Report, problem: Problem) -> bool:
     return not here and after <= before
 
 
-def suggestions_for(trained: TrainedModel, report: Report, problem: Problem, limit: int = 10) -> list[str]:
-    """Up to `limit` characters that repair `problem` when put at its place, the likeliest poem first."""
+def vetted_repairs(trained: TrainedModel, report: Report, problem: Problem, count: int = RESCORED) -> list[str]:
+    """Up to `count` characters that repair `problem` at its place, in the two-sided shortlist's order: one tone
+    (a 多音字 would leave the reader to guess), a simplified standard form, not already in the poem (no 重字),
+    and the checker, run again, finds the problem gone and no new error."""
     if problem.char is None or problem.severity == "note":
         return []
     text, pos = report.text, layout.slot(problem.line - 1, problem.char - 1)
     mk, tokens = trained.tables, trained.vocab.tokens
-    # one tone only (a 多音字 would leave the reader to guess) and simplified standard forms
     allowed = mk.writable & (mk.ping ^ mk.ze)
-    allowed[[trained.vocab.id(ch) for ch in set(text) if ch in trained.vocab]] = False  # no 重字
+    allowed[[trained.vocab.id(ch) for ch in set(text) if ch in trained.vocab]] = False
     score = np.where(allowed, _two_sided(trained, text, pos), -np.inf)
     order = np.argsort(-score, kind="stable")[:SHORTLIST]
     vetted, seen = [], {}
@@ -109,8 +110,17 @@ def suggestions_for(trained: TrainedModel, report: Report, problem: Problem, lim
             seen[kind] = _repairs(report, check(text[:pos] + ch + text[pos + 1:], report.rules), problem)
         if seen[kind]:
             vetted.append(ch)
-            if len(vetted) == RESCORED:
+            if len(vetted) == count:
                 break
+    return vetted
+
+
+def suggestions_for(trained: TrainedModel, report: Report, problem: Problem, limit: int = 10) -> list[str]:
+    """Up to `limit` characters that repair `problem` when put at its place, the likeliest whole poem first."""
+    vetted = vetted_repairs(trained, report, problem)
+    if not vetted:
+        return []
+    text, pos = report.text, layout.slot(problem.line - 1, problem.char - 1)
     scores = poem_scores(trained, [text[:pos] + ch + text[pos + 1:] for ch in vetted])
     return [vetted[i] for i in np.argsort(-scores, kind="stable")[:limit]]
 

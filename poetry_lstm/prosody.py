@@ -82,11 +82,23 @@ def _converters():
     return OpenCC("t2s").convert, OpenCC("s2t").convert
 
 
+@lru_cache(maxsize=1)
+def _table_data() -> dict:
+    """The package's JSON, parsed once: the readings, the group names and the rhyme desk all read it."""
+    return json.loads(_table_path().read_text(encoding="utf-8"))
+
+
+def _forms(ch: str, t2s) -> set[str]:
+    """A table key and its simplified form, when that is one character (聽 → 听): where its readings also go."""
+    return {ch, t2s(ch)} if len(t2s(ch)) == 1 else {ch}
+
+
+@lru_cache(maxsize=1)
 def _load_table(t2s) -> dict[str, Reading]:
     """The package's JSON as {traditional character: (tones, 平声 groups)}."""
     tones: dict[str, set[str]] = {}
     groups: dict[str, set[str]] = {}
-    data = json.loads(_table_path().read_text(encoding="utf-8"))
+    data = _table_data()
     for side, tone in (("ping", PING), ("ze", ZE)):
         for part in data[side].values():
             for name, strings in part.items():
@@ -173,7 +185,7 @@ def _merged_sources() -> dict[str, tuple[frozenset[str], ...]]:
     t2s, _ = _converters()
     sources: dict[str, dict[str, frozenset[str]]] = {}
     for ch, (_, groups) in _load_table(t2s).items():
-        for form in {ch, t2s(ch)} if len(t2s(ch)) == 1 else {ch}:
+        for form in _forms(ch, t2s):
             sources.setdefault(form, {})[ch] = groups
     return {ch: tuple(g for g in by_source.values() if g) for ch, by_source in sources.items()
             if len({g for g in by_source.values() if g}) > 1}
@@ -211,7 +223,7 @@ def is_known(ch: str) -> bool:
 def ping_groups() -> tuple[str, ...]:
     """The 30 平声 rhyme groups in table order: 上平一东 … 下平十五咸."""
     t2s, _ = _converters()
-    data = json.loads(_table_path().read_text(encoding="utf-8"))
+    data = _table_data()
     return tuple(dict.fromkeys(_group_name(name, t2s) for part in data["ping"].values() for name in part))
 
 
@@ -233,12 +245,11 @@ def _all_groups() -> dict[str, list[str]]:
     """{character: every group of the table it is in, 平 and 仄 (上平一东, 去声一送 …)}, simplified forms too."""
     t2s, _ = _converters()
     out: dict[str, list[str]] = {}
-    data = json.loads(_table_path().read_text(encoding="utf-8"))
     for side in ("ping", "ze"):
-        for part in data[side].values():
+        for part in _table_data()[side].values():
             for name, strings in part.items():
                 for ch in filter(is_cjk, "".join(strings)):
-                    for form in {ch, t2s(ch)} if len(t2s(ch)) == 1 else {ch}:
+                    for form in _forms(ch, t2s):
                         out.setdefault(form, [])
                         if _group_name(name, t2s) not in out[form]:
                             out[form].append(_group_name(name, t2s))
