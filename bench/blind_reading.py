@@ -81,10 +81,16 @@ def show(poem: str) -> str:
     return poem.replace("，", "，\n").replace("。", "。\n").strip()
 
 
+def models_name(folder: str) -> str:
+    """The models folder as the key records it: relative to the checkout when it lies inside it."""
+    path = Path(folder).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(folder)
+
+
 def make(kind: str, args) -> None:
     from poetry_lstm.loading import load_model
 
-    model = load_model(ROOT / "models" / args.mode)
+    model = load_model(Path(args.models) / args.mode)
     settings = settings_from(model, args.set or [])
     real = held_out(args.split)
     rng = random.Random(args.seed)
@@ -93,6 +99,7 @@ def make(kind: str, args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     key = {"kind": kind, "split": args.split, "seed": args.seed, "model": args.mode, "commit": commit(),
+           "models": models_name(args.models),
            "settings": dataclasses.asdict(settings),
            "command": "python bench/blind_reading.py " + " ".join(sys.argv[1:])}
     lines = [PAIRS_HEAD if kind == "pairs" else SINGLES_HEAD]
@@ -143,6 +150,7 @@ def main() -> None:
         p.add_argument("--split", choices=["valid", "test"], default="valid")
         p.add_argument("--seed", type=int, required=True, help="a fresh seed for every reading")
         p.add_argument("--mode", default="word2vec")
+        p.add_argument("--models", default=str(ROOT / "models"), help="the models folder (a candidate model's)")
         p.add_argument("--set", action="append", help="a decoder setting other than the default, key=value")
         p.add_argument("--out", required=True)
     s = sub.add_parser("score")

@@ -1,6 +1,7 @@
 """The neural critic (poetry_lstm/critic.py): a measure of meaning that the decoder never optimises.
 
     python bench/critic.py train --mode word2vec --poems 4000 --out corpus/critic-word2vec
+    python bench/critic.py train --mode word2vec --poems 8000 --apart-from 4000 --out models/critic
     python bench/critic.py score --mode word2vec --critic corpus/critic-word2vec --split test --set mutual=1
 
 `train` completes the first lines of `--poems` real *training* 五绝 at the [generate] defaults (seed i for
@@ -25,6 +26,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 from blind_reading import held_out, settings_from  # noqa: E402
 
 
+def spread(poems: list[str], count: int) -> list[str]:
+    """`count` of `poems`, evenly spread: the poems a critic of `count` learns from."""
+    return poems[:: max(1, len(poems) // count)][:count]
+
+
 def first_lines(poems: list[str]) -> list[str]:
     return [p[:5] for p in poems]
 
@@ -35,10 +41,13 @@ def train(args) -> None:
     from poetry_lstm.loading import load_model
     from poetry_lstm.vectors import load_vectors_fast
 
-    model = load_model(ROOT / "models" / args.mode)
+    model = load_model(Path(args.models) / args.mode)
     settings = settings_from(model, args.set or [])
     real = held_out("train")
-    real = real[:: max(1, len(real) // args.poems)][:args.poems]
+    if args.apart_from:  # a second critic learns from first lines the first one never saw
+        seen = set(first_lines(spread(real, args.apart_from)))
+        real = [p for p in real if p[:5] not in seen]
+    real = spread(real, args.poems)
     out = Path(args.out)
     made = {"model": args.mode, "settings": [*(args.set or [])], "first_lines": first_lines(real)}
     kept = json.loads((out / "ours.json").read_text(encoding="utf-8")) if (out / "ours.json").exists() else {}
@@ -67,7 +76,7 @@ def score(args) -> None:
     from poetry_lstm.loading import load_model
 
     critic = load_critic(args.critic)
-    model = load_model(ROOT / "models" / args.mode)
+    model = load_model(Path(args.models) / args.mode)
     real = held_out(args.split)[:args.limit or None]
     rows = {}
     for name, changes in [("defaults", [])] + [(change, change.split(",")) for change in args.set or []]:
@@ -95,12 +104,16 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train")
     t.add_argument("--mode", default="word2vec")
+    t.add_argument("--models", default=str(ROOT / "models"), help="the models folder")
     t.add_argument("--poems", type=int, default=4000, help="training 五绝 completed and learned from")
     t.add_argument("--seed", type=int, default=1234)
     t.add_argument("--set", action="append", help="a decoder setting other than the default, key=value")
     t.add_argument("--out", required=True)
+    t.add_argument("--apart-from", type=int, default=0,
+                   help="learn from none of the poems a critic trained with --poems N learned from (N)")
     s = sub.add_parser("score")
     s.add_argument("--mode", default="word2vec")
+    s.add_argument("--models", default=str(ROOT / "models"), help="the models folder (a candidate model's)")
     s.add_argument("--critic", required=True)
     s.add_argument("--split", choices=["valid", "test"], default="valid")
     s.add_argument("--limit", type=int, default=0, help="only the first N held-out poems (0 = all)")

@@ -79,10 +79,19 @@ REPEATS = {
     "beam 8, at most twice": dict(beam=8, max_char_uses=2),
     "beam 8, once": dict(beam=8, max_char_uses=1),
 }
+# The ranking critic (models/critic, trained on other first lines than the measuring one) in the choice.
+CRITIC = {
+    "defaults (critic 0)": dict(critic=0.0),
+    "critic 0.5": dict(critic=0.5),
+    "critic 1": dict(critic=1.0),
+    "critic 2": dict(critic=2.0),
+    "critic 1, 16 candidates": dict(critic=1.0, candidates=16),
+}
 # The defaults alone, as config/default.toml sets them: the reference for a decoder change.
 DEFAULTS = {"defaults": {}, "beam 8": dict(beam=8)}
 GROUPS = {"sampling": SAMPLING, "beam": BEAM, "final": FINAL, "defaults": DEFAULTS, "overuse": OVERUSE,
-          "temperature": TEMPERATURE, "noise": NOISE, "repeats": REPEATS}
+          "temperature": TEMPERATURE, "noise": NOISE, "repeats": REPEATS,
+          "critic": CRITIC}
 ROUND_4 = ("sampling", "beam", "final")  # measured before overuse.json existed: they run without its penalty
 SHOWN = ("discriminator_accuracy", "judge_ratio_to_real", "formula_rate", "coherence_lift", "distinct_chars",
          "overused_ratio", "stutter", "echo", "repeated_char", "line_1_char_back", "lines_2_4_regulated", "rhyme",

@@ -36,6 +36,7 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
            "uses it to score p(line 1 | lines 2–4). It writes no poems itself and keeps no hashes of its lines: "
            "the copy check is the forward models' (`../train_lines.u64`).", ""] if config.get("reverse") else []),
         "Made by: " + ", then ".join(f"`{c}`" for c in config.get("commands") or [config["command"]]),
+        *([f"({config['paths_note']})"] if config.get("paths_note") else []),
         "",
         "## Network",
         ("- input: "
@@ -72,6 +73,8 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
          f"{config.get('train_lines', '?')} distinct training lines (sha1 `{config.get('train_lines_sha1', '?')}`), "
          "not the lines; a new line is mistaken for one of them with odds "
          f"n / 2^64 ≈ {config.get('train_lines', 0) / 2**64:.0e}"),
+        *([f"- the copy check reads the {config['copy_check']['lines']} lines of sha1 "
+           f"`{config['copy_check']['sha1']}`: {config['copy_check']['why']}"] if config.get("copy_check") else []),
         "",
         "## Training",
         f"- machine: {config['machine']}",

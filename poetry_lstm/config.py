@@ -102,7 +102,7 @@ RULES: dict[str, dict[str, Bound | OneOf]] = {
                  "top_p": Bound(0, 1, above=True), "beam": Bound(1, 64), "max_tries": AT_LEAST_1,
                  "candidates": Bound(1, 64), "coherence": AT_LEAST_0, "frequency_penalty": Bound(0, 2),
                  "sibling_penalty": AT_LEAST_0, "beam_noise": Bound(0, 5), "overuse_penalty": Bound(0, 5),
-                 "max_char_uses": Bound(1, 2), "mutual": Bound(0, 5),
+                 "max_char_uses": Bound(1, 2), "mutual": Bound(0, 5), "critic": Bound(0, 5),
                  "rules": OneOf(("strict", "lenient"))},
 }
 
@@ -230,6 +230,7 @@ class GenerateConfig:
     overuse_penalty: float
     max_char_uses: int
     mutual: float
+    critic: float
     rules: str
     licences: bool
 
@@ -267,6 +268,7 @@ class DecodeSettings:
     overuse_penalty: float    # × each character's measured over-use (overuse.json), taken from its score
     max_char_uses: int        # novelty: how often one character may be written (a 叠字 in place is one use; 2 or 1)
     mutual: float             # weight of the backward model's mean log p(line 1 | lines 2–4) in the choice
+    critic: float             # weight of the ranking critic's log-odds that the poem is real (models/critic)
     rules: str                # "strict" or "lenient" (also 三仄尾 and 仄平仄平仄): which lines tones allow (meter.py)
     licences: bool            # also write the licences the rules accept (拗救); False: plain lines only
 

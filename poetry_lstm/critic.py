@@ -9,7 +9,9 @@ it, so a setting cannot be tuned to please it. Train it again when the generator
 knows the flaws of the poems it learned from.
 
 Stored as `critic.json` (vocabulary, arguments, how it was made) and `critic.weights.h5` in a folder of
-its own; it needs the train extra (Keras).
+its own; training and `load_critic` need the train extra (Keras). `critic.npz` holds the same weights
+in float16 for `NumpyCritic`, which needs only NumPy: the decoder can rank its candidates with a second
+critic (`[generate] critic`), trained on other first lines than the one that measures.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from . import files, layout
 from .errors import PoetryError
 
 CRITIC_FILES = ("critic.json", "critic.weights.h5")
+NUMPY_FILES = ("critic.json", "critic.npz")
 PAD, UNK = "<pad>", "<unk>"
 
 
@@ -132,7 +135,70 @@ def save_critic(folder: str | Path, critic: Critic) -> Path:
     files.write_json(folder / "critic.json", {"tokens": list(critic.tokens), "args": critic.args, "made": critic.made})
     with files.atomic_path(folder / "critic.weights.h5", suffix=".weights.h5") as tmp:
         critic.model.save_weights(tmp)
+    with files.atomic_path(folder / "critic.npz", suffix=".npz") as tmp:
+        np.savez(tmp, **critic_arrays(critic))
     return folder
+
+
+def critic_arrays(critic: Critic) -> dict[str, np.ndarray]:
+    """The Keras critic's weights by name, as `NumpyCritic` reads them (float16: 1.3 MB, not 2.6)."""
+    both_ways = next(layer for layer in critic.model.layers if type(layer).__name__ == "Bidirectional")
+    fwd_k, fwd_r, fwd_b, bwd_k, bwd_r, bwd_b = both_ways.get_weights()
+    dense_w, dense_b = critic.model.layers[-1].get_weights()
+    arrays = {"embedding": critic.model.get_layer("chars").get_weights()[0], "fwd_kernel": fwd_k,
+              "fwd_recurrent": fwd_r, "fwd_bias": fwd_b, "bwd_kernel": bwd_k, "bwd_recurrent": bwd_r,
+              "bwd_bias": bwd_b, "dense_w": dense_w, "dense_b": dense_b}
+    return {k: v.astype(np.float16) for k, v in arrays.items()}
+
+
+def _lstm_last(x: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Keras's LSTM (gates i, f, c, o; tanh and sigmoid) over x (batch, time, dim) → the last h (batch, units)."""
+    units = recurrent.shape[0]
+    h = np.zeros((x.shape[0], units), np.float32)
+    c = np.zeros_like(h)
+    inputs = x @ kernel + bias  # (batch, time, 4 units): the input half of every step at once
+    for t in range(x.shape[1]):
+        z = inputs[:, t] + h @ recurrent
+        i, f, g, o = (z[:, k * units:(k + 1) * units] for k in range(4))
+        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        h = _sigmoid(o) * np.tanh(c)
+    return h
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free
+
+
+@dataclass
+class NumpyCritic:
+    """The critic without Keras: `logit_real(poems)` for whole 24-slot poems (no padding, so no mask)."""
+    tokens: tuple[str, ...]
+    arrays: dict  # name → float32 array (critic_arrays)
+    made: dict
+
+    def __post_init__(self):
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+
+    def logit_real(self, poems: list[str]) -> np.ndarray:
+        """(poems,) log-odds that each poem is real: the critic's pre-sigmoid score."""
+        a = self.arrays
+        ids = np.array([[self.index.get(ch, 1) for ch in p[:layout.SLOTS]] for p in poems], dtype=np.int64)
+        x = a["embedding"][ids]  # (batch, 24, dim)
+        h = np.concatenate([_lstm_last(x, a["fwd_kernel"], a["fwd_recurrent"], a["fwd_bias"]),
+                            _lstm_last(x[:, ::-1], a["bwd_kernel"], a["bwd_recurrent"], a["bwd_bias"])], axis=1)
+        return (h @ a["dense_w"] + a["dense_b"])[:, 0]
+
+
+def load_numpy_critic(folder: str | Path) -> NumpyCritic:
+    folder = Path(folder)
+    missing = [f for f in NUMPY_FILES if not (folder / f).exists()]
+    if missing:
+        raise PoetryError(f"No critic in {folder} (missing {', '.join(missing)}); train one with "
+                          "`python bench/critic.py train`.", kind="critic_missing", path=str(folder))
+    meta = files.read_json(folder / "critic.json", "critic", fix="train the critic again")
+    with np.load(folder / "critic.npz", allow_pickle=False) as z:
+        arrays = {k: z[k].astype(np.float32) for k in z.files}
+    return NumpyCritic(tuple(meta["tokens"]), arrays, meta.get("made", {}))
 
 
 def load_critic(folder: str | Path) -> Critic:

@@ -25,12 +25,14 @@ from .clean import is_cjk
 from .config import DecodeSettings
 from .errors import Note
 from .loading import TrainedModel
-from .modeldir import BACKWARD, rebuild_command
+from .modeldir import BACKWARD, CRITIC, rebuild_command
 from .tables import BOTH
 
 PUNCT = layout.MARKS  # the decoder places the marks
 RELAX_ORDER = ("novelty", "rhyme", "tones")  # what a dead end gives up first
 RHYMING_TYPES = ("A", "B")  # line types ending 平: a form whose line 1 is one rhymes it (入韵)
+CRITIC_COMMAND = ("`python bench/critic.py train --mode word2vec --poems 8000 --apart-from 4000 "
+                  "--out models/critic`")  # a second critic, on first lines the measuring one never saw
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Poem:
     coherence: float = 0.0  # mean cosine of lines 2–4's characters to line 1 (Decoder.coherence)
     rank: float = 0.0       # what the decoder maximised among candidates (Decoder.rank)
     line_one: float = 0.0   # mean log p(line 1 | lines 2–4), backward; 0 unless `mutual` (Decoder.score_line_one)
+    realness: float = 0.0   # the ranking critic's log-odds that the poem is real; 0 unless `critic` (score_critic)
     notes: list[Note] = field(default_factory=list)  # how the poem read what it was given (a polyphonic line-1 end)
 
 
@@ -105,6 +108,7 @@ class Candidate:
     free: frozenset = frozenset()  # forced positions that break the form: tones treat them as fitting any slot
     score: float = 0.0             # beam search: log-probabilities plus the frequency penalty, summed
     line_one: float = 0.0          # mean log p(line 1 | lines 2–4), read backwards (Decoder.score_line_one)
+    realness: float = 0.0          # the ranking critic's log-odds that the poem is real (Decoder.score_critic)
 
 
 class Decoder:
@@ -119,12 +123,18 @@ class Decoder:
         self.penalty = -settings.frequency_penalty * self.tables.log_prior - settings.overuse_penalty * trained.overuse
         self.unit = trained.unit_embedding  # (vocab, dim) for cosines
         self.backward = trained.scorer() if settings.mutual else None
-        self.no_backward = None  # the note every poem carries when `mutual` asks for a scorer there is not
+        self.missing: list[Note] = []  # notes every poem carries: a weight asked for a scorer there is not
         if settings.mutual and self.backward is None:
             folder = trained.path.parent / BACKWARD
-            self.no_backward = Note(f"no backward model at {folder}, so the choice did not weigh how lines 2–4 point "
+            self.missing.append(Note(f"no backward model at {folder}, so the choice did not weigh how lines 2–4 point "
                                     f"back to line 1; train one with {rebuild_command(folder)}", "no_backward",
-                                    path=str(folder), command=rebuild_command(folder))
+                                    path=str(folder), command=rebuild_command(folder)))
+        self.critic = trained.ranker() if settings.critic else None
+        if settings.critic and self.critic is None:
+            folder = trained.path.parent / CRITIC
+            self.missing.append(Note(f"no ranking critic at {folder}, so the choice did not weigh how real each "
+                                    f"candidate reads; make one with {CRITIC_COMMAND}", "no_critic",
+                                    path=str(folder), command=CRITIC_COMMAND))
 
     def may_double(self, c: Candidate, pos: int) -> bool:
         """The character before `pos`, in the same line, may be written again at `pos`: a real 叠字 there
@@ -159,7 +169,16 @@ class Decoder:
         free = [self.vocab.id(ch) for i, ch in enumerate(c.chars) if i not in c.forced and i not in PUNCT]
         penalty = float(self.penalty[free].mean() if free else 0)
         return (c.logp / max(c.generated, 1) + penalty + self.settings.coherence * self.coherence(c)
-                + self.settings.mutual * c.line_one)
+                + self.settings.mutual * c.line_one + self.settings.critic * c.realness)
+
+    def score_critic(self, cands: list[Candidate]) -> None:
+        """Set each finished candidate's `realness`: the ranking critic's log-odds that the whole poem is
+        real, all candidates in one batch. The critic learned real 五绝 against the decoder's own poems from
+        the same first lines, so it knows what ours get wrong that the model's score does not."""
+        if self.critic is None or not cands:
+            return
+        for c, value in zip(cands, self.critic.logit_real(["".join(c.chars) for c in cands])):
+            c.realness = float(value)
 
     def score_line_one(self, cands: list[Candidate]) -> None:
         """Set each finished candidate's `line_one`: the backward model's mean log-probability of line 1's
@@ -218,8 +237,9 @@ class Decoder:
                 m[self.vocab.id(first_end)] = False  # no 重韵: a rhyme character is not used twice
             elif pos == three:
                 m = m & mk.ze_writable
-            elif pos == four:
-                groups = prosody.rhyme_groups(c.chars[two])
+            elif pos == four:  # under strict rules, a group line 2's end rhymes in by every reading (干: 寒, not 先)
+                written = sure and two not in c.forced
+                groups = (written and prosody.sure_rhyme_groups(c.chars[two])) or prosody.rhyme_groups(c.chars[two])
                 shared = groups & prosody.rhyme_groups(first_end) if first_rhymes else groups
                 m = m & mk.of_groups(shared or groups, sure=sure)  # or line 1 borrowed a neighbour (孤雁出群)
                 m[[self.vocab.id(c.chars[two]), self.vocab.id(first_end)]] = False  # a new array: safe to write
@@ -275,9 +295,10 @@ class Decoder:
                          rule=name) for name in dict.fromkeys(c.relaxed)]
         breaks = sorted((layout.line_of(i) + 1, layout.char_of(i) + 1) for i in c.free)
         note = reading_note(c) if self.on["rhyme"] else None
-        notes = [n for n in (note, self.no_backward) if n]
+        notes = [n for n in (note, *self.missing) if n]
         return Poem(text, lines, round(c.logp / max(c.generated, 1), 4), checks, warnings, c.form, breaks,
-                    round(self.coherence(c), 4), round(self.rank(c), 4), line_one=round(c.line_one, 4), notes=notes)
+                    round(self.coherence(c), 4), round(self.rank(c), 4), line_one=round(c.line_one, 4),
+                    realness=round(c.realness, 4), notes=notes)
 
 
 def _fixed(c: Candidate, pos: int) -> str | None:
@@ -407,6 +428,7 @@ def decode(trained: TrainedModel, make_seed, settings: DecodeSettings) -> list[P
             rng = _generator(s.seed, *([i] if i else []))
             beams = beam_poems(dec, make_seed(rng), s.beam, rng)
             dec.score_line_one(beams)
+            dec.score_critic(beams)
             found = {"".join(c.chars): c for c in beams}
             picked = _apart(sorted((dec.finish(c) for c in found.values()), key=order), chosen)
             if picked:
@@ -419,6 +441,7 @@ def decode(trained: TrainedModel, make_seed, settings: DecodeSettings) -> list[P
         rngs = [_generator(s.seed, i, round_, j) for i, j in places]
         drawn = sample_poems(dec, [make_seed(r) for r in rngs], rngs, s.temperature, s.top_k, s.top_p)
         dec.score_line_one(drawn)
+        dec.score_critic(drawn)
         for (i, _), c in zip(places, drawn):
             pools[i].setdefault("".join(c.chars), dec.finish(c))
         pending = [i for i in pending if not any(not p.warnings for p in pools[i].values())]

@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from . import files
+from .critic import NUMPY_FILES, NumpyCritic, load_numpy_critic
 from .errors import PoetryError
 from .metrics import LineHashes
 from .modeldir import (
     BACKWARD,
+    CRITIC,
     Vocab,
     missing_model_error,
     read_line_hashes,
@@ -48,6 +50,8 @@ class TrainedModel:
     known_lines: LineHashes | None = None  # the training lines' hashes, once read (`line_hashes`)
     backward_path: Path | None = None  # models/backward beside it, when there is one (`scorer`)
     backward: TrainedModel | None = field(default=None, init=False)  # that scorer, once loaded
+    critic_path: Path | None = None  # models/critic beside it, when there is one (`ranker`)
+    critic: NumpyCritic | None = field(default=None, init=False)  # that critic, once loaded
     unit_embedding: np.ndarray = field(init=False)  # (V, dim) input vectors of length 1: coherence is a cosine
 
     def __post_init__(self):
@@ -64,6 +68,13 @@ class TrainedModel:
         if self.backward is None and self.backward_path is not None:
             self.backward = load_model(self.backward_path, overuse=False, line_hashes=False, backward=False)
         return self.backward
+
+    def ranker(self) -> NumpyCritic | None:
+        """The ranking critic beside this model (log-odds that a whole poem is real), loaded on first use:
+        only the decoder's `critic` weight needs it."""
+        if self.critic is None and self.critic_path is not None:
+            self.critic = load_numpy_critic(self.critic_path)
+        return self.critic
 
     def line_hashes(self) -> LineHashes:
         """The training lines' hashes, read once (the copy check runs at every line end)."""
@@ -96,8 +107,10 @@ def load_model(path: str | Path, *, keras: bool = False, overuse: bool = True,
     hashes = read_line_hashes(path, config) if line_hashes else None
     scorer = path.parent / BACKWARD
     found = backward and path.name != BACKWARD and missing_model_error(scorer) is None
+    critic = path.parent / CRITIC
+    has_critic = path.name != BACKWARD and all((critic / name).exists() for name in NUMPY_FILES)
     return TrainedModel(path, vocab, config, stepper, load_tables(path, vocab), penalties, keras_model, hashes,
-                        scorer if found else None)
+                        scorer if found else None, critic if has_critic else None)
 
 
 def read_weight_index(folder: Path) -> dict | None:

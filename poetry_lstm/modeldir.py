@@ -30,6 +30,7 @@ OVERUSE_FILE = "overuse.json"
 TABLES_FILE = "tables.npz"
 MODES = ("word2vec", "onehot")
 BACKWARD = "backward"  # the folder of the backward scorer (`train --backward`), beside the modes' folders
+CRITIC = "critic"  # the folder of the ranking critic (`python bench/critic.py train --out models/critic`), beside them
 PAD, UNK, START = "<pad>", "<unk>", "<s>"
 SPECIALS = (PAD, UNK, START)
 
@@ -94,10 +95,12 @@ def read_overuse(folder: Path, tokens: tuple[str, ...]) -> np.ndarray:
 
 def read_line_hashes(folder: Path, config: dict) -> LineHashes:
     """The training lines' hashes beside the model folders (`models/train_lines.u64`, shared by the
-    models of one corpus); the config's digest proves they are this model's."""
+    models of one corpus); the config's digest proves they are this model's. A model trained before the
+    cleaner spelt each character one way records the digest of its lines respelt (`copy_check`): the
+    decoder writes no variant form, so those are the lines a copy of its training would match."""
     path = Path(folder).parent / HASH_FILE
     hashes = LineHashes.load(path)
-    want = config.get("train_lines_sha1")
+    want = config.get("copy_check", {}).get("sha1") or config.get("train_lines_sha1")
     if want and hashes.digest() != want:
         command = rebuild_command(folder)
         raise PoetryError(f"The training line hashes {path} belong to another corpus than the model in {folder}; "

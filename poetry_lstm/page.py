@@ -306,6 +306,7 @@ ZH_BY_KIND = {
     "critic_too_few": lambda f: "评诗模型需要至少十首真诗与十首生成诗",
     "critic_missing": lambda f: f"{f['path']} 没有评诗模型；先用 python bench/critic.py train 训练一个",
     "no_backward": lambda f: f"{f['path']} 没有反向模型，择优未计首句呼应；用 {f['command']} 训练一个",
+    "no_critic": lambda f: f"{f['path']} 没有择优评判模型，择优未计像不像真诗；用 {f['command']} 训练一个",
     "polyphonic_end": lambda f: (f"{f['char']} 平仄两读；{f['form']}取平声（{'、'.join(f['groups'])}），"
                                  "二、四句与它押韵"
                                  if f["tone"] == "平" else f"{f['char']} 平仄两读；{f['form']}取仄声，首句不入韵"),

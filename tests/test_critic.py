@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 from conftest import CHARS
 
-from poetry_lstm.critic import _auc, binomial_interval, critic_scores, load_critic, save_critic, train_critic
+from poetry_lstm.critic import (
+    _auc,
+    binomial_interval,
+    critic_scores,
+    load_critic,
+    load_numpy_critic,
+    save_critic,
+    train_critic,
+)
 from poetry_lstm.errors import PoetryError
 
 TOPICS = [CHARS[i::4] for i in range(4)]  # four disjoint sets of characters
@@ -50,10 +58,22 @@ def test_a_saved_critic_scores_alike(critic, tmp_path):
     assert again.made == critic.made and again.tokens == critic.tokens
 
 
+@pytest.mark.slow
+def test_the_numpy_critic_reads_as_keras_does(critic, tmp_path):
+    save_critic(tmp_path / "c", critic)
+    fast = load_numpy_critic(tmp_path / "c")
+    unknown = "风雨𠀀𠀁𠀂，" * 2 + "山水花月风。" * 2  # characters the critic never saw
+    sample = poems(20, True, 11) + poems(20, False, 12) + [unknown]
+    p_real = 1 / (1 + np.exp(-fast.logit_real(sample)))
+    np.testing.assert_allclose(p_real, critic.p_real(sample), atol=3e-3)  # float16 weights
+    assert fast.made == critic.made and fast.tokens == critic.tokens
+
+
 def test_a_missing_critic_names_what_to_run(tmp_path):
-    with pytest.raises(PoetryError, match="bench/critic.py train") as err:
-        load_critic(tmp_path / "none")
-    assert err.value.kind == "critic_missing"
+    for load in (load_critic, load_numpy_critic):
+        with pytest.raises(PoetryError, match="bench/critic.py train") as err:
+            load(tmp_path / "none")
+        assert err.value.kind == "critic_missing"
 
 
 def test_too_few_poems_are_refused():
@@ -77,3 +97,42 @@ def test_wilson_interval_holds_the_share_and_narrows_with_more_readings():
     assert low < 0.25 < high
     low2, high2 = binomial_interval(50, 200)
     assert high2 - low2 < high - low and binomial_interval(0, 0) == (0.0, 1.0)
+
+
+@pytest.fixture(scope="module")
+def with_critic(critic, tiny_models, tmp_path_factory):
+    """A copy of the tiny models with a ranking critic beside them."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("ranked")
+    shutil.copytree(tiny_models, root / "models")
+    save_critic(root / "models" / "critic", critic)
+    return root / "models"
+
+
+@pytest.mark.slow
+def test_the_critic_weighs_how_real_a_candidate_reads_into_the_choice(with_critic):
+    from poetry_lstm import generate as G
+    from poetry_lstm.loading import load_model
+
+    trained = load_model(with_critic / "word2vec")
+    assert trained.critic is None  # found, not loaded: a poem without `critic` does not pay for it
+    off = G.complete_poem(trained, "山水风月花", n=1, seed=3).poems[0]
+    on = G.complete_poem(trained, "山水风月花", n=1, seed=3, critic=1.0, candidates=16).poems[0]
+    assert off.realness == 0.0 and on.realness != 0.0
+    assert on.realness == pytest.approx(float(trained.ranker().logit_real([on.text])[0]), abs=1e-3)
+    strong = G.complete_poem(trained, "山水风月花", n=1, seed=3, critic=5.0, candidates=16).poems[0]
+    assert strong.realness >= on.realness - 1e-9  # more weight never picks a poem the critic finds less real
+    assert not any(n.kind == "no_critic" for n in on.notes)
+
+
+def test_the_critic_weight_without_a_critic_says_so(tiny_models):
+    from poetry_lstm import generate as G
+    from poetry_lstm.loading import load_model
+
+    trained = load_model(tiny_models / "word2vec")
+    if trained.critic_path is not None:
+        pytest.skip("the shared tiny models have a ranking critic")
+    poem = G.complete_poem(trained, "山水风月花", n=1, seed=0, critic=1.0).poems[0]
+    note = next(n for n in poem.notes if n.kind == "no_critic")
+    assert "bench/critic.py train" in note.fields["command"] and poem.realness == 0.0

@@ -135,6 +135,23 @@ def test_every_poem_from_held_out_first_lines_passes_the_checker(shipped):
     assert len(firsts) == 300 and lines_2_to_4_pass(shipped, firsts) == []
 
 
+def test_line_four_rhymes_where_line_twos_written_end_is_sure(shipped):
+    """干 merges 乾 (qián, 下平一先) with 干 and 幹: a written line-2 干 rhymes for sure only in 上平十四寒, so
+    strict rules end line 4 there (落日下阑干 … 流光长在天 drew the checker's error); lenient ones also in 一先."""
+    from poetry_lstm.decoder import Candidate, Decoder
+    from poetry_lstm.generate import settings_for
+
+    assert {"上平十四寒", "下平一先"} <= prosody.rhyme_groups("干")
+    assert prosody.sure_rhyme_groups("干") == {"上平十四寒"}
+    chars = list("残霞销暝色，落日下阑干。想像清风里，") + [""] * 6
+    cand = Candidate(chars, dict(enumerate("残霞销暝色")), None, None)
+    pos, ids = layout.LINE_ENDS[3], {ch: shipped.vocab.id(ch) for ch in "天寒"}
+    strict = Decoder(shipped, settings_for(shipped, None, tones=False)).allowed(cand, pos)
+    lenient = Decoder(shipped, settings_for(shipped, None, tones=False, rules="lenient")).allowed(cand, pos)
+    assert strict[ids["寒"]] and not strict[ids["天"]]
+    assert lenient[ids["寒"]] and lenient[ids["天"]]
+
+
 def test_a_rescue_line_follows_a_dayao_first_line(shipped):
     from poetry_lstm.generate import complete_poem
 

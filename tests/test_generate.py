@@ -421,6 +421,27 @@ def test_an_empty_or_missing_hash_file_is_an_error_unless_novelty_is_off(tmp_pat
             G.complete_poem(unchecked, "白日依山尽", n=1)
 
 
+def test_hashes_of_another_corpus_are_refused_unless_the_config_names_them_its_copy_check(tmp_path, tiny_models):
+    from poetry_lstm.card import rewrite
+    from poetry_lstm.metrics import LineHashes
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models / "word2vec", models / "word2vec")
+    other = LineHashes.of_lines(["白日依山尽", "黄河入海流"])  # the corpus respelt, say
+    (models / "train_lines.u64").write_bytes(other.to_bytes())
+    with pytest.raises(PoetryError, match="another corpus") as err:
+        load_model(models / "word2vec")
+    assert err.value.kind == "hashes_mismatch"
+    config_file = models / "word2vec" / "config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["copy_check"] = {"lines": 2, "sha1": other.digest(), "why": "the same poems, respelt"}
+    config_file.write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
+    trained = load_model(models / "word2vec")  # the copy check it names is the one it reads
+    assert trained.known_lines.digest() == other.digest() and "白日依山尽" in trained.known_lines
+    rewrite(models / "word2vec")  # and its card says which lines it reads
+    assert "the same poems, respelt" in (models / "word2vec" / "card.md").read_text(encoding="utf-8")
+
+
 def test_the_first_answers_do_not_depend_on_how_many_are_asked_for(tiny_models):
     trained = load_model(tiny_models / "word2vec", keras=True)
     one = G.complete_poem(trained, "白日依山尽", n=1, seed=5).poems
