@@ -239,9 +239,9 @@ def take_poem(text: str) -> None:
 
 def desk_tab(model_path: Path, settings: DecodeSettings) -> None:
     """诗稿: a pasted 五绝 checked (`desk.check_poem`), a suggested character put in with a click, or one
-    line rewritten (`desk.revise_line`) and the version taken."""
+    line rewritten (`desk.revise_line`) and the version taken; a 七绝 checked by the rules alone."""
     with st.form("desk", border=False):
-        text = st.text_area("五言绝句（标点、换行随意，繁简皆可）", key="desk_text", height=110,
+        text = st.text_area("五言或七言绝句（标点、换行随意，繁简皆可）", key="desk_text", height=110,
                             placeholder="移舟泊烟渚，日暮客愁新。\n野旷天低树，江清月近人。")
         rules_col, button_col = st.columns([5, 1], vertical_alignment="bottom")
         rules = rules_col.radio("规则 rules", list(page.RULE_LABELS), format_func=page.RULE_LABELS.get,
@@ -252,17 +252,21 @@ def desk_tab(model_path: Path, settings: DecodeSettings) -> None:
         st.session_state.desk_poem = text
     poem = st.session_state.get("desk_poem")
     if poem is None:
-        st.caption("贴入一首五言绝句，按 检查：逐字标出平仄，指出失对、失粘、孤平、落韵、重字等，并给出改法。")
+        st.caption("贴入一首五言或七言绝句，按 检查：逐字标出平仄，指出失对、失粘、孤平、落韵、重字等；"
+                   "五绝并给出改法。")
         return
     try:
         report = check_desk(str(model_path), poem, rules)
-    except PoetryError as exc:  # refused input: empty, not Chinese, a 七绝, the wrong shape
+    except PoetryError as exc:  # refused input: empty, not Chinese, the wrong shape
         show_error(exc)
         return
     st.markdown(page.report_html(report), unsafe_allow_html=True)
     desk_problems(report)
     st.markdown(page.DESK_LEGEND, unsafe_allow_html=True)
-    desk_revision(model_path, report, settings)
+    if report.kind == "五绝":
+        desk_revision(model_path, report, settings)
+    else:  # no model writes seven characters a line yet: the rules are checked, nothing is suggested
+        st.caption("七言绝句只检查格律：还没有七言模型，所以没有改法，也不能改写。")
 
 
 def desk_problems(report) -> None:

@@ -54,7 +54,12 @@ class Report:
     chars: list[dict]         # one per character: line, place, char, tone, want ("平", "仄" or "中"), rhyme
     problems: list[Problem]
     rules: str = "strict"
-    kind: str = "五绝"
+    kind: str = "五绝"        # or "七绝"
+
+    @property
+    def form_name(self) -> str:
+        """The form as poets name it for this kind (`form` is the key of prosody.FORMS, named for a 五绝)."""
+        return form_name(self.form, 5 if self.kind == "五绝" else 7) if self.form else ""
 
     @property
     def ok(self) -> bool:
@@ -65,40 +70,40 @@ class Report:
 
     def to_json(self) -> dict:
         problems = [{**asdict(p), "name": p.name} for p in self.problems]
-        return {"kind": self.kind, "form": self.form, "rules": self.rules, "ok": self.ok, "text": self.text,
+        return {"kind": self.kind, "form": self.form, "form_name": self.form_name, "rules": self.rules, "ok": self.ok,
+                "text": self.text,
                 "chars": self.chars, "problems": problems}
 
 
 def read_poem(raw: str) -> str:
-    """A pasted 五绝 as `XXXXX，XXXXX。XXXXX，XXXXX。` in simplified characters: marks may be full-width or
-    ASCII, lines may be broken or spaced, or the 20 characters given bare. Anything else: an InputError
-    of one sentence."""
+    """A pasted 五绝 as `XXXXX，XXXXX。XXXXX，XXXXX。` (or 七绝, seven characters a line) in simplified characters:
+    marks may be full-width or ASCII, lines may be broken or spaced, or the 20 (28) characters given bare.
+    Anything else: an InputError of one sentence."""
     text = (raw or "").strip()
     if not text:
-        raise InputError(f"The poem is empty; paste a 五绝 of four five-character lines, e.g. {EXAMPLE}",
+        raise InputError(f"The poem is empty; paste a 五绝 or 七绝 of four lines, e.g. {EXAMPLE}",
                          kind="poem_empty")
     if len(text) > MAX_INPUT:
-        raise InputError(f"The input is {len(text):,} characters long, not a poem; paste one 五绝 of four "
-                         "five-character lines.", kind="poem_too_long", length=len(text))
+        raise InputError(f"The input is {len(text):,} characters long, not a poem; paste one 五绝 or 七绝 of four "
+                         "lines.", kind="poem_too_long", length=len(text))
     text = to_simplified(text)
     lines = [ln for ln in _split(text) if ln]
     if not lines:
-        raise InputError(f"The poem holds only punctuation; paste a 五绝 of four five-character lines, e.g. {EXAMPLE}",
+        raise InputError(f"The poem holds only punctuation; paste a 五绝 or 七绝 of four lines, e.g. {EXAMPLE}",
                          kind="poem_empty")
     bad = "".join(dict.fromkeys(ch for ln in lines for ch in ln if not is_han(ch)))
     if bad:
         what = "is not a Chinese character" if len(bad) == 1 else "are not Chinese characters"
         raise InputError(f"The poem holds {bad!r}, which {what}; paste only the poem, e.g. {EXAMPLE}",
                          kind="poem_not_han", bad=bad)
-    if len(lines) == 1 and len(lines[0]) == 20:
-        lines = [lines[0][i:i + 5] for i in range(0, 20, 5)]
+    if len(lines) == 1 and len(lines[0]) in (20, 28):  # the characters given bare: 五绝 or 七绝
+        size = len(lines[0]) // 4
+        lines = [lines[0][i:i + size] for i in range(0, len(lines[0]), size)]
     sizes = [len(ln) for ln in lines]
-    if sizes == [7] * 4 or (len(lines) == 1 and sizes == [28]):
-        raise InputError("Seven-character lines (七绝) are not checked yet; paste a 五绝 of four five-character "
-                         f"lines, e.g. {EXAMPLE}", kind="poem_qijue")
-    if sizes != [5] * 4:
-        raise InputError(f"A 五绝 has four lines of five characters, but this has {len(lines)} line(s) of "
-                         f"{'/'.join(map(str, sizes))}; write it as XXXXX，XXXXX。XXXXX，XXXXX。", kind="poem_shape",
+    if sizes not in ([5] * 4, [7] * 4):
+        raise InputError(f"A 五绝 has four lines of five characters and a 七绝 four of seven, but this has "
+                         f"{len(lines)} line(s) of {'/'.join(map(str, sizes))}; write it as "
+                         "XXXXX，XXXXX。XXXXX，XXXXX。 or XXXXXXX，XXXXXXX。XXXXXXX，XXXXXXX。", kind="poem_shape",
                          sizes=sizes)
     return "".join(ln + mark for ln, mark in zip(lines, "，。，。"))
 
@@ -133,19 +138,19 @@ def _groups(ch: str) -> frozenset[str]:
 
 def _rhyme_problems(lines: list[str], types: tuple, rules: str) -> list[Problem]:
     """落韵 and its licences: lines 2 and 4 (and line 1 in an 入韵 form) end in one 平声 group, line 3 ends 仄."""
-    ends = [ln[-1] for ln in lines]
+    ends, end = [ln[-1] for ln in lines], len(lines[0])
     out = []
     places = [1, 3] + ([0] if types[0] in ("A", "B") else [])
     if prosody.ZE not in prosody.reading(ends[2])[0] and prosody.is_known(ends[2]):
-        out.append(_problem(3, 5, "off_rhyme", "error", f"第三句末字「{ends[2]}」为平声，应仄收",
+        out.append(_problem(3, end, "off_rhyme", "error", f"第三句末字「{ends[2]}」为平声，应仄收",
                             f"line 3 ends in {ends[2]}, which is 平: it should end 仄"))
     if types[0] in ("a", "b") and prosody.ZE not in prosody.reading(ends[0])[0] and prosody.is_known(ends[0]):
-        out.append(_problem(1, 5, "off_rhyme", "error", f"首句不入韵，末字「{ends[0]}」却为平声",
+        out.append(_problem(1, end, "off_rhyme", "error", f"首句不入韵，末字「{ends[0]}」却为平声",
                             f"line 1 ends in {ends[0]}, 平, in a form that does not rhyme it: it should end 仄"))
     ping = [i for i in places if _groups(ends[i]) or not prosody.is_known(ends[i])]
     for i in places:
         if i not in ping:
-            out.append(_problem(i + 1, 5, "off_rhyme", "error", f"第{i + 1}句末字「{ends[i]}」为仄声，应押平声韵",
+            out.append(_problem(i + 1, end, "off_rhyme", "error", f"第{i + 1}句末字「{ends[i]}」为仄声，应押平声韵",
                                 f"line {i + 1} ends in {ends[i]}, which is 仄: it should end in a 平 rhyme"))
     known = [i for i in ping if prosody.is_known(ends[i])]
     count = Counter(g for i in known for g in _groups(ends[i]))
@@ -155,7 +160,7 @@ def _rhyme_problems(lines: list[str], types: tuple, rules: str) -> list[Problem]
     if top < 2 and len(known) >= 2:  # no two rhyme ends share a group: each is out of place for the others
         names = "、".join(f"{ends[i]}（{'/'.join(sorted(_groups(ends[i])))}）" for i in known)
         for i in known:
-            out.append(_problem(i + 1, 5, "off_rhyme", "error", f"韵脚不同部：{names}",
+            out.append(_problem(i + 1, end, "off_rhyme", "error", f"韵脚不同部：{names}",
                                 f"the rhyme ends are in different groups: {names}"))
         return out
     # the group most rhyme ends share; between equals, the one of lines 2 and 4
@@ -165,14 +170,14 @@ def _rhyme_problems(lines: list[str], types: tuple, rules: str) -> list[Problem]
         ch = ends[i]
         if group not in _groups(ch):
             if i == 0 and NEIGHBOURS.get(group, set()) & _groups(ch):
-                out.append(_problem(1, 5, "licence", "note", f"首句借邻韵「{ch}」（孤雁出群）",
+                out.append(_problem(1, end, "licence", "note", f"首句借邻韵「{ch}」（孤雁出群）",
                                     f"line 1 borrows a neighbouring rhyme, {ch} (孤雁出群)"))
             else:
-                out.append(_problem(i + 1, 5, "off_rhyme", "error", f"「{ch}」不在{group}，落韵",
+                out.append(_problem(i + 1, end, "off_rhyme", "error", f"「{ch}」不在{group}，落韵",
                                     f"{ch} is not in {group}, the poem's rhyme"))
         elif group not in prosody.sure_rhyme_groups(ch):
             severity = "error" if rules == "strict" else "note"
-            out.append(_problem(i + 1, 5, "off_rhyme", severity, f"「{ch}」是简化合并字，有的读法不在{group}",
+            out.append(_problem(i + 1, end, "off_rhyme", severity, f"「{ch}」是简化合并字，有的读法不在{group}",
                                 f"{ch} stands for traditional characters not all of which rhyme in {group}"))
     return out
 
@@ -184,13 +189,17 @@ def _problem(line: int, char: int | None, kind: str, severity: str, zh: str, en:
 def _line_problems(lines: list[str], types: tuple, rules: str) -> tuple[list[Problem], int]:
     """(tone problems of each line and the licences it takes, their cost) under one form."""
     out, cost = [], 0
+    size = len(lines[0])
+    weights = meter.WEIGHTS if size == 5 else meter.WEIGHTS7
     for k, (line, t) in enumerate(zip(lines, types)):
-        rescued = k + 1 < len(lines) and types[k + 1] == "B" and "P" in _options(lines[k + 1][2])
+        rescued = k + 1 < len(lines) and types[k + 1] == "B" and "P" in _options(lines[k + 1][size - 3])
         v = _best(tuple(_options(ch) for ch in line), t, rules, rescued)
         for place, kind in v.faults:
-            if place == 5:
+            if place == size:
                 continue  # the line's end belongs to the rhyme
-            cost += meter.WEIGHTS[place - 1]
+            cost += weights[place - 1]
+            if size == 7:  # 粘对 is judged at place 2 of a seven; its place 4 is a tone like 6
+                kind = {(2, "tone"): "lost_contrast", (4, "lost_contrast"): "tone"}.get((place, kind), kind)
             if kind == "lost_contrast" and k == 2:
                 kind = "lost_link"
             out.append(_tone_problem(k + 1, place, kind, line, t))
@@ -200,31 +209,43 @@ def _line_problems(lines: list[str], types: tuple, rules: str) -> tuple[list[Pro
     return out, cost
 
 
-# What each fault says, Chinese then English; {n} the line, {p} the place, {ch} the character, {want} its tone.
+# What each fault says, Chinese then English; {n} the line, {p} the place, {ch} the character, {want} its tone;
+# {zp} the place in Chinese, {q} the place after it (孤平's rescue), {zq} that one in Chinese.
 TONE_MESSAGES = {
     "tone": ("第{n}句第{p}字「{ch}」应{want}", "line {n}, character {p} ({ch}) should be {want}"),
     "lost_contrast": ("第{n}句第二字「{ch}」失对，应{want}",
                       "line {n}, character 2 ({ch}) has the tone of the line it answers (失对): {want} is wanted"),
     "lost_link": ("第三句第二字「{ch}」失粘，应{want}",
                   "line 3, character 2 ({ch}) breaks the link with line 2 (失粘): {want} is wanted"),
-    "lone_ping": ("第{n}句犯孤平：第一字「{ch}」应平（或第三字用平以救）",
-                  "line {n} has a lone 平 (孤平): character 1 ({ch}) should be 平, or character 3 平 to rescue it"),
-    "three_ping_tail": ("第{n}句三平尾：第三字「{ch}」应仄",
-                        "line {n} ends 平平平 (三平尾): character 3 ({ch}) should be 仄"),
-    "three_ze_tail": ("第{n}句三仄尾：第三字「{ch}」应平",
-                      "line {n} ends 仄仄仄 (三仄尾): character 3 ({ch}) should be 平"),
-    "unrescued_ao": ("第{n}句第四字「{ch}」仄声成大拗，下句第三字未用平声相救",
-                     "line {n}, character 4 ({ch}) is 仄 (大拗), and the next line's character 3 is not 平 to "
+    "lone_ping": ("第{n}句犯孤平：第{zp}字「{ch}」应平（或第{zq}字用平以救）",
+                  "line {n} has a lone 平 (孤平): character {p} ({ch}) should be 平, or character {q} 平 to rescue it"),
+    "three_ping_tail": ("第{n}句三平尾：第{zp}字「{ch}」应仄",
+                        "line {n} ends 平平平 (三平尾): character {p} ({ch}) should be 仄"),
+    "three_ze_tail": ("第{n}句三仄尾：第{zp}字「{ch}」应平",
+                      "line {n} ends 仄仄仄 (三仄尾): character {p} ({ch}) should be 平"),
+    "unrescued_ao": ("第{n}句第{zp}字「{ch}」仄声成大拗，下句第{zr}字未用平声相救",
+                     "line {n}, character {p} ({ch}) is 仄 (大拗), and the next line's character {r} is not 平 to "
                      "rescue it"),
-    "zi_ping": ("第{n}句仄平仄平仄：第一字「{ch}」应平（特拗平平仄平仄）",
-                "line {n} is 仄平仄平仄: character 1 ({ch}) should be 平 (特拗 is 平平仄平仄)"),
+    "zi_ping": ("第{n}句{pattern}：第{zp}字「{ch}」应平（特拗{licensed}）",
+                "line {n} is {pattern}: character {p} ({ch}) should be 平 (特拗 is {licensed})"),
 }
+ZH_NUMBERS = "一二三四五六七"
+
+
+def base_of(line_type: str, size: int) -> str:
+    """The base pattern of a line type of five or seven characters."""
+    return (meter.BASE if size == 5 else meter.BASE7)[line_type]
 
 
 def _tone_problem(line_no: int, place: int, kind: str, line: str, line_type: str) -> Problem:
-    ch, want = line[place - 1], ZH_TONE[meter.BASE[line_type][place - 1]]
-    template = "zi_ping" if kind == "tone" and line_type == "b" and place == 1 else kind
-    zh, en = (t.format(n=line_no, p=place, ch=ch, want=want) for t in TONE_MESSAGES[template])
+    head = len(line) - 5  # a seven-character line's places 3–7 are a five's 1–5
+    ch, want = line[place - 1], ZH_TONE[base_of(line_type, len(line))[place - 1]]
+    template = "zi_ping" if kind == "tone" and line_type == "b" and place == 1 + head else kind
+    lead = "仄仄" if head else ""  # a seven-character b line's head
+    values = dict(n=line_no, p=place, ch=ch, want=want, zp=ZH_NUMBERS[place - 1], q=place + 2,
+                  zq=ZH_NUMBERS[min(place + 1, 6)], r=place - 1, zr=ZH_NUMBERS[place - 2],
+                  pattern=lead + "仄平仄平仄", licensed=lead + "平平仄平仄")
+    zh, en = (t.format(**values) for t in TONE_MESSAGES[template])
     return _problem(line_no, place, kind, "error", zh, en)
 
 
@@ -244,10 +265,11 @@ def _repeats(lines: list[str]) -> list[Problem]:
 
 
 def check(text: str, rules: str = "strict") -> Report:
-    """The checker's report on one 五绝 (`read_poem` output): the form that fits best, its problems."""
+    """The checker's report on one 五绝 or 七绝 (`read_poem` output): the form that fits best, its problems."""
     if rules not in meter.RULE_SETS:
         raise ValueError(f"unknown rules {rules!r}")
-    lines = prosody.split_lines(text)
+    lines = prosody.seven_lines(text) or prosody.split_lines(text)
+    size = len(lines[0])
     best = None
     for form, types in prosody.FORMS.items():
         problems, cost = _line_problems(lines, types, rules)
@@ -264,16 +286,27 @@ def check(text: str, rules: str = "strict") -> Report:
         problems.append(_problem(k + 1, j + 1, "unknown_char", "error", f"「{ch}」不在平水韵表中，无法定平仄",
                                  f"{ch} is not in the 平水韵 table, so its tone cannot be checked"))
     for k, line in enumerate(lines):
-        for j in (1, 3, 4):
+        for j in _WANTED[size]:
             if prosody.tone_of(line[j]) == prosody.BOTH:
                 problems.append(_problem(k + 1, j + 1, "polyphonic", "note", f"「{line[j]}」平仄两读，多音字需自校",
                                          f"{line[j]} reads both 平 and 仄: check which reading you mean"))
     problems.sort(key=lambda p: (p.line, p.char or 0, p.severity != "error"))
-    return Report(text, form, _chars(lines, types), problems, rules)
+    return Report(text, form, _chars(lines, types), problems, rules, "五绝" if size == 5 else "七绝")
+
+
+_WANTED = {5: (1, 3, 4), 7: (1, 3, 5, 6)}  # 0-based places whose tone is fixed (二四分明, 二四六分明, the end)
+
+
+def form_name(form: str, size: int) -> str:
+    """What poets call a form (a key of prosody.FORMS, named by its five-character line 1) for lines of `size`:
+    a seven-character line's head has the other tones, so 仄起 and 平起 trade places."""
+    return form if size == 5 else form.replace("仄起", "〇").replace("平起", "仄起").replace("〇", "平起")
 
 
 def _chars(lines: list[str], types: tuple) -> list[dict]:
     rhyming = {1, 3} | ({0} if types[0] in ("A", "B") else set())
-    return [{"line": k + 1, "place": j + 1, "char": ch, "tone": prosody.tone_of(ch),
-             "want": ZH_TONE[meter.BASE[t][j]] if j in (1, 3, 4) else "中", "rhyme": j == 4 and k in rhyming}
+    size = len(lines[0])
+    want = lambda t, j: ZH_TONE[base_of(t, size)[j]] if j in _WANTED[size] else "中"  # noqa: E731
+    return [{"line": k + 1, "place": j + 1, "char": ch, "tone": prosody.tone_of(ch), "want": want(t, j),
+             "rhyme": j == size - 1 and k in rhyming}
             for k, (line, t) in enumerate(zip(lines, types)) for j, ch in enumerate(line)]

@@ -119,15 +119,24 @@ def normalise(text: str, simplify: bool = True, standardise: bool = True) -> str
     return re.sub(r"\s+", "", text)
 
 
-FORMS = ("wujue", "wulv", "wugu")  # 4 lines; 8 lines; any other even count from 6 (五古, 五排)
+# Per line length: the quatrain (4 lines); the regulated verse (8 lines); any other even count from 6 (古诗, 排律)
+SHAPES = {5: ("wujue", "wulv", "wugu"), 7: ("qijue", "qilv", "qigu")}
+FORMS = SHAPES[5] + SHAPES[7]
+SEVEN_DIR = "qijue"  # corpus/qijue/ holds the seven-character corpus, laid out as corpus/ holds the five
 
 
-def form_of(n_lines: int) -> str | None:
+def chars_of(form: str) -> int:
+    """Characters a line of a form (wujue, qilv_half, …) has."""
+    return 7 if form.startswith("qi") else 5
+
+
+def form_of(n_lines: int, chars: int = 5) -> str | None:
+    quatrain, regulated, old = SHAPES[chars]
     if n_lines == 4:
-        return "wujue"
+        return quatrain
     if n_lines == 8:
-        return "wulv"
-    return "wugu" if n_lines >= 6 and n_lines % 2 == 0 else None
+        return regulated
+    return old if n_lines >= 6 and n_lines % 2 == 0 else None
 
 
 def window_starts(n_lines: int) -> list[int]:
@@ -139,16 +148,16 @@ def window_starts(n_lines: int) -> list[int]:
     return starts
 
 
-def problem_of(text: str, forms: list[str]) -> tuple[str | None, list[list[str]]]:
-    """(drop reason or None, quatrains as lists of 4 lines). A longer poem yields its windows."""
+def problem_of(text: str, forms: list[str], chars: int = 5) -> tuple[str | None, list[list[str]]]:
+    """(drop reason or None, quatrains as lists of 4 lines of `chars` characters). A longer poem yields its windows."""
     if not text:
         return "empty", []
     segments = LINE_END.split(text)
     if segments[-1] == "":
         segments.pop()
-    n_lines = len(segments) if form_of(len(segments)) in forms else 4
-    if len(segments) != n_lines or any(len(s) != 5 for s in segments):
-        return "not_five_character_quatrain", []
+    n_lines = len(segments) if form_of(len(segments), chars) in forms else 4
+    if len(segments) != n_lines or any(len(s) != chars for s in segments):
+        return f"not_{'five' if chars == 5 else 'seven'}_character_quatrain", []
     body = "".join(segments)
     if "□" in body or "○" in body or "〇" in body:
         return "missing_character", []
@@ -192,22 +201,25 @@ def read_raw(crawler_dir: Path, stats: Counter) -> list[dict]:
     return records
 
 
-def _quatrains(records: list[dict], forms: list[str], drops: Counter):
-    """Yield a row for each well-formed quatrain or window of a longer poem, counting drops by reason."""
+def _quatrains(records: list[dict], forms: list[str], drops: Counter, chars: int = 5):
+    """Yield a row for each well-formed quatrain or window of a longer poem with lines of `chars`
+    characters, counting drops by reason."""
+    quatrain, regulated, old = SHAPES[chars]
     for rec in records:
         # OpenCC is the slow step: judge the shape on the traditional text first (conversion keeps
         # length and punctuation), and convert only the poems that can pass.
-        reason, _ = problem_of(normalise(rec["text"], simplify=False), forms)
+        reason, _ = problem_of(normalise(rec["text"], simplify=False), forms, chars)
         if not reason:
             # Variant forms are replaced line by line below, so that each quatrain counts its own (the
             # table maps a Han character to another, so the shape is the same either way).
-            reason, parts = problem_of(normalise(rec["text"], standardise=False), forms)
+            reason, parts = problem_of(normalise(rec["text"], standardise=False), forms, chars)
         if reason:
             drops[reason] += 1
             continue
-        # 2 windows that do not overlap are a 五律's halves; a 6-line poem gives 2 overlapping ones
+        # 2 windows that do not overlap are a 律诗's halves; a 6-line poem gives 2 overlapping ones
         n = len(parts)
-        form = "wujue" if n == 1 else "wulv_half" if n == 2 and parts[0][2:] != parts[1][:2] else "wugu_window"
+        halves = n == 2 and parts[0][2:] != parts[1][:2]
+        form = quatrain if n == 1 else f"{regulated}_half" if halves else f"{old}_window"
         for lines in parts:
             variants = Counter(ch for line in lines for ch in line if ch in VARIANT_FORMS)
             # The split is drawn from the text as OpenCC left it, so normalising the variants moves no
@@ -232,7 +244,8 @@ def deduplicate(rows: list[dict], cfg: Config, drops: Counter) -> list[dict]:
     do not count.
     """
     seen_text, owner_of_line, kept = set(), {}, []  # line → (split, source poem)
-    for row in sorted(rows, key=lambda r: r["form"] != "wujue"):  # stable: input order within a form
+    real = {SHAPES[5][0], SHAPES[7][0]}
+    for row in sorted(rows, key=lambda r: r["form"] not in real):  # stable: input order within a form
         if row["text"] in seen_text:
             drops["duplicate_text"] += 1
             continue
@@ -241,7 +254,7 @@ def deduplicate(rows: list[dict], cfg: Config, drops: Counter) -> list[dict]:
         owners = [owner_of_line[line] for line in row["lines"] if line in owner_of_line]
         shared = {split for split, _ in owners}
         n_shared = sum(source != poem for _, source in owners)
-        is_window = row["form"] != "wujue"
+        is_window = row["form"] not in real
         if n_shared >= 2 or len(shared) > 1 or (is_window and shared - {"train"}):
             drops["duplicate_line" if n_shared >= 2 or not is_window else "shares_a_held_out_line"] += 1
             continue
@@ -253,20 +266,21 @@ def deduplicate(rows: list[dict], cfg: Config, drops: Counter) -> list[dict]:
 
 
 def build_report(kept: list[dict], stats: Counter, drops: Counter, cfg: Config,
-                 variants: Counter | None = None) -> dict:
+                 variants: Counter | None = None, line_chars: int = 5) -> dict:
     """The report; `variants` counts the variant forms replaced in the kept quatrains (疎: 3)."""
     variants = variants or Counter()
+    quatrain, regulated, old = SHAPES[line_chars]
     chars = Counter(ch for row in kept for line in row["lines"] for ch in line)
     total = sum(chars.values())
     ranked = [n for _, n in chars.most_common()]
     return {
         "records_read": stats["read"],
         "kept": len(kept),
-        "kept_real_quatrains": sum(r["form"] == "wujue" for r in kept),
-        "kept_wulv_halves": sum(r["form"] == "wulv_half" for r in kept),
-        "kept_wugu_windows": sum(r["form"] == "wugu_window" for r in kept),
+        "kept_real_quatrains": sum(r["form"] == quatrain for r in kept),
+        f"kept_{regulated}_halves": sum(r["form"] == f"{regulated}_half" for r in kept),
+        f"kept_{old}_windows": sum(r["form"] == f"{old}_window" for r in kept),
         "training_lines": sum(len(r["lines"]) for r in kept if r["split"] == "train"),
-        "forms": cfg.clean.forms,
+        "forms": [f for f in cfg.clean.forms if f in SHAPES[line_chars]],
         "dropped": dict(sorted({**drops, "malformed_record": stats["malformed_record"]}.items())),
         "per_split": {s: sum(r["split"] == s for r in kept) for s in SPLITS},
         "per_dynasty": dict(Counter(r["dynasty"] for r in kept).most_common()),
@@ -281,21 +295,33 @@ def build_report(kept: list[dict], stats: Counter, drops: Counter, cfg: Config,
 
 
 def clean_corpus(cfg: Config) -> dict:
-    """Rebuild corpus/quatrains.jsonl and corpus/report.json from every raw record file."""
+    """Rebuild corpus/quatrains.jsonl and corpus/report.json from every raw record file, and with qijue
+    among the forms corpus/qijue/quatrains.jsonl and its report.json: the report of the five (with the
+    seven's under "seven" when there is one)."""
     bad = [f for f in cfg.clean.forms if f not in FORMS]
-    if bad or "wujue" not in cfg.clean.forms:
-        raise PoetryError(f"--forms must include wujue and may add wulv and wugu, not {','.join(cfg.clean.forms)}.")
-    stats, drops = Counter(), Counter()
+    seven_without_qijue = set(cfg.clean.forms) & set(SHAPES[7]) and "qijue" not in cfg.clean.forms
+    if bad or "wujue" not in cfg.clean.forms or seven_without_qijue:
+        raise PoetryError(f"--forms must include wujue and may add wulv and wugu, and qijue with qilv and qigu; "
+                          f"not {','.join(cfg.clean.forms)}.")
+    stats = Counter()
     records = read_raw(Path(cfg.paths.crawler_dir), stats)
-    kept = deduplicate(list(_quatrains(records, cfg.clean.forms, drops)), cfg, drops)
+    corpus = Path(cfg.paths.corpus_dir)
+    report = _clean_shape(records, stats, cfg, 5, corpus)
+    if "qijue" in cfg.clean.forms:
+        report["seven"] = _clean_shape(records, stats, cfg, 7, corpus / SEVEN_DIR)
+    return report
+
+
+def _clean_shape(records: list[dict], stats: Counter, cfg: Config, chars: int, corpus: Path) -> dict:
+    drops = Counter()
+    kept = deduplicate(list(_quatrains(records, cfg.clean.forms, drops, chars)), cfg, drops)
     variants = Counter()
     for row in kept:
         variants.update(row.pop("variants"))
         row.pop("split_key")
-    corpus = Path(cfg.paths.corpus_dir)
     files.remove_stale_temps(corpus, ".*.tmp*")  # what a killed clean left half-written
     files.write_jsonl(corpus / "quatrains.jsonl", kept)
-    report = build_report(kept, stats, drops, cfg, variants)
+    report = build_report(kept, stats, drops, cfg, variants, chars)
     files.write_json(corpus / "report.json", report)
     return report
 
@@ -304,7 +330,7 @@ def texts_by_split(records: list[dict], use_windows: bool) -> dict[str, list[str
     """Poem texts per split of corpus records; windows of longer poems (train only) join when asked."""
     out: dict[str, list[str]] = {s: [] for s in SPLITS}
     for r in records:
-        if r["split"] in out and (use_windows or r["form"] == "wujue"):
+        if r["split"] in out and (use_windows or r["form"] in (SHAPES[5][0], SHAPES[7][0])):
             out[r["split"]].append(r["text"])
     return out
 

@@ -155,8 +155,8 @@ def cli(ctx, config_file):
               help="chinese-poetry: replace the raw records and the corpus even when "
               "the new crawl has fewer than half as many records as the previous one.")
 @click.option("--forms", default=None,
-              help="Forms kept by the cleaner: wujue; add wulv (五律) and wugu (五古, 五排) "
-              "to train on their four-line windows too.")
+              help="Forms kept by the cleaner: wujue; add wulv (五律) and wugu (五古, 五排) to train on their "
+              "four-line windows too; qijue, qilv and qigu keep seven-character verse the same way, in corpus/qijue/.")
 @click.pass_context
 @friendly
 def crawl(ctx, source, source_path, base_url, max_pages, delay, force, forms):
@@ -219,11 +219,18 @@ def _clean(cfg: Config) -> None:
                f"report in {cfg.paths.corpus_dir}/report.json")
     if previous is not None:
         click.echo(f"clean: replaced a corpus of {previous} quatrains with {report['kept']}")
+    seven = report.get("seven")
+    if seven:
+        click.echo(f"clean: seven characters a line: kept {seven['kept']} ({seven['kept_real_quatrains']} real 七绝, "
+                   f"{seven['kept_qilv_halves']} 七律 halves, {seven['kept_qigu_windows']} windows of 七古 and 七排), "
+                   f"splits {seven['per_split']}, vocabulary {seven['vocabulary_size']}; "
+                   f"report in {cfg.paths.corpus_dir}/qijue/report.json")
 
 
 @cli.command()
 @click.option("--forms", default=None,
-              help="wujue; add wulv (五律) and wugu (五古, 五排) to train on their four-line windows too.")
+              help="Forms kept by the cleaner: wujue; add wulv (五律) and wugu (五古, 五排) to train on their "
+              "four-line windows too; qijue, qilv and qigu keep seven-character verse the same way, in corpus/qijue/.")
 @click.pass_context
 @friendly
 def clean(ctx, forms):
@@ -470,8 +477,9 @@ def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no
 
 
 def _print_report(report) -> None:
-    click.echo(f"{report.kind}  {report.form}  ({report.rules} rules)  {'✓ 合律' if report.ok else '✗ 有误'}")
-    by_line = [report.chars[i:i + 5] for i in range(0, 20, 5)]
+    click.echo(f"{report.kind}  {report.form_name}  ({report.rules} rules)  {'✓ 合律' if report.ok else '✗ 有误'}")
+    size = len(report.chars) // 4
+    by_line = [report.chars[i:i + size] for i in range(0, 4 * size, size)]
     for chars, end in zip(by_line, "，。，。"):
         tones = " ".join({"平": "平", "仄": "仄", "both": "平仄", "unknown": "？"}[c["tone"]] for c in chars)
         wants = " ".join(c["want"] for c in chars)
@@ -518,17 +526,18 @@ def _desk_model(cfg: Config, mode: str | None, wanted: bool = True):
 @click.pass_context
 @friendly
 def check(ctx, text, poem_file, lenient, suggest, mode, as_json):
-    """Check a 五绝: each character's 平仄, the form it fits best, and every problem at its place.
+    """Check a 五绝 or a 七绝: each character's 平仄, the form it fits best, and every problem at its place.
 
     Problems: a tone out of pattern, 失对, 失粘, 孤平, 三平尾, 三仄尾, an unrescued 大拗, 落韵,
     重字 (a warning) and characters missing from 平水韵. Licences (拗救, 孤雁出群) and 多音字 are
-    notes. Each problem at a character comes with up to 10 characters that repair it, ranked
-    by the model's score of the whole poem with the character in place. The exit code is 0
-    when no poem has an error, 1 when one has.
+    notes. Each problem of a 五绝 at a character comes with up to 10 characters that repair it,
+    ranked by the model's score of the whole poem with the character in place (no model writes a
+    七绝 yet). The exit code is 0 when no poem has an error, 1 when one has.
 
     \b
     Examples:
       poetry-lstm check 白日依山尽，黄河入海流。欲穷千里目，更上一层楼。
+      poetry-lstm check 朝辞白帝彩云间，千里江陵一日还。两岸猿声啼不住，轻舟已过万重山。
       poetry-lstm check "白日依山尽 黄河入海流 欲穷千里目 更上一层天" --json
       poetry-lstm check --file my_poems.txt --json > reports.jsonl
     """

@@ -231,6 +231,7 @@ class GenerateConfig:
     max_char_uses: int
     mutual: float
     critic: float
+    line_search: bool
     rules: str
     licences: bool
 
@@ -269,6 +270,7 @@ class DecodeSettings:
     max_char_uses: int        # novelty: how often one character may be written (a 叠字 in place is one use; 2 or 1)
     mutual: float             # weight of the backward model's mean log p(line 1 | lines 2–4) in the choice
     critic: float             # weight of the ranking critic's log-odds that the poem is real (models/critic)
+    line_search: bool         # sampling: after lines 2 and 3, the worse half of an answer's candidates copy the better
     rules: str                # "strict" or "lenient" (also 三仄尾 and 仄平仄平仄): which lines tones allow (meter.py)
     licences: bool            # also write the licences the rules accept (拗救); False: plain lines only
 

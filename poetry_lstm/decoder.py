@@ -53,6 +53,7 @@ class Poem:
     notes: list[Note] = field(default_factory=list)  # how the poem read what it was given (a polyphonic line-1 end)
 
 
+LINE_SEARCH_AT = (layout.LINE_ENDS[1] + 1, layout.LINE_ENDS[2] + 1)  # the marks after lines 2 and 3
 NOISE_HEAD = 64  # a stochastic beam perturbs this many children of each beam
 NUCLEUS_HEAD = 512  # top-p sorts only this many of the ~8000 allowed characters when they hold the nucleus
 
@@ -166,7 +167,7 @@ class Decoder:
     def rank(self, c: Candidate) -> float:
         """What a best-of-K choice maximises: the model's mean log-probability, less the frequency
         penalty of the chosen characters, plus the coherence with line 1."""
-        free = [self.vocab.id(ch) for i, ch in enumerate(c.chars) if i not in c.forced and i not in PUNCT]
+        free = [self.vocab.id(ch) for i, ch in enumerate(c.chars) if ch and i not in c.forced and i not in PUNCT]
         penalty = float(self.penalty[free].mean() if free else 0)
         return (c.logp / max(c.generated, 1) + penalty + self.settings.coherence * self.coherence(c)
                 + self.settings.mutual * c.line_one + self.settings.critic * c.realness)
@@ -306,9 +307,32 @@ def _fixed(c: Candidate, pos: int) -> str | None:
     return PUNCT.get(pos) or c.forced.get(pos)
 
 
-def sample_poems(dec: Decoder, cands: list[Candidate], rngs: list, temperature, top_k, top_p) -> list[Candidate]:
+def resample_lines(dec: Decoder, cands: list[Candidate], groups: list[int]) -> np.ndarray:
+    """Whole-line search: within each answer's group, the worse half of the candidates (by `Decoder.rank` of
+    what they wrote so far) take over copies of the better half, so one weak line does not sink a poem.
+    Returns, for each place of the batch, the place it now continues (for the LSTM state)."""
+    source = np.arange(len(cands))
+    for g in dict.fromkeys(groups):
+        places = [b for b, k in enumerate(groups) if k == g]
+        ranked = sorted(places, key=lambda b: -dec.rank(cands[b]))
+        keep = ranked[:(len(ranked) + 1) // 2]
+        for n, b in enumerate(ranked[len(keep):]):
+            source[b] = keep[n % len(keep)]
+    copies = [cands[b] for b in source]
+    for b, from_b in enumerate(source):
+        if from_b != b:
+            c = copies[b]
+            cands[b] = Candidate(list(c.chars), c.forced, c.types, c.form, c.logp, c.generated, list(c.relaxed),
+                                 c.free)
+    return source
+
+
+def sample_poems(dec: Decoder, cands: list[Candidate], rngs: list, temperature, top_k, top_p,
+                 groups: list[int] | None = None) -> list[Candidate]:
     """Fill every slot of each candidate by sampling, all candidates advancing in one batch; each
-    candidate draws from its own generator, so it does not depend on how many share the batch."""
+    candidate draws from its own generator, so it does not depend on how many share the batch.
+    With `groups` (the answer each candidate belongs to) and `line_search` on, the candidates of an
+    answer are resampled by what they wrote after lines 2 and 3 (`resample_lines`)."""
     stepper, tokens = dec.m.stepper, dec.vocab.tokens
     # The characters every candidate has fixed from the start (a given first line) run once, not per candidate.
     shared = 0
@@ -345,6 +369,10 @@ def sample_poems(dec: Decoder, cands: list[Candidate], rngs: list, temperature, 
                 c.chars[pos], c.logp, c.generated = tokens[i], c.logp + float(logp[b, i]), c.generated + 1
                 c.relaxed += dropped
             prev[b] = dec.vocab.id(c.chars[pos])
+        if groups is not None and dec.settings.line_search and pos in LINE_SEARCH_AT:
+            source = resample_lines(dec, cands, groups)
+            state = [tuple(x[source] for x in layer) for layer in state]
+            prev = prev[source]
     return cands
 
 
@@ -439,7 +467,8 @@ def decode(trained: TrainedModel, make_seed, settings: DecodeSettings) -> list[P
     for round_ in range(max(s.max_tries, 1)):
         places = [(i, j) for i in pending for j in range(k)]
         rngs = [_generator(s.seed, i, round_, j) for i, j in places]
-        drawn = sample_poems(dec, [make_seed(r) for r in rngs], rngs, s.temperature, s.top_k, s.top_p)
+        drawn = sample_poems(dec, [make_seed(r) for r in rngs], rngs, s.temperature, s.top_k, s.top_p,
+                             groups=[i for i, _ in places])
         dec.score_line_one(drawn)
         dec.score_critic(drawn)
         for (i, _), c in zip(places, drawn):

@@ -127,9 +127,9 @@ def suggestions_for(trained: TrainedModel, report: Report, problem: Problem, lim
 
 def check_poem(trained: TrainedModel | None, raw: str, rules: str = "strict", limit: int = 10) -> Report:
     """The checker's report on a pasted 五绝, each problem at a character with up to `limit` repairs (none
-    without a model)."""
+    without a model, and none yet for a 七绝: no model writes seven characters a line)."""
     report = check(read_poem(raw), rules)
-    if trained is not None:
+    if trained is not None and report.kind == "五绝":  # the shipped models write five characters a line
         for problem in report.problems:
             problem.suggestions = suggestions_for(trained, report, problem, limit)
     return report
@@ -149,6 +149,9 @@ def revise_line(trained: TrainedModel, raw: str, line: int, n: int = 3, settings
     """`n` new versions of line `line` (1–4) that keep the other three: each scans and rhymes by the rules,
     brings no 重字, copies no training line, and they are ranked by the whole poem (`poem_scores`)."""
     text = read_poem(raw)
+    if len(text) != layout.SLOTS:
+        raise InputError("Only a 五绝's lines can be rewritten yet; no model writes seven characters a line. "
+                         "`poetry-lstm check` reads a 七绝.", kind="revise_qijue")
     if not 1 <= line <= layout.LINES:
         raise InputError(f"There is no line {line}; a 五绝 has lines 1 to 4.", kind="revise_line", line=line)
     s = settings_for(trained, settings, **overrides)

@@ -19,6 +19,11 @@ Two rule sets:
 - "lenient": also the licences poets dispute, 三仄尾 (平平仄仄仄) and 仄平仄平仄 (couyun faults both;
   the generator wrote them until the poet's desk).
 The generator writes plain lines only unless asked for licences (`variants(..., licences=True)`).
+
+A seven-character line (七言) is a five-character one after a two-character head whose second place
+has the other tone of the five's second (二四六分明): a 平平仄仄平平仄, A 平平仄仄仄平平, b 仄仄平平平仄仄,
+B 仄仄平平仄仄平. Its place 1 is free; its places 3–7 are judged as the five's places 1–5, so 孤平, 三平尾
+and the licences sit at their 七言 places (孤平 of 仄仄平平仄仄平 is 仄仄仄平仄仄平, place 3).
 """
 from __future__ import annotations
 
@@ -28,6 +33,9 @@ from itertools import product
 
 BASE = {"a": "ZZPPZ", "A": "ZZZPP", "b": "PPPZZ", "B": "PPZZP"}
 TYPES = tuple(BASE)
+_OTHER = {"P": "Z", "Z": "P"}
+BASE7 = {t: _OTHER[p[0]] + _OTHER[p[1]] + p for t, p in BASE.items()}  # the head has the other tones
+HEAD = 2  # a seven-character line's places before its five-character tail
 RESCUE = "B+"  # a B line answering a 大拗 a line: 平 at place 3, so it rescues it (对句相救)
 RULE_SETS = ("strict", "lenient")
 DISPUTED = ("三仄尾", "仄平仄平仄")  # licences only the lenient rules accept
@@ -48,6 +56,7 @@ FAULTS = {
 class Verdict:
     faults: tuple[tuple[int, str], ...]  # (place from 1, fault id), in place order
     licence: str | None = None           # the licence the line takes, if any
+    chars: int = 5                       # the line's length
 
     @property
     def ok(self) -> bool:
@@ -55,19 +64,26 @@ class Verdict:
 
     @property
     def cost(self) -> int:
-        """How badly the line breaks its type: places 2, 4 and 5 weigh most."""
-        return sum(WEIGHTS[place - 1] for place, _ in self.faults)
+        """How badly the line breaks its type: the even places and the last weigh most."""
+        weights = WEIGHTS if self.chars == 5 else WEIGHTS7
+        return sum(weights[place - 1] for place, _ in self.faults)
 
 
 WEIGHTS = (1, 3, 1, 3, 4)
+WEIGHTS7 = (1, 3) + WEIGHTS
 
 
 def verdict(pattern: str, line_type: str, rules: str = "strict", rescued: bool = False) -> Verdict:
-    """What the rules say of one line of `line_type` with tones `pattern` (P/Z only).
+    """What the rules say of one line of `line_type` with tones `pattern` (P/Z only; five or seven letters).
 
-    `rescued`: the line is an a line answered by a B line with 平 at place 3 (对句相救 holds);
-    "lenient" `rules` also accept the DISPUTED licences.
+    `rescued`: the line is an a line answered by a B line with 平 at its third place from the end's
+    third (对句相救 holds); "lenient" `rules` also accept the DISPUTED licences.
     """
+    if len(pattern) == 5 + HEAD:  # the head's place 2 against the tail's, then the tail as a five
+        kind = "B" if line_type == RESCUE else line_type
+        head = [(2, "tone")] if pattern[1] != BASE7[kind][1] else []
+        tail = verdict(pattern[HEAD:], line_type, rules, rescued)
+        return Verdict(tuple(head + [(place + HEAD, fault) for place, fault in tail.faults]), tail.licence, 7)
     kind = "B" if line_type == RESCUE else line_type
     base, p = BASE[kind], pattern
     faults: list[tuple[int, str]] = []
@@ -117,16 +133,17 @@ def verdict(pattern: str, line_type: str, rules: str = "strict", rescued: bool =
 
 
 @lru_cache(maxsize=None)
-def variants(line_type: str, rules: str = "strict", licences: bool = False) -> tuple[str, ...]:
-    """The patterns of a `line_type` line that `rules` accept: plain ones only, or with `licences` also
-    the licensed ones. A 大拗 a line needs the next line's help, so it is never among them (the
-    generator writes none; a given one makes its next line `RESCUE`)."""
+def variants(line_type: str, rules: str = "strict", licences: bool = False, chars: int = 5) -> tuple[str, ...]:
+    """The patterns of a `line_type` line of `chars` characters that `rules` accept: plain ones only, or
+    with `licences` also the licensed ones. A 大拗 a line needs the next line's help, so it is never among
+    them (the generator writes none; a given one makes its next line `RESCUE`)."""
     if rules not in RULE_SETS:
         raise ValueError(f"unknown rule set {rules!r}; one of {RULE_SETS}")
-    patterns = ("".join(letters) for letters in product("PZ", repeat=5))
+    patterns = ("".join(letters) for letters in product("PZ", repeat=chars))
     return tuple(p for p in patterns if (v := verdict(p, line_type, rules)).ok and (licences or v.licence is None))
 
 
 def needs_rescue(pattern: str) -> bool:
-    """An a line with 仄 at place 4 (大拗): the B line after it must have 平 at place 3."""
-    return pattern[3] == "Z"
+    """An a line with 仄 at its next-to-last place (大拗): the B line after it must have 平 at its third
+    place from the end (places 4 and 3 of a five-character line, 6 and 5 of a seven)."""
+    return pattern[-2] == "Z"

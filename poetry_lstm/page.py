@@ -191,14 +191,14 @@ def report_html(report) -> str:
     marks = _desk_marks(report.problems)
     rhymes = {(c["line"], c["place"]) for c in report.chars if c["rhyme"]}
     parts = [f'<div class="pl-poem pl-desk" data-text="{html.escape(report.text)}">']
-    for i, line in enumerate(prosody.split_lines(report.text), 1):
+    for i, line in enumerate(prosody.seven_lines(report.text) or prosody.split_lines(report.text), 1):
         parts.append('<div class="pl-line pl-has-break">' if any(k[0] == i for k in marks)
                      else '<div class="pl-line">')
         for j, ch in enumerate(line, 1):
             mark = marks.get((i, j))
             extra = " pl-warn" if mark and mark[3] == "warning" else ""
             parts.append(_char_html(ch, (i, j) in rhymes, mark[:3] if mark else None, extra))
-        parts.append(f'<span class="pl-punct">{layout.MARKS[layout.slot(i - 1, layout.CHARS)]}</span></div>')
+        parts.append(f'<span class="pl-punct">{"，。"[(i - 1) % 2]}</span></div>')
     parts.append(f'<div class="pl-meta">{html.escape(report_summary(report))}</div></div>')
     return "".join(parts)
 
@@ -209,14 +209,15 @@ def report_summary(report) -> str:
     found = "✓ 合律" if report.ok else f"✗ {count['error']} 处错误"
     if count["warning"]:
         found += f"，{count['warning']} 处注意"
-    return " · ".join([report.form or "格式不明", RULE_LABELS.get(report.rules, report.rules), found])
+    return " · ".join([report.form_name or "格式不明", RULE_LABELS.get(report.rules, report.rules), found])
 
 
 def problem_where(problem, text: str) -> str:
     """"第4句第5字「天」", or "第4句" for a problem of the whole line."""
     if problem.char is None:
         return f"第{problem.line}句"
-    return f"第{problem.line}句第{problem.char}字「{text[layout.slot(problem.line - 1, problem.char - 1)]}」"
+    stride = len(text) // 4  # a line and its mark: 6 in a 五绝, 8 in a 七绝
+    return f"第{problem.line}句第{problem.char}字「{text[(problem.line - 1) * stride + problem.char - 1]}」"
 
 
 def problem_html(problem, text: str) -> str:
@@ -269,12 +270,12 @@ ZH_BY_KIND = {
     "setting_type": lambda f: f"设置 {f['key']} 的类型不对",
     "out_of_range": lambda f: f"设置 {f['key']} 超出范围",
     # the 诗稿 tab (checker.read_poem, desk.revise_line, desk.rhymes)
-    "poem_empty": lambda f: "诗稿是空的，请贴入一首五言绝句（四句，每句五字）",
-    "poem_too_long": lambda f: f"贴入的文字有 {f['length']:,} 个字，不是一首诗；请只贴一首五言绝句",
+    "poem_empty": lambda f: "诗稿是空的，请贴入一首五言或七言绝句（四句）",
+    "poem_too_long": lambda f: f"贴入的文字有 {f['length']:,} 个字，不是一首诗；请只贴一首绝句",
     "poem_not_han": lambda f: f"诗稿中的 {f['bad']} 不是汉字，请只贴诗句",
-    "poem_qijue": lambda f: "七言绝句暂不能检查，请贴一首五言绝句（四句，每句五字）",
-    "poem_shape": lambda f: (f"五言绝句是四句、每句五字，这里是 {len(f['sizes'])} 句"
+    "poem_shape": lambda f: (f"绝句是四句、每句五字或七字，这里是 {len(f['sizes'])} 句"
                              + (f"，各 {'/'.join(map(str, f['sizes']))} 字" if f["sizes"] else "")),
+    "revise_qijue": lambda f: "七言绝句暂不能改写（还没有七言模型），可以检查",
     "revise_line": lambda f: f"没有第 {f['line']} 句，五言绝句只有第 1 至 4 句",
     "rhymes_empty": lambda f: "请给出一个韵部（如 东、上平一东）或一个字",
     "rhymes_unknown": lambda f: f"{f['query']} 既不是平声韵部，也不是平水韵中的一个字",

@@ -25,6 +25,7 @@ PING, ZE, BOTH, UNKNOWN = "平", "仄", "both", "unknown"
 # The variants EVALUATION.md measures real poems by (一三五不论 without 孤平 or 三平尾, 拗救 allowed): meter's
 # lenient rules with their licences, the rules the generator kept before the poet's desk.
 VARIANTS: dict[str, tuple[str, ...]] = {t: meter.variants(t, "lenient", licences=True) for t in meter.TYPES}
+VARIANTS7: dict[str, tuple[str, ...]] = {t: meter.variants(t, "lenient", licences=True, chars=7) for t in meter.TYPES}
 BASE = meter.BASE
 FORMS: dict[str, tuple[str, str, str, str]] = {
     "仄起不入韵": ("a", "B", "b", "A"),
@@ -285,6 +286,15 @@ def check_form(text: str) -> bool:
             and all(is_han(ch) for i, ch in enumerate(text) if i not in layout.MARKS))
 
 
+def seven_lines(text: str) -> list[str] | None:
+    """The four lines of a 七绝 written `XXXXXXX，XXXXXXX。XXXXXXX，XXXXXXX。` in Han characters, else None."""
+    marks = "，。，。"
+    lines = [text[i * 8:i * 8 + 7] for i in range(4)]
+    if len(text) != 32 or any(text[i * 8 + 7] != mark for i, mark in enumerate(marks)):
+        return None
+    return lines if all(is_han(ch) for line in lines for ch in line) else None
+
+
 def split_lines(text: str) -> list[str]:
     """The four five-character lines; InputError if the text is not a quatrain."""
     if not check_form(text):
@@ -352,8 +362,9 @@ def closest_forms(line: str) -> list[str]:
 
 
 def line_fits(line: str, line_type: str) -> bool:
-    """The five-character line matches one of the accepted variants of a/A/b/B."""
-    return len(line) == 5 and any(_fits(line, v) for v in VARIANTS[line_type])
+    """The five- or seven-character line matches one of the accepted variants of a/A/b/B."""
+    variants = {5: VARIANTS, 7: VARIANTS7}.get(len(line))
+    return variants is not None and any(_fits(line, v) for v in variants[line_type])
 
 
 def forms_for_first_line(line: str) -> list[str]:
@@ -389,7 +400,8 @@ def char_fits(line_type: str, prefix: str, ch: str) -> bool:
 
 
 def _lines(text: str) -> list[str] | None:
-    return layout.lines_of(text) if check_form(text) else None
+    """The four lines of a 五绝 or a 七绝, else None: the poem-level checks below read either."""
+    return layout.lines_of(text) if check_form(text) else seven_lines(text)
 
 
 def check_tone(text: str) -> bool:
@@ -409,16 +421,21 @@ def check_after_first(text: str) -> bool:
 
 
 def _at_245(line: str) -> str:
-    return line[1] + line[3] + line[4]  # positions 2, 4 and 5, counted from 1
+    return line[1::2] + line[-1]  # positions 2, 4 and 5, counted from 1 (2, 4, 6 and 7 of a seven)
+
+
+def _base_of(line: str, line_type: str) -> str:
+    return (BASE if len(line) == 5 else meter.BASE7)[line_type]
 
 
 def check_tone_245(text: str) -> bool:
-    """Looser: only positions 2, 4 and 5 of each line, against the base pattern of some form."""
+    """Looser: only positions 2, 4 and 5 of each line (2, 4, 6 and 7 of a seven), against the base pattern
+    of some form."""
     lines = _lines(text)
     if lines is None:
         return False
     return any(
-        all(_fits(_at_245(line), _at_245(BASE[t])) for line, t in zip(lines, types))
+        all(_fits(_at_245(line), _at_245(_base_of(line, t))) for line, t in zip(lines, types))
         for types in FORMS.values()
     )
 
@@ -461,7 +478,7 @@ def unknown_chars(text: str) -> list[str]:
 def check_poem(text: str) -> dict:
     """{"form", "tone", "tone_245", "rhyme": bool, "unknown": [chars missing from the table]}."""
     return {
-        "form": check_form(text),
+        "form": _lines(text) is not None,  # a 五绝, or a 七绝
         "tone": check_tone(text),
         "tone_245": check_tone_245(text),
         "rhyme": check_rhyme(text),

@@ -474,9 +474,7 @@ def test_desk_bad_input_is_one_sentence(app):
     cases = [  # (pasted text, the Chinese first, part of the English)
         ("", "诗稿是空的", "The poem is empty"),
         ("白日依山尽😀，黄河入海流。欲穷千里目，更上一层楼。", "诗稿中的 😀 不是汉字", "not a Chinese character"),
-        ("朝辞白帝彩云间，千里江陵一日还。两岸猿声啼不住，轻舟已过万重山。",
-         "七言绝句暂不能检查", "(七绝) are not checked"),
-        ("白日依山尽，黄河入海流。", "五言绝句是四句、每句五字，这里是 2 句", "four lines of five characters"),
+        ("白日依山尽，黄河入海流。", "绝句是四句、每句五字或七字，这里是 2 句", "four lines of five characters"),
     ]
     for text, chinese, english in cases:
         desk_check(app, text)
@@ -486,6 +484,17 @@ def test_desk_bad_input_is_one_sentence(app):
         assert "Traceback" not in shown[0]
     desk_check(app, INJECTED)  # and the desk still works afterwards
     assert desk_report(app) == INJECTED and not errors(app)
+
+
+def test_the_desk_checks_a_qijue_by_the_rules_alone(app):
+    qijue = "故人西辞黄鹤楼，烟花三月下扬州。孤帆远影碧空尽，唯见长江天际流。"
+    desk_check(app, qijue)
+    assert desk_report(app) == qijue and not errors(app)
+    shown = " ".join(m.value for m in desk_tab(app).markdown)
+    assert "失对" in shown and "第1句第2字「人」" in shown  # 人 at place 2 has place 4's tone (辞)
+    assert "仄起入韵" in shown  # line 1 reads 仄平平平平仄平 best as 仄仄平平仄仄平: the 七言 name
+    assert not fix_buttons(app, 1, 2) and not [b for b in desk_tab(app).button if b.key == "desk_revise"]
+    assert any("七言绝句只检查格律" in c.value for c in desk_tab(app).caption)
 
 
 def test_switching_model_and_settings(app):

@@ -57,6 +57,54 @@ def test_every_pattern_gets_a_verdict_and_only_plain_ones_are_written():
         assert all(meter.verdict(p, t).licence is None for p in meter.variants(t))
 
 
+# --- seven characters a line (issue 18) --------------------------------------------------------------------
+
+def test_seven_character_types_are_the_five_after_a_head_of_the_other_tones():
+    assert meter.BASE7 == {"a": "PPZZPPZ", "A": "PPZZZPP", "b": "ZZPPPZZ", "B": "ZZPPZZP"}  # 平平仄仄平平仄 …
+    for t in meter.TYPES:
+        plain, seven = meter.variants(t), meter.variants(t, chars=7)
+        # place 1 free, place 2 the other tone of place 4, places 3–7 as a five-character line
+        assert sorted(seven) == sorted(h + meter._OTHER[p[1]] + p for p in plain for h in "PZ")
+        lenient = meter.variants(t, "lenient", licences=True, chars=7)
+        assert sorted(lenient) == sorted(h + meter._OTHER[p[1]] + p
+                                         for p in meter.variants(t, "lenient", licences=True) for h in "PZ")
+        assert sorted(prosody.VARIANTS7[t]) == sorted(lenient)
+
+
+@pytest.mark.parametrize("pattern, line_type, faults, licence", [
+    ("ZZPPZZP", "B", (), None),                        # 仄仄平平仄仄平
+    ("ZZZPZZP", "B", ((3, "lone_ping"),), None),       # 孤平 at its 七言 place
+    ("ZZZPPZP", "B", (), "孤平拗救"),
+    ("ZPPPZZP", "B", ((2, "tone"),), None),            # 二四六分明: place 2 against place 4
+    ("PPZZPPP", "A", ((5, "three_ping_tail"),), None),  # 三平尾
+    ("PPZZZPP", "A", (), None),
+    ("PPZZPZZ", "a", ((6, "unrescued_ao"),), None),    # 大拗 at place 6
+    ("ZZPPZZZ", "b", ((5, "three_ze_tail"),), None),
+])
+def test_seven_character_faults_sit_at_their_places(pattern, line_type, faults, licence):
+    v = meter.verdict(pattern, line_type)
+    assert (v.faults, v.licence, v.chars) == (faults, licence, 7)
+    assert v.cost == sum(meter.WEIGHTS7[p - 1] for p, _ in v.faults)
+
+
+def test_a_seven_character_dayao_is_rescued_at_place_5_of_the_next_line():
+    assert meter.needs_rescue("PPZZPZZ") and not meter.needs_rescue("PPZZPPZ")
+    assert meter.verdict("PPZZPZZ", "a", rescued=True).licence == "对句相救"
+    assert meter.verdict("ZZPPPZP", meter.RESCUE).ok and not meter.verdict("ZZPPZZP", meter.RESCUE).ok
+
+
+def test_famous_qijue_keep_the_rules_the_five_character_checks_apply():
+    for text in ("秦时明月汉时关，万里长征人未还。但使龙城飞将在，不教胡马度阴山。",   # 王昌龄, 仄起入韵
+                 "朝辞白帝彩云间，千里江陵一日还。两岸猿声啼不住，轻舟已过万重山。",   # 李白, 平起入韵
+                 "故人西辞黄鹤楼，烟花三月下扬州。孤帆远影碧空尽，唯见长江天际流。"):  # 李白, a 拗 first line
+        assert prosody.check_poem(text)["form"] and prosody.check_rhyme(text) and prosody.check_after_first(text)
+    assert prosody.check_tone("秦时明月汉时关，万里长征人未还。但使龙城飞将在，不教胡马度阴山。")
+    # 故人西辞黄鹤楼 has 平 at places 2 and 4 (人, 辞): line 1 breaks 二四六分明, lines 2–4 keep it
+    assert not prosody.check_tone_245("故人西辞黄鹤楼，烟花三月下扬州。孤帆远影碧空尽，唯见长江天际流。")
+    assert prosody.seven_lines("秦时明月汉时关，万里长征人未还。但使龙城飞将在，不教胡马度阴山") is None  # no last stop
+    assert prosody.line_fits("轻舟已过万重山", "A") and not prosody.line_fits("轻舟已过万重山", "B")  # 平平仄仄仄平平
+
+
 def problems(text: str, rules: str = "strict") -> list[tuple]:
     return [(p.line, p.char, p.kind, p.severity) for p in checker.check(checker.read_poem(text), rules).problems
             if p.kind != "polyphonic"]
@@ -116,7 +164,7 @@ def test_repeats_are_warnings_and_unknown_characters_errors():
     ("", "poem_empty"), ("   ", "poem_empty"),
     ("😀😀😀😀😀，😀😀😀😀😀。😀😀😀😀😀，😀😀😀😀😀。", "poem_not_han"),
     ("白日依山尽", "poem_shape"), ("白日依山尽，黄河入海流。", "poem_shape"),
-    ("白日依山尽万里，黄河入海流千丈。欲穷千里目千丈，更上一层楼万里。", "poem_qijue"),
+    ("白日依山尽万里，黄河入海流千丈。欲穷千里目千丈，更上一层楼万里千丈。", "poem_shape"),  # 7/7/7/9
     ("床" * 200_000, "poem_too_long"),
     ("hello world", "poem_not_han"),
 ])
@@ -137,3 +185,51 @@ def test_every_bad_input_is_one_sentence(raw, kind):
 ])
 def test_the_poem_is_read_however_it_is_pasted(raw):
     assert checker.read_poem(raw) == "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"
+
+
+# --- the checker reads a 七绝 (issue 18) -----------------------------------------------------------------
+
+QIJUE = "朝辞白帝彩云间，千里江陵一日还。两岸猿声啼不住，轻舟已过万重山。"
+
+
+@pytest.mark.parametrize("raw", [
+    QIJUE,
+    "朝辞白帝彩云间,千里江陵一日还.两岸猿声啼不住,轻舟已过万重山.",
+    "朝辭白帝彩雲間\n千里江陵一日還\n兩岸猿聲啼不住\n輕舟已過萬重山",
+    "朝辞白帝彩云间千里江陵一日还两岸猿声啼不住轻舟已过万重山",  # 28 characters bare
+])
+def test_a_qijue_is_read_however_it_is_pasted(raw):
+    assert checker.read_poem(raw) == QIJUE
+
+
+def test_a_regulated_qijue_passes_with_its_seven_character_name():
+    report = checker.check(QIJUE)
+    assert report.ok and report.kind == "七绝" and report.form == "仄起入韵"  # the key of (A B b A)
+    assert report.form_name == "平起入韵"  # line 1 is 平平仄仄仄平平: 辞 at place 2 is 平
+    assert report.to_json()["form_name"] == "平起入韵" and report.to_json()["kind"] == "七绝"
+    assert len(report.chars) == 28 and [c["want"] for c in report.chars[:7]] == list("中平中仄中平平")
+    assert [c["place"] for c in report.chars if c["rhyme"]] == [7, 7, 7]  # lines 1, 2 and 4 rhyme
+
+
+@pytest.mark.parametrize("text, expected", [
+    # 孤平 at place 3 of a B line (仄仄仄平仄仄平): 千里江陵 → 千里水陵
+    ("朝辞白帝彩云间，千里水陵一日还。两岸猿声啼不住，轻舟已过万重山。", (2, 3, "lone_ping")),
+    # place 2 of line 3 against line 2's (失粘): 两岸 → 两山
+    ("朝辞白帝彩云间，千里江陵一日还。两山猿声啼不住，轻舟已过万重山。", (3, 2, "lost_link")),
+    # line 3 ends 平 (落韵 at place 7)
+    ("朝辞白帝彩云间，千里江陵一日还。两岸猿声啼不休，轻舟已过万重山。", (3, 7, "off_rhyme")),
+    # place 6 of line 4 against its type (二四六分明): 重 → 里
+    ("朝辞白帝彩云间，千里江陵一日还。两岸猿声啼不住，轻舟已过万里山。", (4, 6, "tone")),
+])
+def test_each_qijue_fault_sits_at_its_seven_character_place(text, expected):
+    found = [(p.line, p.char, p.kind) for p in checker.check(text).problems if p.severity == "error"]
+    assert expected in found, found
+    message = next(p.message for p in checker.check(text).problems if (p.line, p.char, p.kind) == expected)
+    assert message.count("。") == 1 and message.endswith(".")
+
+
+def test_a_lone_ping_message_names_the_seven_character_places():
+    problem = next(p for p in checker.check("朝辞白帝彩云间，千里水陵一日还。两岸猿声啼不住，轻舟已过万重山。").problems
+                   if p.kind == "lone_ping")
+    assert "第三字" in problem.message and "第五字用平以救" in problem.message
+    assert "character 3" in problem.message and "character 5" in problem.message

@@ -349,7 +349,7 @@ def test_an_unreadable_raw_file_is_a_clear_error(tmp_path):
         clean.clean_corpus(cfg)
 
 
-@pytest.mark.parametrize("forms", [["wulv"], ["wujue", "qijue"], []])
+@pytest.mark.parametrize("forms", [["wulv"], ["wujue", "sijue"], ["qijue"], []])
 def test_forms_must_include_wujue(tmp_path, forms):
     write_raw(tmp_path / "crawler", synthetic_poems(5))
     with pytest.raises(PoetryError, match="--forms must include wujue"):
@@ -363,3 +363,46 @@ def test_corpus_rows_are_complete(tmp_path):
     assert clean.poem_text(row["lines"]) == row["text"] and all(len(line) == 5 for line in row["lines"])
     assert all(ch in CHARS for line in row["lines"] for ch in line)
     assert files.read_json(tmp_path / "corpus" / "report.json")["kept"] == 20
+
+
+# --- seven characters a line (issue 18) ------------------------------------------------------------------
+
+CHUSAI = "秦时明月汉时关，万里长征人未还。但使龙城飞将在，不教胡马度阴山。"
+DENGGAO = ("风急天高猿啸哀，渚清沙白鸟飞回。无边落木萧萧下，不尽长江滚滚来。"
+           "万里悲秋常作客，百年多病独登台。艰难苦恨繁霜鬓，潦倒新停浊酒杯。")
+
+
+def test_seven_character_verse_goes_to_its_own_corpus(tmp_path):
+    report, corpus, cfg = run_clean(tmp_path, [DENGGUAN, CHUSAI, DENGGAO, CHUNWANG],
+                                    forms=["wujue", "wulv", "qijue", "qilv", "qigu"])
+    assert [r["form"] for r in corpus] == ["wujue", "wulv_half", "wulv_half"]  # the five, as before
+    assert report["kept"] == 3 and report["forms"] == ["wujue", "wulv"]
+    assert report["dropped"]["not_five_character_quatrain"] == 2  # the 七绝 and the 七律
+    seven = clean.load_corpus(cfg.replace("paths", corpus_dir=str(Path(cfg.paths.corpus_dir) / "qijue")))
+    assert [(r["form"], r["lines"][0]) for r in seven] == [("qijue", "秦时明月汉时关"), ("qilv_half", "风急天高猿啸哀"),
+                                                         ("qilv_half", "万里悲秋常作客")]
+    assert all(len(line) == 7 for r in seven for line in r["lines"])
+    written = json.loads((Path(cfg.paths.corpus_dir) / "qijue" / "report.json").read_text(encoding="utf-8"))
+    assert written == report["seven"] and "seven" not in json.loads(
+        (Path(cfg.paths.corpus_dir) / "report.json").read_text(encoding="utf-8"))
+    assert (written["kept_real_quatrains"], written["kept_qilv_halves"], written["kept_qigu_windows"]) == (1, 2, 0)
+    assert written["forms"] == ["qijue", "qilv", "qigu"] and written["dropped"]["not_seven_character_quatrain"] == 2
+    assert {r["split"] for r in seven if r["form"] == "qilv_half"} == {"train"}
+    texts = clean.texts_by_split(seven, use_windows=False)
+    assert sum(map(len, texts.values())) == 1 and CHUSAI in texts[seven[0]["split"]]
+
+
+def test_without_qijue_no_seven_character_corpus_is_written(tmp_path):
+    report, _, cfg = run_clean(tmp_path, [DENGGUAN, CHUSAI], forms=["wujue"])
+    assert "seven" not in report and not (Path(cfg.paths.corpus_dir) / "qijue").exists()
+    with pytest.raises(PoetryError, match="qijue with qilv and qigu"):
+        run_clean(tmp_path / "b", [DENGGUAN], forms=["wujue", "qilv"])
+
+
+def test_the_seven_character_shape_check():
+    lines = ["秦时明月汉时关", "万里长征人未还", "但使龙城飞将在", "不教胡马度阴山"]
+    assert clean.problem_of(CHUSAI, ["qijue"], 7) == (None, [lines])
+    assert clean.problem_of(DENGGUAN, ["qijue"], 7)[0] == "not_seven_character_quatrain"
+    assert clean.problem_of(DENGGAO, ["qijue"], 7)[0] == "not_seven_character_quatrain"  # 七律 without qilv
+    assert len(clean.problem_of(DENGGAO, ["qijue", "qilv"], 7)[1]) == 2
+    assert clean.chars_of("qigu_window") == 7 and clean.chars_of("wujue") == 5

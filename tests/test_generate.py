@@ -449,6 +449,35 @@ def test_the_first_answers_do_not_depend_on_how_many_are_asked_for(tiny_models):
     assert one[0].text == three[0].text and len({p.text for p in three}) == 3
 
 
+def test_line_search_keeps_the_better_half_within_each_answer(tiny_models):
+    from poetry_lstm.decoder import Candidate, Decoder, resample_lines
+
+    trained = load_model(tiny_models / "word2vec")
+    dec = Decoder(trained, G.settings_for(trained, None, line_search=True))
+    cands = [Candidate(list("山水风月花，") + [""] * 18, {}, None, None, logp=lp, generated=1)
+             for lp in (-1.0, -5.0, -2.0, -9.0, -3.0, -4.0)]
+    source = resample_lines(dec, cands, [0, 0, 0, 0, 1, 1])
+    # answer 0 keeps 0 and 2 (its best two), and 1 and 3 continue copies of them; answer 1's 5 copies its 4
+    assert source.tolist() == [0, 0, 2, 2, 4, 4]
+    assert [c.logp for c in cands] == [-1.0, -1.0, -2.0, -2.0, -3.0, -3.0]
+    assert cands[1] is not cands[0] and cands[1].chars is not cands[0].chars  # copies write on their own
+
+
+def test_line_search_gives_poems_the_model_scores_no_worse_and_the_same_again(tiny_models):
+    trained = load_model(tiny_models / "word2vec")
+    ranks = []
+    for seed in range(6):
+        plain = G.complete_poem(trained, "白日依山尽", n=1, seed=seed).poems[0]
+        searched = G.complete_poem(trained, "白日依山尽", n=1, seed=seed, line_search=True).poems[0]
+        assert searched.text == G.complete_poem(trained, "白日依山尽", n=1, seed=seed, line_search=True).poems[0].text
+        assert searched.checks["tone"] and searched.checks["rhyme"]
+        ranks.append(searched.rank - plain.rank)
+    assert sum(ranks) > 0  # the search keeps what the score prefers, most of the time
+    three = G.complete_poem(trained, "白日依山尽", n=3, seed=5, line_search=True).poems
+    assert len({p.text for p in three}) == 3
+    assert three[0].text == G.complete_poem(trained, "白日依山尽", n=1, seed=5, line_search=True).poems[0].text
+
+
 @pytest.mark.parametrize("seed", [-5, 2**70])
 def test_any_integer_seed_gives_a_poem_and_the_same_poem_again(tiny_models, seed):
     trained = load_model(tiny_models / "word2vec", keras=True)

@@ -1,0 +1,79 @@
+"""How much of a training step the 7,715-way softmax takes: `python bench/softmax_cost.py [--steps 60]`.
+
+The meaning issue asks whether a cheaper softmax (sampled in training, or adaptive: the frequent characters in
+a small head) would buy more epochs in the same hours. This times training steps of the shipped word2vec
+network (its config.json's model_args, batch 64, 24 positions, Adam with clipnorm, sparse cross-entropy, as
+`train` compiles it) against the same network whose output layer has only `--head` classes: the most a
+cheaper softmax could save, since an adaptive one still pays for its head, and either pays something for the
+rest. Both run in this process, alternating, so a busy CPU slows both alike; it prints the ratio, and how
+much of the training text the `--head` most frequent characters cover (what an adaptive head would hold).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def compiled(args: dict, vocab_size: int):
+    import keras
+
+    from poetry_lstm.network import build_model
+
+    model = build_model(**{**args, "vocab_size": vocab_size})
+    model.compile(optimizer=keras.optimizers.Adam(0.002, clipnorm=1.0), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def step_seconds(model, x, y, steps: int) -> list[float]:
+    out = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        model.train_on_batch(x, y)
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=str(ROOT / "models" / "word2vec"))
+    parser.add_argument("--head", type=int, default=1024, help="classes of the cheap output layer")
+    parser.add_argument("--steps", type=int, default=60, help="timed steps per network, in rounds of 10")
+    parser.add_argument("--batch", type=int, default=64)
+    args = parser.parse_args()
+    import numpy as np
+
+    config = json.loads((Path(args.model) / "config.json").read_text(encoding="utf-8"))
+    model_args = config["model_args"]
+    counts = json.loads((Path(args.model) / "vocab.json").read_text(encoding="utf-8")).get("counts", [])
+    full_v = model_args["vocab_size"]
+    rng = np.random.default_rng(0)
+    nets = {}
+    for name, v in (("full", full_v), ("head", args.head)):
+        x = rng.integers(3, v, size=(args.batch, 24), dtype=np.int32)
+        nets[name] = (compiled(model_args, v), x, np.roll(x, -1, axis=1))
+        step_seconds(*nets[name], 3)  # build the graph, warm the caches
+    times = {name: [] for name in nets}
+    for _ in range(max(1, args.steps // 10)):  # alternate, so load on the machine hits both alike
+        for name, (model, x, y) in nets.items():
+            times[name] += step_seconds(model, x, y, 10)
+    full, head = (statistics.median(times[n]) for n in ("full", "head"))
+    ranked = sorted(counts, reverse=True)
+    covered = sum(ranked[:args.head]) / max(sum(ranked), 1)
+    print(f"median training step, batch {args.batch} × 24, {len(times['full'])} steps each:")
+    print(f"  full softmax, {full_v} classes:   {1000 * full:7.1f} ms")
+    print(f"  output of {args.head} classes:        {1000 * head:7.1f} ms   (ratio to full {head / full:.2f})")
+    print(f"  at most {full / head:.2f}× the steps in the same hours; the {args.head} most frequent characters "
+          f"cover {covered:.1%} of the training text")
+
+
+if __name__ == "__main__":
+    main()
