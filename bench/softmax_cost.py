@@ -7,6 +7,7 @@ network (its config.json's model_args, batch 64, 24 positions, Adam with clipnor
 cheaper softmax could save, since an adaptive one still pays for its head, and either pays something for the
 rest. Both run in this process, alternating, so a busy CPU slows both alike; it prints the ratio, and how
 much of the training text the `--head` most frequent characters cover (what an adaptive head would hold).
+`--units N` also times the full network at N units a layer, for what a bigger model costs a step.
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--head", type=int, default=1024, help="classes of the cheap output layer")
     parser.add_argument("--steps", type=int, default=60, help="timed steps per network, in rounds of 10")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--units", type=int, default=0, help="also time the full network at this many units")
     args = parser.parse_args()
     import numpy as np
 
@@ -57,9 +59,12 @@ def main() -> None:
     full_v = model_args["vocab_size"]
     rng = np.random.default_rng(0)
     nets = {}
-    for name, v in (("full", full_v), ("head", args.head)):
+    variants = [("full", full_v, model_args), ("head", args.head, model_args)]
+    if args.units:
+        variants.append((f"{args.units} units", full_v, {**model_args, "units": args.units}))
+    for name, v, net_args in variants:
         x = rng.integers(3, v, size=(args.batch, 24), dtype=np.int32)
-        nets[name] = (compiled(model_args, v), x, np.roll(x, -1, axis=1))
+        nets[name] = (compiled(net_args, v), x, np.roll(x, -1, axis=1))
         step_seconds(*nets[name], 3)  # build the graph, warm the caches
     times = {name: [] for name in nets}
     for _ in range(max(1, args.steps // 10)):  # alternate, so load on the machine hits both alike
@@ -73,6 +78,10 @@ def main() -> None:
     print(f"  output of {args.head} classes:        {1000 * head:7.1f} ms   (ratio to full {head / full:.2f})")
     print(f"  at most {full / head:.2f}× the steps in the same hours; the {args.head} most frequent characters "
           f"cover {covered:.1%} of the training text")
+    if args.units:
+        bigger = statistics.median(times[f"{args.units} units"])
+        print(f"  full softmax, {args.units} units a layer ({model_args['units']} shipped): {1000 * bigger:7.1f} ms "
+              f"(ratio to full {bigger / full:.2f})")
 
 
 if __name__ == "__main__":

@@ -189,13 +189,18 @@ class NumpyCritic:
         return (h @ a["dense_w"] + a["dense_b"])[:, 0]
 
 
-def load_numpy_critic(folder: str | Path) -> NumpyCritic:
-    folder = Path(folder)
-    missing = [f for f in NUMPY_FILES if not (folder / f).exists()]
+def _critic_meta(folder: Path, needed: tuple[str, ...]) -> dict:
+    """critic.json of the critic in `folder`, once the files `needed` are all there."""
+    missing = [f for f in needed if not (folder / f).exists()]
     if missing:
         raise PoetryError(f"No critic in {folder} (missing {', '.join(missing)}); train one with "
                           "`python bench/critic.py train`.", kind="critic_missing", path=str(folder))
-    meta = files.read_json(folder / "critic.json", "critic", fix="train the critic again")
+    return files.read_json(folder / "critic.json", "critic", fix="train the critic again")
+
+
+def load_numpy_critic(folder: str | Path) -> NumpyCritic:
+    folder = Path(folder)
+    meta = _critic_meta(folder, NUMPY_FILES)
     with np.load(folder / "critic.npz", allow_pickle=False) as z:
         arrays = {k: z[k].astype(np.float32) for k in z.files}
     return NumpyCritic(tuple(meta["tokens"]), arrays, meta.get("made", {}))
@@ -203,11 +208,7 @@ def load_numpy_critic(folder: str | Path) -> NumpyCritic:
 
 def load_critic(folder: str | Path) -> Critic:
     folder = Path(folder)
-    missing = [f for f in CRITIC_FILES if not (folder / f).exists()]
-    if missing:
-        raise PoetryError(f"No critic in {folder} (missing {', '.join(missing)}); train one with "
-                          "`python bench/critic.py train`.", kind="critic_missing", path=str(folder))
-    meta = files.read_json(folder / "critic.json", "critic", fix="train the critic again")
+    meta = _critic_meta(folder, CRITIC_FILES)
     args = dict(meta["args"])
     model = build_critic(args.pop("vocab_size"), **args)
     model.load_weights(folder / "critic.weights.h5")
