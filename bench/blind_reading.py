@@ -2,6 +2,7 @@
 
     python bench/blind_reading.py pairs   --split valid --seed 20261206 --out docs/readings/NAME
     python bench/blind_reading.py singles --split valid --seed 20261207 --out docs/readings/NAME
+    python bench/blind_reading.py versus  --split valid --seed 20261222 --set line_search=true --out docs/readings/NAME
     python bench/blind_reading.py score docs/readings/NAME
 
 `pairs` draws 30 real held-out 五绝 with a fresh seed, completes each first line once with the settings
@@ -10,7 +11,11 @@ reader sees: each pair with A/B shuffled, nothing else) and `key.json` (which is
 seeds, the code's commit). `singles` writes 40 poems in random order, 20 real and 20 ours from 20 other
 first lines. The reader's answers go into `answers.json` beside them (the sheet says how); `score`
 prints the share of pairs where the real poem was picked, or the accuracy, the mean ratings and how many
-of ours were taken for real.
+of ours were taken for real. `versus` is for choosing between two settings once readers find the real poem
+every time: pairs of ours from the same 30 first lines (those that differ), one at the baseline
+(`--base-set`, `--base-models`; the defaults) and one at the challenger (`--set`, `--models`), A/B shuffled;
+the reader says which reads more like a real poem, and `score` prints the share that prefer the challenger
+with Wilson's 95% interval.
 """
 from __future__ import annotations
 
@@ -32,6 +37,17 @@ are (1 = a guess, 3 = certain), a 1–5 rating of the poem you take for the prog
 real poem), and a short reason.
 
 Answer in `answers.json` as a list: `[{"item": 1, "real": "A", "confidence": 2, "rating": 2, "reason": "..."}, ...]`.
+
+"""
+
+VERSUS_HEAD = """# Blind reading: two poems from one first line
+
+Each item shows two 五言绝句 that share their first line. Both were written by a program from that line. For
+each item, say which one reads more like a good real poem (A or B), how sure you are (1 = a guess, 3 = certain),
+a 1–5 rating of each (5 = reads like a good real poem), and a short reason.
+
+Answer in `answers.json` as a list:
+`[{"item": 1, "better": "A", "confidence": 2, "rating_a": 2, "rating_b": 1, "reason": "..."}, ...]`.
 
 """
 
@@ -122,10 +138,56 @@ def make(kind: str, args) -> None:
     print(f"wrote {out / 'sheet.md'} (for the reader) and {out / 'key.json'} (keep it from the reader)")
 
 
+def make_versus(args) -> None:
+    """30 first lines, each completed at the baseline and at the challenger settings, A/B shuffled."""
+    from poetry_lstm.loading import load_model
+
+    base_model = load_model(Path(args.base_models) / args.mode)
+    model = load_model(Path(args.models) / args.mode)
+    base, challenger = settings_from(base_model, args.base_set or []), settings_from(model, args.set or [])
+    rng = random.Random(args.seed)
+    firsts = [p[:5] for p in rng.sample(held_out(args.split), 30)]
+    olds, news = ours(base_model, base, firsts, args.seed), ours(model, challenger, firsts, args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    lines, items = [VERSUS_HEAD], []
+    for old, new in zip(olds, news):
+        if old == new:  # the same poem either way: nothing to choose, not shown
+            continue
+        a, b = (old, new) if rng.random() < 0.5 else (new, old)
+        items.append({"item": len(items) + 1, "A": a, "B": b, "challenger": "A" if a == new else "B"})
+        lines.append(f"## {len(items)}\n\nA\n\n{show(a)}\n\nB\n\n{show(b)}\n")
+    key = {"kind": "versus", "split": args.split, "seed": args.seed, "model": args.mode, "commit": commit(),
+           "base_models": models_name(args.base_models), "models": models_name(args.models),
+           "base_settings": dataclasses.asdict(base), "settings": dataclasses.asdict(challenger),
+           "command": "python bench/blind_reading.py " + " ".join(sys.argv[1:]), "same_poem": 30 - len(items),
+           "items": items}
+    (out / "sheet.md").write_text("\n".join(lines), encoding="utf-8")
+    (out / "key.json").write_text(json.dumps(key, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(f"wrote {out / 'sheet.md'} (for the reader) and {out / 'key.json'}: {len(items)} pairs "
+          f"({30 - len(items)} first lines gave the same poem either way and are left out)")
+
+
+def score_versus(items: list[dict], answers: dict) -> dict:
+    from poetry_lstm.critic import binomial_interval
+
+    judged = items
+    wins = sum(answers[it["item"]]["better"] == it["challenger"] for it in judged)
+    rating = lambda it, side: answers[it["item"]][f"rating_{side.lower()}"]  # noqa: E731
+    other = {"A": "B", "B": "A"}
+    mean = lambda side_of: round(sum(rating(it, side_of(it)) for it in judged) / max(len(judged), 1), 2)  # noqa: E731
+    return {"kind": "versus", "pairs": len(judged), "challenger_preferred": wins,
+            "challenger_preferred_95": binomial_interval(wins, len(judged)),
+            "mean_rating_challenger": mean(lambda it: it["challenger"]),
+            "mean_rating_baseline": mean(lambda it: other[it["challenger"]])}
+
+
 def score(folder: Path) -> dict:
     key = json.loads((folder / "key.json").read_text(encoding="utf-8"))
     answers = {a["item"]: a for a in json.loads((folder / "answers.json").read_text(encoding="utf-8"))}
     items = key["items"]
+    if key["kind"] == "versus":
+        return score_versus(items, answers)
     if key["kind"] == "pairs":
         right = [answers[it["item"]]["real"] == it["real"] for it in items]
         ratings = [answers[it["item"]]["rating"] for it in items]
@@ -153,11 +215,22 @@ def main() -> None:
         p.add_argument("--models", default=str(ROOT / "models"), help="the models folder (a candidate model's)")
         p.add_argument("--set", action="append", help="a decoder setting other than the default, key=value")
         p.add_argument("--out", required=True)
+    v = sub.add_parser("versus")
+    v.add_argument("--split", choices=["valid", "test"], default="valid")
+    v.add_argument("--seed", type=int, required=True, help="a fresh seed for every reading")
+    v.add_argument("--mode", default="word2vec")
+    v.add_argument("--base-models", default=str(ROOT / "models"), help="the baseline's models folder")
+    v.add_argument("--base-set", action="append", help="a baseline setting other than the default, key=value")
+    v.add_argument("--models", default=str(ROOT / "models"), help="the challenger's models folder")
+    v.add_argument("--set", action="append", help="a challenger setting other than the default, key=value")
+    v.add_argument("--out", required=True)
     s = sub.add_parser("score")
     s.add_argument("folder")
     args = parser.parse_args()
     if args.command == "score":
         print(json.dumps(score(Path(args.folder)), ensure_ascii=False, indent=1))
+    elif args.command == "versus":
+        make_versus(args)
     else:
         make(args.command, args)
 
