@@ -39,7 +39,7 @@ def first_rhymes(lines: list[str]) -> bool:
 def measure(texts: list[str]) -> dict:
     counts = Counter()
     for text in texts:
-        lines = prosody._lines(text)
+        lines = prosody.quatrain_lines(text)
         result = prosody.check_poem(text)
         counts["tone"] += result["tone"]
         counts["tone_even_places"] += result["tone_245"]
@@ -53,8 +53,8 @@ def measure(texts: list[str]) -> dict:
         counts["unknown_char"] += bool(result["unknown"])
         counts["check_ok_strict"] += checker.check(text).ok
         counts["check_ok_lenient"] += checker.check(text, "lenient").ok
-    n = len(texts)
-    return {"poems": n, **{k: round(v / n, 4) for k, v in sorted(counts.items())},
+    n = max(len(texts), 1)  # a dynasty with no poems gives zeros, not a division by zero
+    return {"poems": len(texts), **{k: round(v / n, 4) for k, v in sorted(counts.items())},
             "line_1_rhymes_of_rhyming": round(counts["line_1_rhymes"] / max(counts["rhyme"], 1), 4)}
 
 

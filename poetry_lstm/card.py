@@ -73,8 +73,9 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
          f"{config.get('train_lines', '?')} distinct training lines (sha1 `{config.get('train_lines_sha1', '?')}`), "
          "not the lines; a new line is mistaken for one of them with odds "
          f"n / 2^64 ≈ {config.get('train_lines', 0) / 2**64:.0e}"),
-        *([f"- the copy check reads the {config['copy_check']['lines']} lines of sha1 "
-           f"`{config['copy_check']['sha1']}`: {config['copy_check']['why']}"] if config.get("copy_check") else []),
+        *([f"- the copy check reads the {config['copy_check'].get('lines', '?')} lines of sha1 "
+           f"`{config['copy_check'].get('sha1', '?')}`: {config['copy_check'].get('why', '')}"]
+          if isinstance(config.get("copy_check"), dict) else []),
         "",
         "## Training",
         f"- machine: {config['machine']}",

@@ -226,25 +226,19 @@ TONE_MESSAGES = {
     "unrescued_ao": ("第{n}句第{zp}字「{ch}」仄声成大拗，下句第{zr}字未用平声相救",
                      "line {n}, character {p} ({ch}) is 仄 (大拗), and the next line's character {r} is not 平 to "
                      "rescue it"),
-    "zi_ping": ("第{n}句{pattern}：第{zp}字「{ch}」应平（特拗{licensed}）",
-                "line {n} is {pattern}: character {p} ({ch}) should be 平 (特拗 is {licensed})"),
+    "zi_ping": ("第{n}句{tail}仄平仄平仄：第{zp}字「{ch}」应平（特拗平平仄平仄）",
+                "line {n} {last} 仄平仄平仄: character {p} ({ch}) should be 平 (特拗 is 平平仄平仄)"),
 }
 ZH_NUMBERS = "一二三四五六七"
 
 
-def base_of(line_type: str, size: int) -> str:
-    """The base pattern of a line type of five or seven characters."""
-    return (meter.BASE if size == 5 else meter.BASE7)[line_type]
-
-
 def _tone_problem(line_no: int, place: int, kind: str, line: str, line_type: str) -> Problem:
     head = len(line) - 5  # a seven-character line's places 3–7 are a five's 1–5
-    ch, want = line[place - 1], ZH_TONE[base_of(line_type, len(line))[place - 1]]
+    ch, want = line[place - 1], ZH_TONE[prosody.base_of(line_type, len(line))[place - 1]]
     template = "zi_ping" if kind == "tone" and line_type == "b" and place == 1 + head else kind
-    lead = "仄仄" if head else ""  # a seven-character b line's head
     values = dict(n=line_no, p=place, ch=ch, want=want, zp=ZH_NUMBERS[place - 1], q=place + 2,
                   zq=ZH_NUMBERS[min(place + 1, 6)], r=place - 1, zr=ZH_NUMBERS[place - 2],
-                  pattern=lead + "仄平仄平仄", licensed=lead + "平平仄平仄")
+                  tail="后五字" if head else "", last="ends" if head else "is")  # a seven's head is its own
     zh, en = (t.format(**values) for t in TONE_MESSAGES[template])
     return _problem(line_no, place, kind, "error", zh, en)
 
@@ -268,7 +262,7 @@ def check(text: str, rules: str = "strict") -> Report:
     """The checker's report on one 五绝 or 七绝 (`read_poem` output): the form that fits best, its problems."""
     if rules not in meter.RULE_SETS:
         raise ValueError(f"unknown rules {rules!r}")
-    lines = prosody.seven_lines(text) or prosody.split_lines(text)
+    lines = prosody.quatrain_lines(text) or prosody.split_lines(text)  # split_lines says what is wrong
     size = len(lines[0])
     best = None
     for form, types in prosody.FORMS.items():
@@ -306,7 +300,7 @@ def form_name(form: str, size: int) -> str:
 def _chars(lines: list[str], types: tuple) -> list[dict]:
     rhyming = {1, 3} | ({0} if types[0] in ("A", "B") else set())
     size = len(lines[0])
-    want = lambda t, j: ZH_TONE[base_of(t, size)[j]] if j in _WANTED[size] else "中"  # noqa: E731
+    want = lambda t, j: ZH_TONE[prosody.base_of(t, size)[j]] if j in _WANTED[size] else "中"  # noqa: E731
     return [{"line": k + 1, "place": j + 1, "char": ch, "tone": prosody.tone_of(ch), "want": want(t, j),
              "rhyme": j == size - 1 and k in rhyming}
             for k, (line, t) in enumerate(zip(lines, types)) for j, ch in enumerate(line)]

@@ -28,6 +28,8 @@ from .errors import PoetryError
 
 CRITIC_FILES = ("critic.json", "critic.weights.h5")
 NUMPY_FILES = ("critic.json", "critic.npz")
+ARRAY_NAMES = ("embedding", "fwd_kernel", "fwd_recurrent", "fwd_bias", "bwd_kernel", "bwd_recurrent", "bwd_bias",
+               "dense_w", "dense_b")
 PAD, UNK = "<pad>", "<unk>"
 
 
@@ -203,6 +205,10 @@ def load_numpy_critic(folder: str | Path) -> NumpyCritic:
     meta = _critic_meta(folder, NUMPY_FILES)
     with np.load(folder / "critic.npz", allow_pickle=False) as z:
         arrays = {k: z[k].astype(np.float32) for k in z.files}
+    missing = sorted(set(ARRAY_NAMES) - set(arrays))
+    if missing:
+        raise PoetryError(f"The critic in {folder} lacks {', '.join(missing)} in critic.npz; train it again with "
+                          "`python bench/critic.py train`.", kind="critic_missing", path=str(folder))
     return NumpyCritic(tuple(meta["tokens"]), arrays, meta.get("made", {}))
 
 

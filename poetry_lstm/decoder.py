@@ -314,7 +314,7 @@ def resample_lines(dec: Decoder, cands: list[Candidate], groups: list[int]) -> n
     source = np.arange(len(cands))
     for g in dict.fromkeys(groups):
         places = [b for b, k in enumerate(groups) if k == g]
-        ranked = sorted(places, key=lambda b: -dec.rank(cands[b]))
+        ranked = sorted(places, key=lambda b: (len(set(cands[b].relaxed)), -dec.rank(cands[b])))  # as decode's order
         keep = ranked[:(len(ranked) + 1) // 2]
         for n, b in enumerate(ranked[len(keep):]):
             source[b] = keep[n % len(keep)]

@@ -150,7 +150,7 @@ def revise_line(trained: TrainedModel, raw: str, line: int, n: int = 3, settings
     brings no 重字, copies no training line, and they are ranked by the whole poem (`poem_scores`)."""
     text = read_poem(raw)
     if len(text) != layout.SLOTS:
-        raise InputError("Only a 五绝's lines can be rewritten yet; no model writes seven characters a line. "
+        raise InputError("Only a 五绝's lines can be rewritten yet, since no model writes seven characters a line; "
                          "`poetry-lstm check` reads a 七绝.", kind="revise_qijue")
     if not 1 <= line <= layout.LINES:
         raise InputError(f"There is no line {line}; a 五绝 has lines 1 to 4.", kind="revise_line", line=line)

@@ -76,8 +76,8 @@ WEIGHTS7 = (1, 3) + WEIGHTS
 def verdict(pattern: str, line_type: str, rules: str = "strict", rescued: bool = False) -> Verdict:
     """What the rules say of one line of `line_type` with tones `pattern` (P/Z only; five or seven letters).
 
-    `rescued`: the line is an a line answered by a B line with 平 at its third place from the end's
-    third (对句相救 holds); "lenient" `rules` also accept the DISPUTED licences.
+    `rescued`: the line is an a line answered by a B line with 平 at the third place from its end
+    (对句相救 holds); "lenient" `rules` also accept the DISPUTED licences.
     """
     if len(pattern) == 5 + HEAD:  # the head's place 2 against the tail's, then the tail as a five
         kind = "B" if line_type == RESCUE else line_type

@@ -100,7 +100,8 @@ def read_line_hashes(folder: Path, config: dict) -> LineHashes:
     decoder writes no variant form, so those are the lines a copy of its training would match."""
     path = Path(folder).parent / HASH_FILE
     hashes = LineHashes.load(path)
-    want = config.get("copy_check", {}).get("sha1") or config.get("train_lines_sha1")
+    copy_check = config.get("copy_check")
+    want = (copy_check.get("sha1") if isinstance(copy_check, dict) else None) or config.get("train_lines_sha1")
     if want and hashes.digest() != want:
         command = rebuild_command(folder)
         raise PoetryError(f"The training line hashes {path} belong to another corpus than the model in {folder}; "

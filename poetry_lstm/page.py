@@ -191,7 +191,7 @@ def report_html(report) -> str:
     marks = _desk_marks(report.problems)
     rhymes = {(c["line"], c["place"]) for c in report.chars if c["rhyme"]}
     parts = [f'<div class="pl-poem pl-desk" data-text="{html.escape(report.text)}">']
-    for i, line in enumerate(prosody.seven_lines(report.text) or prosody.split_lines(report.text), 1):
+    for i, line in enumerate(prosody.quatrain_lines(report.text) or prosody.split_lines(report.text), 1):
         parts.append('<div class="pl-line pl-has-break">' if any(k[0] == i for k in marks)
                      else '<div class="pl-line">')
         for j, ch in enumerate(line, 1):

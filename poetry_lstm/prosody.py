@@ -399,14 +399,14 @@ def char_fits(line_type: str, prefix: str, ch: str) -> bool:
     return len(prefix) < 5 and bool(reading(ch)[0] & _allowed(line_type, prefix, len(prefix)))
 
 
-def _lines(text: str) -> list[str] | None:
+def quatrain_lines(text: str) -> list[str] | None:
     """The four lines of a 五绝 or a 七绝, else None: the poem-level checks below read either."""
     return layout.lines_of(text) if check_form(text) else seven_lines(text)
 
 
 def check_tone(text: str) -> bool:
     """The four lines fit the line types of one of the four forms (accepted variants)."""
-    lines = _lines(text)
+    lines = quatrain_lines(text)
     return lines is not None and any(
         all(line_fits(line, t) for line, t in zip(lines, types)) for types in FORMS.values()
     )
@@ -414,7 +414,7 @@ def check_tone(text: str) -> bool:
 
 def check_after_first(text: str) -> bool:
     """Lines 2–4 are regulated: they fit lines 2–4 of one of the four forms, whatever line 1 is."""
-    lines = _lines(text)
+    lines = quatrain_lines(text)
     return lines is not None and any(
         all(line_fits(line, t) for line, t in zip(lines[1:], types[1:])) for types in FORMS.values()
     )
@@ -424,18 +424,19 @@ def _at_245(line: str) -> str:
     return line[1::2] + line[-1]  # positions 2, 4 and 5, counted from 1 (2, 4, 6 and 7 of a seven)
 
 
-def _base_of(line: str, line_type: str) -> str:
-    return (BASE if len(line) == 5 else meter.BASE7)[line_type]
+def base_of(line_type: str, size: int) -> str:
+    """The base pattern of a line type for lines of `size` (5 or 7) characters."""
+    return (BASE if size == 5 else meter.BASE7)[line_type]
 
 
 def check_tone_245(text: str) -> bool:
     """Looser: only positions 2, 4 and 5 of each line (2, 4, 6 and 7 of a seven), against the base pattern
     of some form."""
-    lines = _lines(text)
+    lines = quatrain_lines(text)
     if lines is None:
         return False
     return any(
-        all(_fits(_at_245(line), _at_245(_base_of(line, t))) for line, t in zip(lines, types))
+        all(_fits(_at_245(line), _at_245(base_of(t, len(line)))) for line, t in zip(lines, types))
         for types in FORMS.values()
     )
 
@@ -455,18 +456,19 @@ def _rhyme_group_set(lines: list[str]) -> frozenset[str] | None:
 
 def check_rhyme(text: str) -> bool:
     """Lines 2 and 4 share a 平声 group, line 3 ends 仄, a 平-only line 1 end rhymes too."""
-    lines = _lines(text)
+    lines = quatrain_lines(text)
     return lines is not None and _rhyme_group_set(lines) is not None
 
 
 def rhyme_chars(text: str) -> list[int]:
     """Indices in `text` of the rhyming characters (line ends 2, 4 and maybe 1); [] if none."""
-    lines = _lines(text)
+    lines = quatrain_lines(text)
     shared = _rhyme_group_set(lines) if lines else None
     if shared is None:
         return []
     line1 = rhyme_groups(lines[0][-1]) & shared
-    one, two, _, four = layout.LINE_ENDS
+    stride = len(lines[0]) + 1  # a line and its mark
+    one, two, _, four = (i * stride + stride - 2 for i in range(4))
     return ([one] if line1 else []) + [two, four]
 
 
@@ -478,7 +480,7 @@ def unknown_chars(text: str) -> list[str]:
 def check_poem(text: str) -> dict:
     """{"form", "tone", "tone_245", "rhyme": bool, "unknown": [chars missing from the table]}."""
     return {
-        "form": _lines(text) is not None,  # a 五绝, or a 七绝
+        "form": quatrain_lines(text) is not None,  # a 五绝, or a 七绝
         "tone": check_tone(text),
         "tone_245": check_tone_245(text),
         "rhyme": check_rhyme(text),

@@ -94,7 +94,7 @@ def test_a_seven_character_dayao_is_rescued_at_place_5_of_the_next_line():
 
 
 def test_famous_qijue_keep_the_rules_the_five_character_checks_apply():
-    for text in ("秦时明月汉时关，万里长征人未还。但使龙城飞将在，不教胡马度阴山。",   # 王昌龄, 仄起入韵
+    for text in ("秦时明月汉时关，万里长征人未还。但使龙城飞将在，不教胡马度阴山。",   # 王昌龄, 平起入韵
                  "朝辞白帝彩云间，千里江陵一日还。两岸猿声啼不住，轻舟已过万重山。",   # 李白, 平起入韵
                  "故人西辞黄鹤楼，烟花三月下扬州。孤帆远影碧空尽，唯见长江天际流。"):  # 李白, a 拗 first line
         assert prosody.check_poem(text)["form"] and prosody.check_rhyme(text) and prosody.check_after_first(text)
@@ -102,7 +102,10 @@ def test_famous_qijue_keep_the_rules_the_five_character_checks_apply():
     # 故人西辞黄鹤楼 has 平 at places 2 and 4 (人, 辞): line 1 breaks 二四六分明, lines 2–4 keep it
     assert not prosody.check_tone_245("故人西辞黄鹤楼，烟花三月下扬州。孤帆远影碧空尽，唯见长江天际流。")
     assert prosody.seven_lines("秦时明月汉时关，万里长征人未还。但使龙城飞将在，不教胡马度阴山") is None  # no last stop
-    assert prosody.line_fits("轻舟已过万重山", "A") and not prosody.line_fits("轻舟已过万重山", "B")  # 平平仄仄仄平平
+    assert prosody.line_fits("轻舟已过万重山", "A") and not prosody.line_fits("轻舟已过万重山", "B")
+    # the rhyming characters at their places in the 32-character text: 间, 还, 山
+    assert prosody.rhyme_chars("朝辞白帝彩云间，千里江陵一日还。两岸猿声啼不住，轻舟已过万重山。") == [6, 14, 30]
+    assert prosody.rhyme_chars("白日依山尽，黄河入海流。欲穷千里目，更上一层楼。") == [10, 22]  # 平平仄仄仄平平
 
 
 def problems(text: str, rules: str = "strict") -> list[tuple]:
@@ -218,6 +221,8 @@ def test_a_regulated_qijue_passes_with_its_seven_character_name():
     ("朝辞白帝彩云间，千里江陵一日还。两山猿声啼不住，轻舟已过万重山。", (3, 2, "lost_link")),
     # line 3 ends 平 (落韵 at place 7)
     ("朝辞白帝彩云间，千里江陵一日还。两岸猿声啼不休，轻舟已过万重山。", (3, 7, "off_rhyme")),
+    # place 4 of line 2 against its type (二四六分明; the five's place 2, named a tone fault here): 陵 → 岸
+    ("朝辞白帝彩云间，千里江岸一日还。两岸猿声啼不住，轻舟已过万重山。", (2, 4, "tone")),
     # place 6 of line 4 against its type (二四六分明): 重 → 里
     ("朝辞白帝彩云间，千里江陵一日还。两岸猿声啼不住，轻舟已过万里山。", (4, 6, "tone")),
 ])

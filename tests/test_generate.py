@@ -478,6 +478,20 @@ def test_line_search_gives_poems_the_model_scores_no_worse_and_the_same_again(ti
     assert three[0].text == G.complete_poem(trained, "白日依山尽", n=1, seed=5, line_search=True).poems[0].text
 
 
+def test_line_search_poems_score_as_the_model_reads_them(tiny_models):
+    """A copied candidate continues from its source's LSTM state: its score is the model's on its own text."""
+    trained = load_model(tiny_models / "word2vec")
+    for seed in range(4):
+        poem = G.complete_poem(trained, "白日依山尽", n=1, seed=seed, line_search=True).poems[0]
+        ids = trained.vocab.encode(poem.text)
+        state, total, written = trained.stepper.initial_state(1), 0.0, 0
+        for pos, (now, nxt) in enumerate(zip(ids[:-1], ids[1:])):
+            logp, state = trained.stepper.step(np.array([now]), state)
+            if pos >= 6 and poem.text[pos] not in "，。":  # lines 2–4, the decoder's own characters
+                total, written = total + float(logp[0, nxt]), written + 1
+        assert written == 15 and poem.score == pytest.approx(total / written, abs=1e-3)
+
+
 @pytest.mark.parametrize("seed", [-5, 2**70])
 def test_any_integer_seed_gives_a_poem_and_the_same_poem_again(tiny_models, seed):
     trained = load_model(tiny_models / "word2vec", keras=True)
