@@ -207,7 +207,7 @@ def main() -> None:
     limit_blas_threads(1)  # the decoder's tiny matrix products: extra BLAS threads only spin
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("pairs", "singles"):
+    for name in ("pairs", "singles", "versus"):
         p = sub.add_parser(name)
         p.add_argument("--split", choices=["valid", "test"], default="valid")
         p.add_argument("--seed", type=int, required=True, help="a fresh seed for every reading")
@@ -215,15 +215,9 @@ def main() -> None:
         p.add_argument("--models", default=str(ROOT / "models"), help="the models folder (a candidate model's)")
         p.add_argument("--set", action="append", help="a decoder setting other than the default, key=value")
         p.add_argument("--out", required=True)
-    v = sub.add_parser("versus")
-    v.add_argument("--split", choices=["valid", "test"], default="valid")
-    v.add_argument("--seed", type=int, required=True, help="a fresh seed for every reading")
-    v.add_argument("--mode", default="word2vec")
-    v.add_argument("--base-models", default=str(ROOT / "models"), help="the baseline's models folder")
-    v.add_argument("--base-set", action="append", help="a baseline setting other than the default, key=value")
-    v.add_argument("--models", default=str(ROOT / "models"), help="the challenger's models folder")
-    v.add_argument("--set", action="append", help="a challenger setting other than the default, key=value")
-    v.add_argument("--out", required=True)
+        if name == "versus":  # the baseline the challenger (--models, --set) is read against
+            p.add_argument("--base-models", default=str(ROOT / "models"), help="the baseline's models folder")
+            p.add_argument("--base-set", action="append", help="a baseline setting other than the default")
     s = sub.add_parser("score")
     s.add_argument("folder")
     args = parser.parse_args()

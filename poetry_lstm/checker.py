@@ -71,8 +71,7 @@ class Report:
     def to_json(self) -> dict:
         problems = [{**asdict(p), "name": p.name} for p in self.problems]
         return {"kind": self.kind, "form": self.form, "form_name": self.form_name, "rules": self.rules, "ok": self.ok,
-                "text": self.text,
-                "chars": self.chars, "problems": problems}
+                "text": self.text, "chars": self.chars, "problems": problems}
 
 
 def read_poem(raw: str) -> str:
@@ -190,7 +189,7 @@ def _line_problems(lines: list[str], types: tuple, rules: str) -> tuple[list[Pro
     """(tone problems of each line and the licences it takes, their cost) under one form."""
     out, cost = [], 0
     size = len(lines[0])
-    weights = meter.WEIGHTS if size == 5 else meter.WEIGHTS7
+    weights = meter.WEIGHTS_OF[size]
     for k, (line, t) in enumerate(zip(lines, types)):
         rescued = k + 1 < len(lines) and types[k + 1] == "B" and "P" in _options(lines[k + 1][size - 3])
         v = _best(tuple(_options(ch) for ch in line), t, rules, rescued)

@@ -122,12 +122,8 @@ def normalise(text: str, simplify: bool = True, standardise: bool = True) -> str
 # Per line length: the quatrain (4 lines); the regulated verse (8 lines); any other even count from 6 (古诗, 排律)
 SHAPES = {5: ("wujue", "wulv", "wugu"), 7: ("qijue", "qilv", "qigu")}
 FORMS = SHAPES[5] + SHAPES[7]
+REAL_FORMS = (SHAPES[5][0], SHAPES[7][0])  # quatrains as poets wrote them; the rest are windows, train only
 SEVEN_DIR = "qijue"  # corpus/qijue/ holds the seven-character corpus, laid out as corpus/ holds the five
-
-
-def chars_of(form: str) -> int:
-    """Characters a line of a form (wujue, qilv_half, …) has."""
-    return 7 if form.startswith("qi") else 5
 
 
 def form_of(n_lines: int, chars: int = 5) -> str | None:
@@ -244,8 +240,7 @@ def deduplicate(rows: list[dict], cfg: Config, drops: Counter) -> list[dict]:
     do not count.
     """
     seen_text, owner_of_line, kept = set(), {}, []  # line → (split, source poem)
-    real = {SHAPES[5][0], SHAPES[7][0]}
-    for row in sorted(rows, key=lambda r: r["form"] not in real):  # stable: input order within a form
+    for row in sorted(rows, key=lambda r: r["form"] not in REAL_FORMS):  # stable: input order within a form
         if row["text"] in seen_text:
             drops["duplicate_text"] += 1
             continue
@@ -254,7 +249,7 @@ def deduplicate(rows: list[dict], cfg: Config, drops: Counter) -> list[dict]:
         owners = [owner_of_line[line] for line in row["lines"] if line in owner_of_line]
         shared = {split for split, _ in owners}
         n_shared = sum(source != poem for _, source in owners)
-        is_window = row["form"] not in real
+        is_window = row["form"] not in REAL_FORMS
         if n_shared >= 2 or len(shared) > 1 or (is_window and shared - {"train"}):
             drops["duplicate_line" if n_shared >= 2 or not is_window else "shares_a_held_out_line"] += 1
             continue
@@ -330,7 +325,7 @@ def texts_by_split(records: list[dict], use_windows: bool) -> dict[str, list[str
     """Poem texts per split of corpus records; windows of longer poems (train only) join when asked."""
     out: dict[str, list[str]] = {s: [] for s in SPLITS}
     for r in records:
-        if r["split"] in out and (use_windows or r["form"] in (SHAPES[5][0], SHAPES[7][0])):
+        if r["split"] in out and (use_windows or r["form"] in REAL_FORMS):
             out[r["split"]].append(r["text"])
     return out
 

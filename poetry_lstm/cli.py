@@ -28,6 +28,8 @@ DEFAULTS = load_config()  # what --help shows; a --config file may change them
 TRAIN_EXTRA = {"tensorflow": "TensorFlow", "keras": "TensorFlow", "gensim": "gensim", "sklearn": "scikit-learn"}
 INSTALL_TRAIN = 'pip install -e ".[train]"'
 SCORE_NOTE = "score: mean log-probability per generated character under the model; higher is likelier."
+FORMS_HELP = ("Forms kept by the cleaner: wujue; add wulv (五律) and wugu (五古, 五排) to train on their four-line "
+              "windows too; qijue, qilv and qigu keep seven-character verse the same way, in corpus/qijue/.")
 
 
 class UserError(click.ClickException):
@@ -155,8 +157,7 @@ def cli(ctx, config_file):
               help="chinese-poetry: replace the raw records and the corpus even when "
               "the new crawl has fewer than half as many records as the previous one.")
 @click.option("--forms", default=None,
-              help="Forms kept by the cleaner: wujue; add wulv (五律) and wugu (五古, 五排) to train on their "
-              "four-line windows too; qijue, qilv and qigu keep seven-character verse the same way, in corpus/qijue/.")
+              help=FORMS_HELP)
 @click.pass_context
 @friendly
 def crawl(ctx, source, source_path, base_url, max_pages, delay, force, forms):
@@ -207,7 +208,7 @@ def _previous_count(cfg: Config) -> int | None:
 
 
 def _clean(cfg: Config) -> None:
-    from .clean import clean_corpus
+    from .clean import SEVEN_DIR, clean_corpus
     started, previous = time.perf_counter(), _previous_count(cfg)
     report = clean_corpus(cfg)
     click.echo(f"clean: kept {report['kept']} ({report['kept_real_quatrains']} real 五绝, "
@@ -224,13 +225,12 @@ def _clean(cfg: Config) -> None:
         click.echo(f"clean: seven characters a line: kept {seven['kept']} ({seven['kept_real_quatrains']} real 七绝, "
                    f"{seven['kept_qilv_halves']} 七律 halves, {seven['kept_qigu_windows']} windows of 七古 and 七排), "
                    f"splits {seven['per_split']}, vocabulary {seven['vocabulary_size']}; "
-                   f"report in {cfg.paths.corpus_dir}/qijue/report.json")
+                   f"report in {Path(cfg.paths.corpus_dir) / SEVEN_DIR / 'report.json'}")
 
 
 @cli.command()
 @click.option("--forms", default=None,
-              help="Forms kept by the cleaner: wujue; add wulv (五律) and wugu (五古, 五排) to train on their "
-              "four-line windows too; qijue, qilv and qigu keep seven-character verse the same way, in corpus/qijue/.")
+              help=FORMS_HELP)
 @click.pass_context
 @friendly
 def clean(ctx, forms):

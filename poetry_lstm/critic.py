@@ -41,8 +41,7 @@ class Critic:
     made: dict               # how it was trained: poems, seed, epochs, valid scores
 
     def ids(self, poems: list[str]) -> np.ndarray:
-        index = {t: i for i, t in enumerate(self.tokens)}
-        return np.array([[index.get(ch, 1) for ch in p[:layout.SLOTS]] for p in poems], dtype=np.int32)
+        return _ids({t: i for i, t in enumerate(self.tokens)}, poems)
 
     def p_real(self, poems: list[str]) -> np.ndarray:
         """(poems,) the critic's probability that each poem is real."""
@@ -153,6 +152,11 @@ def critic_arrays(critic: Critic) -> dict[str, np.ndarray]:
     return {k: v.astype(np.float16) for k, v in arrays.items()}
 
 
+def _ids(index: dict[str, int], poems: list[str]) -> np.ndarray:
+    """(poems, 24) token ids of whole poems; 1 (unknown) for a character the critic never saw."""
+    return np.array([[index.get(ch, 1) for ch in p[:layout.SLOTS]] for p in poems], dtype=np.int32)
+
+
 def _lstm_last(x: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """Keras's LSTM (gates i, f, c, o; tanh and sigmoid) over x (batch, time, dim) → the last h (batch, units)."""
     units = recurrent.shape[0]
@@ -184,8 +188,7 @@ class NumpyCritic:
     def logit_real(self, poems: list[str]) -> np.ndarray:
         """(poems,) log-odds that each poem is real: the critic's pre-sigmoid score."""
         a = self.arrays
-        ids = np.array([[self.index.get(ch, 1) for ch in p[:layout.SLOTS]] for p in poems], dtype=np.int64)
-        x = a["embedding"][ids]  # (batch, 24, dim)
+        x = a["embedding"][_ids(self.index, poems)]  # (batch, 24, dim)
         h = np.concatenate([_lstm_last(x, a["fwd_kernel"], a["fwd_recurrent"], a["fwd_bias"]),
                             _lstm_last(x[:, ::-1], a["bwd_kernel"], a["bwd_recurrent"], a["bwd_bias"])], axis=1)
         return (h @ a["dense_w"] + a["dense_b"])[:, 0]

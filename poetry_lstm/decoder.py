@@ -15,6 +15,7 @@ a beam's lower-ranked children (`sibling_penalty`) and adds seeded noise (`beam_
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -320,10 +321,8 @@ def resample_lines(dec: Decoder, cands: list[Candidate], groups: list[int]) -> n
             source[b] = keep[n % len(keep)]
     copies = [cands[b] for b in source]
     for b, from_b in enumerate(source):
-        if from_b != b:
-            c = copies[b]
-            cands[b] = Candidate(list(c.chars), c.forced, c.types, c.form, c.logp, c.generated, list(c.relaxed),
-                                 c.free)
+        if from_b != b:  # its own lists: the copy writes on
+            cands[b] = dataclasses.replace(copies[b], chars=list(copies[b].chars), relaxed=list(copies[b].relaxed))
     return source
 
 

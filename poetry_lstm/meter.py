@@ -65,12 +65,12 @@ class Verdict:
     @property
     def cost(self) -> int:
         """How badly the line breaks its type: the even places and the last weigh most."""
-        weights = WEIGHTS if self.chars == 5 else WEIGHTS7
-        return sum(weights[place - 1] for place, _ in self.faults)
+        return sum(WEIGHTS_OF[self.chars][place - 1] for place, _ in self.faults)
 
 
 WEIGHTS = (1, 3, 1, 3, 4)
 WEIGHTS7 = (1, 3) + WEIGHTS
+WEIGHTS_OF = {5: WEIGHTS, 7: WEIGHTS7}  # by the line's length
 
 
 def verdict(pattern: str, line_type: str, rules: str = "strict", rescued: bool = False) -> Verdict:

@@ -405,4 +405,3 @@ def test_the_seven_character_shape_check():
     assert clean.problem_of(DENGGUAN, ["qijue"], 7)[0] == "not_seven_character_quatrain"
     assert clean.problem_of(DENGGAO, ["qijue"], 7)[0] == "not_seven_character_quatrain"  # 七律 without qilv
     assert len(clean.problem_of(DENGGAO, ["qijue", "qilv"], 7)[1]) == 2
-    assert clean.chars_of("qigu_window") == 7 and clean.chars_of("wujue") == 5
