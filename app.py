@@ -1,7 +1,8 @@
-"""The web page: `streamlit run app.py` — type the first line of a 五言绝句, get the poem.
+"""The web page: `streamlit run app.py` — type the first line of a 五言绝句 (or a 七言绝句), get the poem.
 
 Models come from `cfg.paths.models_dir` of `load_config($POETRY_LSTM_CONFIG)` (a relative path
-is taken from this folder). `main()` reads top-down: settings in the sidebar, then one tab each for
+is taken from this folder; a 七绝's under its `qijue` folder). `main()` reads top-down: settings, and
+the form (五绝 or 七绝), in the sidebar, then one tab each for
 the poem, the poet's desk (诗稿: check a pasted 五绝, take a repair or a rewritten line), the model and
 the corpus; the helpers live in `poetry_lstm/page.py`, and each action is one call into the library.
 Every `PoetryError` the library raises is shown as its sentence, in Chinese first (`page.zh_message`,
@@ -27,8 +28,14 @@ from poetry_lstm.vectors import load_vectors_fast, nearest
 
 ROOT = Path(__file__).resolve().parent
 MODE_LABELS = {"line": "首句续写 first line", "acrostic": "藏头诗 acrostic", "theme": "主题 theme"}
-INPUTS = {  # mode → (label, placeholder, help)
-    "line": ("第一句（五个字）", "白日依山尽", "五个汉字，繁简皆可；末尾的，。可有可无。"),
+FORM_LABELS = {"wujue": "五绝", "qijue": "七绝"}
+TITLES = {"wujue": "五言绝句", "qijue": "七言绝句"}
+FIRST_LINES = {  # form → the first-line box's (label, placeholder, help)
+    "wujue": ("第一句（五个字）", "白日依山尽", "五个汉字，繁简皆可；末尾的，。可有可无。"),
+    "qijue": ("第一句（七个字）", "朝辞白帝彩云间", "七个汉字，繁简皆可；末尾的，。可有可无。"),
+}
+INPUTS = {  # mode → (label, placeholder, help); the first line's by form (FIRST_LINES)
+    "line": FIRST_LINES["wujue"],
     "acrostic": ("藏头四字", "春夏秋冬", "四个汉字，分别作四句的第一个字。"),
     "theme": ("主题（现代汉语）", "思念故乡的秋夜", "几句话描述主题；jieba 提取关键词，第一句会含其中一字。"),
 }
@@ -98,9 +105,10 @@ def make_poems(model_path: str, mode: str, text: str, settings: DecodeSettings):
 
 @st.cache_data(show_spinner="检查中…", max_entries=256)
 def check_desk(model_path: str, text: str, rules: str):
+    """The report, its repairs ranked by the model at `model_path` ("": the rules alone)."""
     from poetry_lstm.desk import check_poem
 
-    return check_poem(get_model(model_path), text, rules)
+    return check_poem(get_model(model_path) if model_path else None, text, rules)
 
 
 @st.cache_data(show_spinner="改写中…", max_entries=64)
@@ -114,16 +122,19 @@ def new_seed():
     st.session_state.seed = random.randrange(2**31 - 1)
 
 
-def sidebar(cfg: Config, missing: dict) -> tuple[str, str, DecodeSettings]:
-    """(model, input mode, the decoder settings): the config's, with the sidebar's over them."""
+def sidebar(cfg: Config, missing: dict) -> tuple[str, str, str, DecodeSettings]:
+    """(form, model, input mode, the decoder settings): the config's, with the sidebar's over them.
+    `missing`: (form, model) → the error of a model not there, or None."""
     gen = cfg.generate
     st.session_state.setdefault("seed", gen.seed)
     with st.sidebar:
         st.header("设置")
+        form = st.radio("体裁 form", list(FORM_LABELS), format_func=FORM_LABELS.get, key="form", horizontal=True,
+                        help="五绝：每句五字；七绝：每句七字（七言模型在 models/qijue/）。")
         model_name = st.radio("模型 model", page.MODES,
                               index=page.MODES.index(gen.mode) if gen.mode in page.MODES else 0,
                               key="model", horizontal=True,
-                              format_func=lambda m: m + ("（未训练）" if missing[m] else ""),
+                              format_func=lambda m: m + ("（未训练）" if missing[form, m] else ""),
                               help="word2vec：输入为冻结的 skip-gram 字向量；onehot：可训练的独热投影。")
         mode = st.radio("方式 mode", list(MODE_LABELS), format_func=MODE_LABELS.get, key="mode")
         n = st.slider("候选数 candidates", 1, 6, min(max(gen.n, 1), 6))
@@ -139,25 +150,26 @@ def sidebar(cfg: Config, missing: dict) -> tuple[str, str, DecodeSettings]:
         rhyme = st.toggle("押韵 rhyme", value=gen.rhyme)
     settings = dataclasses.replace(gen.settings(model_name), n=n, temperature=float(temperature), top_k=int(top_k),
                                    beam=int(beam), seed=int(seed), tones=tones, rhyme=rhyme)
-    return model_name, mode, settings
+    return form, model_name, mode, settings
 
 
 def main() -> None:
-    st.set_page_config(page_title="五言绝句 · poetry-lstm", layout="wide")
+    st.set_page_config(page_title="绝句 · poetry-lstm", layout="wide")
     try:
         cfg = load_config(os.environ.get("POETRY_LSTM_CONFIG") or None)
     except PoetryError as exc:
         show_error(exc)
         st.stop()
-    models = page.models_dir(cfg.paths.models_dir, ROOT)
-    missing = {m: missing_model_error(models / m) for m in page.MODES}
+    folders = {form: page.models_dir(cfg.for_form(form).paths.models_dir, ROOT) for form in FORM_LABELS}
+    missing = {(form, m): missing_model_error(folders[form] / m) for form in FORM_LABELS for m in page.MODES}
     st.markdown(page.CSS, unsafe_allow_html=True)
-    model_name, mode, settings = sidebar(cfg, missing)
+    form, model_name, mode, settings = sidebar(cfg, missing)
+    models = folders[form]
 
-    st.title("五言绝句")
-    st.caption("输入第一句，LSTM 续成一首合平仄、押平水韵的五言绝句；也可作藏头诗，或按主题作诗。")
-    if missing[model_name]:
-        show_error(missing[model_name])
+    st.title(TITLES[form])
+    st.caption(f"输入第一句，LSTM 续成一首合平仄、押平水韵的{TITLES[form]}；也可作藏头诗，或按主题作诗。")
+    if missing[form, model_name]:
+        show_error(missing[form, model_name])
         st.stop()
     try:
         get_model(str(models / model_name))
@@ -170,33 +182,33 @@ def main() -> None:
     tab_poem, tab_desk, tab_model, tab_corpus = st.tabs(["作诗", "诗稿", "模型", "语料"])
     with tab_poem:
         poem_tab(models / model_name, mode, settings,
-                 f"{model_name} · seed {settings.seed} · temperature {settings.temperature:g} · "
-                 f"top-k {settings.top_k} · beam {settings.beam}")
-    with tab_desk:
-        desk_tab(models / model_name, settings)
+                 f"{FORM_LABELS[form]} · {model_name} · seed {settings.seed} · temperature {settings.temperature:g} "
+                 f"· top-k {settings.top_k} · beam {settings.beam}", form)
+    with tab_desk:  # a pasted poem's repairs and rewrites come from the model of its own form
+        desk_tab({f: None if missing[f, model_name] else folders[f] / model_name for f in FORM_LABELS}, settings)
     with tab_model:
-        model_tab(models, [m for m in page.MODES if not missing[m]])
+        model_tab(models, [m for m in page.MODES if not missing[form, m]])
     with tab_corpus:
         corpus_tab(models, model_name)
 
 
-def poem_tab(model_path: Path, mode: str, settings: DecodeSettings, caption: str) -> None:
+def poem_tab(model_path: Path, mode: str, settings: DecodeSettings, caption: str, form: str = "wujue") -> None:
     """The form and its poems. (Not an `st.fragment`: measured in Chromium, a fragment rerun showed
     the poems later than a rerun of the whole page, 0.9 s against 0.6 s on the busy 2-core machine.)"""
-    label, example, help_text = INPUTS[mode]
+    label, example, help_text = FIRST_LINES[form] if mode == "line" else INPUTS[mode]
     with st.form(f"ask_{mode}", border=False):
         text_col, button_col = st.columns([5, 1], vertical_alignment="bottom")
         text = text_col.text_input(label, key=f"text_{mode}", placeholder=example, help=help_text,
                                    max_chars=200 if mode == "theme" else 40)
         submitted = button_col.form_submit_button("生成", type="primary")
     if submitted:
-        st.session_state.request = (mode, text)
+        st.session_state.request = (form, mode, text)
     request = st.session_state.get("request")
-    if not (request and request[0] == mode):
+    if not (request and request[:2] == (form, mode)):
         st.caption(f"例：{example}。输入后按 生成（或回车）。")
         return
     try:
-        result = make_poems(str(model_path), mode, request[1], settings)
+        result = make_poems(str(model_path), mode, request[2], settings)
     except PoetryError as exc:  # refused input, or a model file that fails on first use
         st.error(f"⚠️ {page.md_escape(page.zh_message(exc))}", icon=None)
         return
@@ -237,9 +249,10 @@ def take_poem(text: str) -> None:
     st.session_state.pop("desk_revision", None)
 
 
-def desk_tab(model_path: Path, settings: DecodeSettings) -> None:
-    """诗稿: a pasted 五绝 checked (`desk.check_poem`), a suggested character put in with a click, or one
-    line rewritten (`desk.revise_line`) and the version taken; a 七绝 checked by the rules alone."""
+def desk_tab(model_paths: dict, settings: DecodeSettings) -> None:
+    """诗稿: a pasted 五绝 or 七绝 checked (`desk.check_poem`), a suggested character put in with a click, or one
+    line rewritten (`desk.revise_line`) and the version taken, by the model of the poem's form (`model_paths`:
+    form → its folder, None when not trained: the rules alone)."""
     with st.form("desk", border=False):
         text = st.text_area("五言或七言绝句（标点、换行随意，繁简皆可）", key="desk_text", height=110,
                             placeholder="移舟泊烟渚，日暮客愁新。\n野旷天低树，江清月近人。")
@@ -255,18 +268,20 @@ def desk_tab(model_path: Path, settings: DecodeSettings) -> None:
         st.caption("贴入一首五言或七言绝句，按 检查：逐字标出平仄，指出失对、失粘、孤平、落韵、重字等；"
                    "五绝并给出改法。")
         return
+    model_path = model_paths[page.form_of_poem(poem)]
     try:
-        report = check_desk(str(model_path), poem, rules)
+        report = check_desk(str(model_path or ""), poem, rules)
     except PoetryError as exc:  # refused input: empty, not Chinese, the wrong shape
         show_error(exc)
         return
     st.markdown(page.report_html(report), unsafe_allow_html=True)
     desk_problems(report)
     st.markdown(page.DESK_LEGEND, unsafe_allow_html=True)
-    if report.kind == "五绝":
+    if model_path is not None:
         desk_revision(model_path, report, settings)
-    else:  # no model writes seven characters a line yet: the rules are checked, nothing is suggested
-        st.caption("七言绝句只检查格律：还没有七言模型，所以没有改法，也不能改写。")
+    else:  # no model of this form: the rules are checked, nothing is suggested
+        st.caption(f"{report.kind}只检查格律：还没有{report.kind}模型，所以没有改法，也不能改写"
+                   f"（{'poetry-lstm train --form qijue' if report.kind == '七绝' else 'poetry-lstm train'}）。")
 
 
 def desk_problems(report) -> None:

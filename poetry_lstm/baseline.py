@@ -25,8 +25,15 @@ from . import layout
 BOS = "<s>"
 UNK = "<unk>"
 POEM_LENGTH = layout.SLOTS
-# Lines 2–4 of `XXXXX，XXXXX。XXXXX，XXXXX。` without their punctuation: 6..10, 12..16, 18..22.
-SCORED_POSITIONS: tuple[int, ...] = tuple(i for line in range(1, layout.LINES) for i in layout.line_slots(line))
+
+
+def scored_positions(shape: layout.Shape = layout.FIVE) -> tuple[int, ...]:
+    """Lines 2–4 without their punctuation: 6..10, 12..16, 18..22 of `XXXXX，XXXXX。XXXXX，XXXXX。` (a 七绝: 8..14,
+    16..22, 24..30)."""
+    return tuple(i for line in range(1, shape.lines) for i in shape.line_slots(line))
+
+
+SCORED_POSITIONS: tuple[int, ...] = scored_positions()
 FALLBACK_DISCOUNT = 0.75
 
 
@@ -242,18 +249,22 @@ class PoemScore(NamedTuple):
     unknown: int     # scored characters outside the vocabulary
 
 
-def _check_poems(poems: Sequence[str]) -> None:
-    for poem in poems:
-        if len(poem) != POEM_LENGTH:
-            raise ValueError(f"expected a {POEM_LENGTH}-character poem, got {len(poem)}: {poem!r}")
+def _check_poems(poems: Sequence[str]) -> layout.Shape:
+    """The one shape of `poems` (all 24 characters, or all 32)."""
+    lengths = {len(p) for p in poems}
+    shape = layout.shape_of_text(poems[0]) if len(lengths) == 1 else None
+    if shape is None:
+        raise ValueError(f"expected {POEM_LENGTH}-character poems (or all {layout.SEVEN.slots}-character ones), "
+                         f"got lengths {sorted(lengths)}")
+    return shape
 
 
 def score_poems(model: KneserNey, poems: Sequence[str]) -> PoemScore:
-    """Lines 2–4 of 24-character poems, each character given everything before it in its poem."""
-    _check_poems(poems)
+    """Lines 2–4 of 24-character (or 32-character) poems, each character given everything before it in its poem."""
+    shape = _check_poems(poems)
     padded = model.encode(poems)  # column j + order − 1 holds poem[j]
     n = model.order - 1
-    positions = np.array(SCORED_POSITIONS)
+    positions = np.array(scored_positions(shape))
     contexts = np.stack([padded[:, i:i + n] for i in positions], axis=1).reshape(len(poems) * len(positions), n)
     targets = padded[:, positions + n].reshape(-1)
     log_prob = float(np.log(model.probs(contexts, targets)).sum())

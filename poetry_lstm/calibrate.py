@@ -14,7 +14,7 @@ import dataclasses
 import math
 from pathlib import Path
 
-from . import files, layout
+from . import files
 from .card import rewrite
 from .config import Config, DecodeSettings
 from .errors import PoetryError
@@ -51,7 +51,7 @@ def measure(trained: TrainedModel, poems: list[str], settings: DecodeSettings, l
                           "rebuild the corpus with `poetry-lstm crawl`.", kind="corpus_missing")
     picked = poems[:: max(1, len(poems) // limit)][:limit]
     settings = dataclasses.replace(settings, overuse_penalty=0.0)
-    generated, seconds = complete_all(trained, [layout.lines_of(p)[0] for p in picked], settings)
+    generated, seconds = complete_all(trained, [trained.shape.lines_of(p)[0] for p in picked], settings)
     ratios = overuse_ratios(generated, poems)
     log(f"over-used characters: {len(ratios)} from {len(picked)} training first lines "
         f"({1000 * seconds:.0f} ms per poem); "

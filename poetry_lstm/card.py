@@ -13,6 +13,14 @@ from pathlib import Path
 
 from . import files
 
+# by the line length a model writes (model_args "chars", 5 when absent): its quatrain, its longer poems' names
+KINDS = {5: ("五绝", "five-character", "五律", "五古 and 五排", "wulv", "wugu"),
+         7: ("七绝", "seven-character", "七律", "七古 and 七排", "qilv", "qigu")}
+
+
+def _kind(config: dict) -> tuple[str, ...]:
+    return KINDS[config["model_args"].get("chars", 5)]
+
 TUNING = Path(__file__).resolve().parent.parent / "docs" / "tuning.md"
 
 
@@ -30,7 +38,8 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
     history = json.loads((folder / "history.json").read_text(encoding="utf-8"))
     best = min(history, key=lambda r: r["val_loss"]) if history else None
     lines = [
-        f"# poetry-lstm model card: `{args['mode']}`" + (", backward" if config.get("reverse") else ""),
+        f"# poetry-lstm model card: `{args['mode']}`" + (", backward" if config.get("reverse") else "")
+        + (f", {_kind(config)[0]}" if args.get("chars", 5) != 5 else ""),
         "",
         *(["It reads each poem from its end (line 4 first, each line backwards): the decoder's `mutual` weight "
            "uses it to score p(line 1 | lines 2–4). It writes no poems itself and keeps no hashes of its lines: "
@@ -64,8 +73,8 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
         f"- corpus report sha1 `{_report_sha1(report)}` (copied here as `corpus_report.json`); "
         f"cleaner forms {report.get('forms')}",
         f"- {config['training_poems']} training texts{_what_texts(config, report)}; splits {report.get('per_split')}",
-        "- no line of a valid or test poem occurs in training in any form: 五绝 claim their lines first, "
-        "and a window of a longer poem holding such a line is dropped",
+        f"- no line of a valid or test poem occurs in training in any form: {_kind(config)[0]} claim their lines "
+        "first, and a window of a longer poem holding such a line is dropped",
         (f"- chinese-poetry (MIT): Tang and Song poems; the 8-byte hashes of its {config.get('train_lines', '?')} "
          f"distinct training lines have sha1 `{config.get('train_lines_sha1', '?')}` (not stored: it checks no copies)"
          if config.get("reverse") else
@@ -99,15 +108,16 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
                          "of its probability on characters that share a 平声 group with line 2's "
                          f"(over the {test['rhyme_poems']} poems whose line 2 ends only 平); "
                          f"line-ending frequencies alone give {test['unigram_rhyme_mass']:.3f}")
-    lines += _overuse_lines(folder)
+    lines += _overuse_lines(folder, _kind(config)[0])
     lines += mode_comparison(folder, test)
     if TUNING.exists():
         lines += ["", "## What was tried", "", TUNING.read_text(encoding="utf-8").strip()]
     return "\n".join(lines) + "\n"
 
 
-def _overuse_lines(folder: Path) -> list[str]:
+def _overuse_lines(folder: Path, quatrain: str = "五绝") -> list[str]:
     """What the decoder holds back for this model (overuse.json), once measured."""
+    form = " --form qijue" if quatrain == "七绝" else ""
     path = folder / "overuse.json"
     if not path.exists():
         return []
@@ -116,10 +126,10 @@ def _overuse_lines(folder: Path) -> list[str]:
     top = " ".join(f"{ch} ×{math.exp(r):.1f}" for ch, r in list(ratios.items())[:8])
     return ["", "## Decoding",
             f"- over-used characters (`overuse.json`): {len(ratios)} characters the decoder wrote too often in "
-            f"lines 2–4 of {record.get('first_lines')} training 五绝 first lines (temperature "
+            f"lines 2–4 of {record.get('first_lines')} training {quatrain} first lines (temperature "
             f"{options.get('temperature')}, best of {options.get('candidates')}), against those poems' own lines; "
             f"the strongest: {top}. The decoder takes `overuse_penalty` × log of each ratio from the character's "
-            f"score; `poetry-lstm calibrate --mode {folder.name}` measures it again"]
+            f"score; `poetry-lstm calibrate --mode {folder.name}{form}` measures it again"]
 
 
 def rewrite(folder: Path) -> None:
@@ -133,15 +143,16 @@ def _epochs(config: dict, history: list) -> str:
     steps = config["train"].get("steps_per_epoch")
     tuned = sum(r.get("phase") == "finetune" for r in history)
     return (f"{len(history) - tuned} epochs of {steps or 'all'} {'steps' if steps else 'windows'}"
-            + (f", then {tuned} full passes over the 五绝" if tuned else ""))
+            + (f", then {tuned} full passes over the {_kind(config)[0]}" if tuned else ""))
 
 
 def _what_texts(config: dict, report: dict) -> str:
+    quatrain, length, lv, gu, lv_key, gu_key = _kind(config)
     if not config["train"]["use_windows"]:
-        return " (real 五绝)"
-    return (" (real 五绝, then four-line windows of every longer five-character poem: "
-            f"{report.get('kept_wulv_halves', 0)} 五律 halves "
-            f"and {report.get('kept_wugu_windows', 0)} windows of 五古 and 五排; "
+        return f" (real {quatrain})"
+    return (f" (real {quatrain}, then four-line windows of every longer {length} poem: "
+            f"{report.get(f'kept_{lv_key}_halves', 0)} {lv} halves "
+            f"and {report.get(f'kept_{gu_key}_windows', 0)} windows of {gu}; "
             f"{report.get('training_lines', '?')} lines in all)")
 
 
@@ -152,7 +163,7 @@ def _vector_lines(config: dict) -> list[str]:
     cost = ("one worker: the vectors are bit-reproducible" if v.get("workers", 1) == 1 else
             f"{v['workers']} workers, which halves their time but lets thread scheduling change the vectors "
             "slightly from run to run (set [vectors] workers = 1 for bit-reproducible vectors)")
-    return [f"- skip-gram vectors over every training text (all five-character verse): {v['epochs']} epochs, "
+    return [f"- skip-gram vectors over every training text (all {_kind(config)[1]} verse): {v['epochs']} epochs, "
             f"window {v['window']}, {v['negative']} negatives; {cost}"]
 
 
@@ -168,7 +179,7 @@ def _phase_lines(config: dict, history: list) -> list[str]:
     if tuned:
         best = min(tuned, key=lambda r: r["val_loss"])
         helped = math.exp(best["val_loss"]) < pre["best_val_perplexity"]
-        out.append(f"- fine-tuning on real 五绝 at lr {config['train']['fine_tune_learning_rate']}: "
+        out.append(f"- fine-tuning on real {_kind(config)[0]} at lr {config['train']['fine_tune_learning_rate']}: "
                    f"{len(tuned)} epochs, best valid perplexity {math.exp(best['val_loss']):.1f} — "
                    + ("it helped, and the fine-tuned weights are shipped" if helped
                       else "no gain, so the pretrained weights are shipped"))

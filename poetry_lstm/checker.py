@@ -59,7 +59,7 @@ class Report:
     @property
     def form_name(self) -> str:
         """The form as poets name it for this kind (`form` is the key of prosody.FORMS, named for a 五绝)."""
-        return form_name(self.form, 5 if self.kind == "五绝" else 7) if self.form else ""
+        return prosody.form_name(self.form, 5 if self.kind == "五绝" else 7) if self.form else ""
 
     @property
     def ok(self) -> bool:
@@ -288,12 +288,6 @@ def check(text: str, rules: str = "strict") -> Report:
 
 
 _WANTED = {5: (1, 3, 4), 7: (1, 3, 5, 6)}  # 0-based places whose tone is fixed (二四分明, 二四六分明, the end)
-
-
-def form_name(form: str, size: int) -> str:
-    """What poets call a form (a key of prosody.FORMS, named by its five-character line 1) for lines of `size`:
-    a seven-character line's head has the other tones, so 仄起 and 平起 trade places."""
-    return form if size == 5 else form.replace("仄起", "〇").replace("平起", "仄起").replace("〇", "平起")
 
 
 def _chars(lines: list[str], types: tuple) -> list[dict]:

@@ -21,6 +21,7 @@ import click
 
 from .config import MODES, Config, RangeError, allowed, load_config
 from .errors import InputError, PoetryError
+from .layout import FORMS, shape_of_text
 
 DEFAULTS = load_config()  # what --help shows; a --config file may change them
 # The light install (what `generate` and the page need) leaves these out: they come with the
@@ -28,6 +29,11 @@ DEFAULTS = load_config()  # what --help shows; a --config file may change them
 TRAIN_EXTRA = {"tensorflow": "TensorFlow", "keras": "TensorFlow", "gensim": "gensim", "sklearn": "scikit-learn"}
 INSTALL_TRAIN = 'pip install -e ".[train]"'
 SCORE_NOTE = "score: mean log-probability per generated character under the model; higher is likelier."
+
+
+def form_option(text: str):
+    """`--form wujue|qijue`: which quatrain (五绝, 七绝) a command's models are for."""
+    return click.option("--form", type=click.Choice(list(FORMS)), default=None, help=text)
 FORMS_HELP = ("Forms kept by the cleaner: wujue; add wulv (五律) and wugu (五古, 五排) to train on their four-line "
               "windows too; qijue, qilv and qigu keep seven-character verse the same way, in corpus/qijue/.")
 
@@ -254,6 +260,8 @@ def clean(ctx, forms):
 @click.option("--resume", is_flag=True, help="Continue a stopped run from its last checkpoint.")
 @click.option("--backward", is_flag=True, default=None,
               help="Train the backward scorer (poems read from the end) into models/backward/.")
+@form_option("wujue (五绝, the default) learns corpus/ into models/<mode>/; qijue (七绝) learns corpus/qijue/ into "
+             "models/qijue/<mode>/.")
 @setting("train", "epochs", "Upper bound on epochs; early stopping may end sooner")
 @setting("model", "units", "LSTM units per layer")
 @setting("model", "layers", "Stacked LSTM layers")
@@ -265,9 +273,10 @@ def clean(ctx, forms):
 @setting("train", "seed", "The one seed: Python, NumPy, TensorFlow")
 @click.pass_context
 @friendly
-def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, backward, epochs, units, layers, dropout,
+def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, backward, form, epochs, units, layers, dropout,
           learning_rate, fine_tune_epochs, batch_size, max_minutes, seed):
-    """Train a next-character LSTM on corpus/ into models/<mode>/ (with --backward, models/backward/).
+    """Train a next-character LSTM on corpus/ into models/<mode>/ (with --backward, models/backward/;
+    with --form qijue, on corpus/qijue/ into models/qijue/<mode>/).
 
     Needs the train extra: pip install -e ".[train]".
 
@@ -277,6 +286,7 @@ def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, backward, epoch
       poetry-lstm train --mode onehot --resume
       poetry-lstm train --mode word2vec --max-minutes 75 --dropout 0.2
       poetry-lstm train --mode word2vec --backward
+      poetry-lstm train --mode word2vec --form qijue
     """
     cfg = with_flags(config_of(ctx), "train", mode=mode, fine_tune_vectors=fine_tune_vectors, epochs=epochs,
                      learning_rate=learning_rate, fine_tune_epochs=fine_tune_epochs, batch_size=batch_size,
@@ -289,12 +299,18 @@ def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, backward, epoch
     start_distribution()  # before any TensorFlow op: several workers (TF_CONFIG) configure the runtime first
     import_keras()
     command = "poetry-lstm " + " ".join(sys.argv[1:])
-    run_training(cfg, cfg.train.mode, resume=resume, retrain_vectors=retrain_vectors, command=command,
-                 log=lambda msg: click.echo(msg))
+    run_training(cfg, cfg.train.mode, form=form or "wujue", resume=resume, retrain_vectors=retrain_vectors,
+                 command=command, log=lambda msg: click.echo(msg))
 
 
-def _models_dir(cfg: Config, mode: str):
-    return Path(cfg.paths.models_dir) / mode
+def _models_dir(cfg: Config, mode: str, form: str = "wujue"):
+    """models/<mode>, or a 七绝 model's models/qijue/<mode>."""
+    return Path(cfg.for_form(form).paths.models_dir) / mode
+
+
+def _form_of_line(line: str) -> str:
+    """The form a first line (already read by generate.normalize_line) asks for by its length."""
+    return next(name for name, shape in FORMS.items() if shape.chars == len(line))
 
 
 def _breaks_by_line(breaks) -> dict[int, list[int]]:
@@ -338,12 +354,13 @@ def _print_result(result, first_line: str | None) -> None:
         _print_poem(poem, i)
 
 
-def _load_for_generation(cfg: Config, mode: str, overuse: bool = True, novelty: bool = True):
+def _load_for_generation(cfg: Config, mode: str, overuse: bool = True, novelty: bool = True, form: str = "wujue"):
     from .loading import load_model
     from .stepper import limit_blas_threads
 
     limit_blas_threads(1)  # one poem is many tiny matrix products: extra BLAS threads only spin
-    return load_model(_models_dir(cfg, mode), overuse=overuse, line_hashes=novelty)  # NumPy weights: no TensorFlow
+    # NumPy weights: no TensorFlow
+    return load_model(_models_dir(cfg, mode, form), overuse=overuse, line_hashes=novelty)
 
 
 def _read_first_lines(path: str) -> list[tuple[int, str]]:
@@ -363,18 +380,27 @@ def _read_first_lines(path: str) -> list[tuple[int, str]]:
     return lines
 
 
-def _generate_file(cfg: Config, mode: str, path: str, settings, as_json: bool) -> None:
-    """One poem set per first line; a refused line is reported in its place and the run goes on."""
+def _generate_file(cfg: Config, mode: str, path: str, settings, as_json: bool, form: str | None) -> None:
+    """One poem set per first line; a refused line is reported in its place and the run goes on. A line's
+    length picks its model (five: 五绝, seven: 七绝), each loaded when a line first needs it, unless
+    `form` forces one."""
     from tqdm import tqdm
 
-    from .generate import complete_poem
+    from .generate import complete_poem, normalize_line
 
     lines = _read_first_lines(path)
-    trained, done = _load_for_generation(cfg, mode, novelty=settings.novelty), 0
+    models, done = {}, 0
+
+    def model_for(text: str):
+        name = form or _form_of_line(normalize_line(text))
+        if name not in models:
+            models[name] = _load_for_generation(cfg, mode, novelty=settings.novelty, form=name)
+        return models[name]
+
     with tqdm(total=len(lines), desc="first lines", unit="line", file=sys.stderr) as bar:
         for number, text in lines:
             try:
-                result = complete_poem(trained, text, settings)
+                result = complete_poem(model_for(text), text, settings)
             except InputError as exc:
                 out = {"line": number, "input": text, "error": str(exc)} if as_json else f"line {number}: {exc}"
             else:
@@ -393,7 +419,7 @@ def _generate_file(cfg: Config, mode: str, path: str, settings, as_json: bool) -
         click.echo(SCORE_NOTE)
     if not done:
         raise RefusedInput(f"No line of {path} gave a poem; "
-                           "each must be five Chinese characters, e.g. 床前明月光.")
+                           "each must be five or seven Chinese characters, e.g. 床前明月光.")
 
 
 @cli.command()
@@ -412,6 +438,8 @@ def _generate_file(cfg: Config, mode: str, path: str, settings, as_json: bool) -
 @click.option("--no-rhyme", is_flag=True, help="Do not constrain the rhyme.")
 @click.option("--no-novelty", is_flag=True, help="Allow training lines and repeated characters.")
 @click.option("--acrostic", default=None, help="藏头诗: four characters that start the four lines.")
+@form_option("Force the form: wujue (五绝) or qijue (七绝). A first line's length picks it without the flag; "
+             "--acrostic and --theme write 五绝 unless given qijue.")
 @click.option("--theme", default=None, help="A theme in modern Chinese, e.g. 思念故乡的秋夜.")
 @click.option("--file", "lines_file", type=click.Path(dir_okay=False), default=None,
               help="Finish every first line of this UTF-8 file, one a line (blank lines skipped).")
@@ -420,8 +448,10 @@ def _generate_file(cfg: Config, mode: str, path: str, settings, as_json: bool) -
 @click.pass_context
 @friendly
 def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no_tones, no_rhyme, no_novelty, acrostic,
-             theme, lines_file, as_json):
+             form, theme, lines_file, as_json):
     """Finish a quatrain from its first line (or write one from heads or a theme).
+
+    A five-character first line makes a 五绝, a seven-character one a 七绝 (from models/qijue/).
 
     Each poem shows its tone form, its checks (✓ kept, ✗ broken), the characters of the given
     text that break the form (the given text is never changed), and its score: the mean
@@ -435,7 +465,9 @@ def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no
     Examples:
       poetry-lstm generate 床前明月光
       poetry-lstm generate 床前明月光 --n 5 --beam 8 --json
+      poetry-lstm generate 朝辞白帝彩云间
       poetry-lstm generate --acrostic 春夏秋冬
+      poetry-lstm generate --acrostic 春夏秋冬 --form qijue
       poetry-lstm generate --theme 思念故乡的秋夜
       poetry-lstm generate --file first_lines.txt --json > poems.jsonl
     """
@@ -450,16 +482,17 @@ def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no
     settings = dataclasses.replace(g.settings(g.mode), tones=g.tones and not no_tones, rhyme=g.rhyme and not no_rhyme,
                                    novelty=g.novelty and not no_novelty)
     if lines_file is not None:
-        return _generate_file(cfg, g.mode, lines_file, settings, as_json)
+        return _generate_file(cfg, g.mode, lines_file, settings, as_json, form)
     if first_line is not None:
-        normalize_line(first_line)  # refuse bad input before the model loads
-    trained = _load_for_generation(cfg, g.mode, novelty=settings.novelty)
+        form = form or _form_of_line(normalize_line(first_line))  # refuse bad input before the model loads
+    form = form or "wujue"
+    trained = _load_for_generation(cfg, g.mode, novelty=settings.novelty, form=form)
     if acrostic is not None:
         result = acrostic_poem(trained, acrostic, settings)
     elif theme is not None:
         from .vectors import load_vectors_fast
 
-        vec_dir = _models_dir(cfg, "word2vec") / "vectors"
+        vec_dir = _models_dir(cfg, "word2vec", form) / "vectors"
         result = theme_poem(trained, theme, load_vectors_fast(vec_dir) if vec_dir.exists() else None, settings)
     else:
         result = complete_poem(trained, first_line, settings)
@@ -502,14 +535,21 @@ def _read_poems(path: str) -> list[tuple[int, str]]:
     return lines
 
 
-def _desk_model(cfg: Config, mode: str | None, wanted: bool = True):
-    """The model that ranks suggestions, or None when it is not there (the checker still runs)."""
+def _desk_model(cfg: Config, mode: str | None, wanted: bool = True, form: str = "wujue"):
+    """The model of `form` that ranks suggestions, or None when it is not there (the checker still runs)."""
     from .modeldir import missing_model_error
 
-    folder = _models_dir(cfg, mode or cfg.generate.mode)
+    folder = _models_dir(cfg, mode or cfg.generate.mode, form)
     if not wanted or missing_model_error(folder) is not None:
         return None
-    return _load_for_generation(cfg, mode or cfg.generate.mode, overuse=False)
+    return _load_for_generation(cfg, mode or cfg.generate.mode, overuse=False, form=form)
+
+
+def _form_of_poem(text: str) -> str:
+    """wujue or qijue, by the length of a poem as `checker.read_poem` reads it (InputError when it is none)."""
+    from .checker import read_poem
+
+    return shape_of_text(read_poem(text)).name
 
 
 @cli.command()
@@ -530,9 +570,9 @@ def check(ctx, text, poem_file, lenient, suggest, mode, as_json):
 
     Problems: a tone out of pattern, 失对, 失粘, 孤平, 三平尾, 三仄尾, an unrescued 大拗, 落韵,
     重字 (a warning) and characters missing from 平水韵. Licences (拗救, 孤雁出群) and 多音字 are
-    notes. Each problem of a 五绝 at a character comes with up to 10 characters that repair it,
-    ranked by the model's score of the whole poem with the character in place (no model writes a
-    七绝 yet). The exit code is 0 when no poem has an error, 1 when one has.
+    notes. Each problem at a character comes with up to 10 characters that repair it, ranked by
+    the model's score of the whole poem with the character in place (a 七绝's by the 七绝 model in
+    models/qijue/, when there is one). The exit code is 0 when no poem has an error, 1 when one has.
 
     \b
     Examples:
@@ -553,11 +593,14 @@ def check(ctx, text, poem_file, lenient, suggest, mode, as_json):
         poems = [(None, text)]
     else:
         poems = _read_poems(poem_file)
-    trained = _desk_model(cfg, mode, suggest)
+    models: dict = {}  # form → its ranking model (or None), loaded when a poem of that form first needs it
     failed = refused = 0
     for number, raw in poems:
         try:
-            report = check_poem(trained, raw, rules)
+            form = _form_of_poem(raw)
+            if form not in models:
+                models[form] = _desk_model(cfg, mode, suggest, form)
+            report = check_poem(models[form], raw, rules)
         except InputError as exc:
             if len(poems) == 1:  # nothing else to report: the one sentence is the answer
                 raise
@@ -574,7 +617,7 @@ def check(ctx, text, poem_file, lenient, suggest, mode, as_json):
                 click.echo(f"line {number}:")
             _print_report(report)
     if refused == len(poems):
-        raise RefusedInput(f"No line of {poem_file} is a 五绝; write one poem a line, e.g. "
+        raise RefusedInput(f"No line of {poem_file} is a 五绝 or a 七绝; write one poem a line, e.g. "
                            "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。")
     if failed:
         ctx.exit(1)
@@ -592,7 +635,7 @@ def check(ctx, text, poem_file, lenient, suggest, mode, as_json):
 @click.pass_context
 @friendly
 def revise(ctx, text, line_no, n, seed, lenient, mode, as_json):
-    """Rewrite one line of a 五绝 and keep the other three.
+    """Rewrite one line of a 五绝 (or of a 七绝, with the 七绝 model) and keep the other three.
 
     Each version keeps the form's tones and the rhyme, brings no 重字 and copies no training
     line; versions are ranked by the model's score of the whole poem (mean log-probability per
@@ -602,14 +645,14 @@ def revise(ctx, text, line_no, n, seed, lenient, mode, as_json):
     Examples:
       poetry-lstm revise 白日依山尽，黄河入海流。欲穷千里目，更上一层楼。 --line 3
       poetry-lstm revise "白日依山尽 黄河入海流 欲穷千里目 更上一层楼" --line 1 --n 5 --json
+      poetry-lstm revise 朝辞白帝彩云间，千里江陵一日还。两岸猿声啼不住，轻舟已过万重山。 --line 3
     """
-    from .checker import read_poem
     from .desk import revise_line
 
     cfg = config_of(ctx)
     g = with_flags(cfg, "generate", mode=mode, n=n, seed=seed).generate
-    read_poem(text)  # refuse bad input before the model loads
-    trained = _load_for_generation(cfg, g.mode)
+    form = _form_of_poem(text)  # refuse bad input before the model loads
+    trained = _load_for_generation(cfg, g.mode, form=form)
     settings = g.settings(g.mode)
     if lenient:
         settings = dataclasses.replace(settings, rules="lenient")
@@ -672,9 +715,11 @@ def rhymes(ctx, query, limit, as_json):
               "and report the poems beside the real ones.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N poems (quick checks).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of tables.")
+@form_option("wujue (五绝, the default): models/<mode> on corpus/'s test split; qijue (七绝): models/qijue/<mode> "
+             "on corpus/qijue/'s.")
 @click.pass_context
 @friendly
-def evaluate(ctx, mode, poem_file, with_generation, limit, as_json):
+def evaluate(ctx, mode, poem_file, with_generation, limit, as_json, form):
     """Perplexity and accuracy of lines 2–4 given line 1, beside a trigram baseline.
 
     With --generate, the completed poems beside the real ones: form, tone and rhyme, copies, and
@@ -686,12 +731,13 @@ def evaluate(ctx, mode, poem_file, with_generation, limit, as_json):
       poetry-lstm evaluate --mode onehot --json
       poetry-lstm evaluate --file my_poems.txt
       poetry-lstm evaluate --generate --limit 200
+      poetry-lstm evaluate --form qijue --generate --json
     """
     from .evaluate import format_report, run_evaluation
 
     # Perplexity needs the Keras model; the discriminator of --generate needs scikit-learn.
     require_training_extra("evaluate", ("tensorflow", "sklearn") if with_generation else ("tensorflow",))
-    report = run_evaluation(config_of(ctx), mode, poem_file, with_generation, limit,
+    report = run_evaluation(config_of(ctx).for_form(form or "wujue"), mode, poem_file, with_generation, limit,
                             log=lambda msg: click.echo(msg, err=True))
     if not as_json:
         click.echo(format_report(report))
@@ -708,9 +754,10 @@ def evaluate(ctx, mode, poem_file, with_generation, limit, as_json):
 @cli.command()
 @click.option("--mode", type=click.Choice(MODES), default=None, help="One model (default: every model present).")
 @setting("train", "overuse_poems", "Training 五绝 whose first lines are completed")
+@form_option("wujue (五绝, the default): models/<mode>; qijue (七绝): models/qijue/<mode>, on corpus/qijue/'s poems.")
 @click.pass_context
 @friendly
-def calibrate(ctx, mode, overuse_poems):
+def calibrate(ctx, mode, overuse_poems, form):
     """Measure which characters a model's decoder over-uses, into models/<mode>/overuse.json.
 
     Completes the first lines of real training 五绝 with the [generate] defaults and compares each
@@ -727,7 +774,7 @@ def calibrate(ctx, mode, overuse_poems):
     from .evaluate import BUILD_CORPUS, models_present
     from .modeldir import OVERUSE_FILE
 
-    cfg = with_flags(config_of(ctx), "train", overuse_poems=overuse_poems)
+    cfg = with_flags(config_of(ctx), "train", overuse_poems=overuse_poems).for_form(form or "wujue")
     modes = models_present(cfg, mode)
     if not (Path(cfg.paths.corpus_dir) / "quatrains.jsonl").exists():
         raise UserError(f"No corpus in {cfg.paths.corpus_dir}: the measure completes training poems; "
@@ -736,7 +783,8 @@ def calibrate(ctx, mode, overuse_poems):
         raise UserError("--overuse-poems must be at least 1 to measure anything.")
     poems = texts_by_split(load_corpus(cfg), False)["train"]
     for m in modes:
-        trained = _load_for_generation(cfg, m, overuse=False)  # the file this replaces may be the broken one
+        # the file this replaces may be the broken one; cfg's models_dir is already the form's
+        trained = _load_for_generation(cfg, m, overuse=False)
         record = measure_overuse(trained, poems, cfg, log=lambda msg: click.echo(msg, err=True))
         click.echo(f"{m}: {len(record['overuse'])} over-used characters written to {trained.path / OVERUSE_FILE}")
 

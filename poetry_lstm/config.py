@@ -19,6 +19,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from . import layout
 from .errors import PoetryError
 
 DEFAULT_FILE = Path(__file__).with_name("default.toml")
@@ -316,6 +317,21 @@ class Config:
         changes = _one_temperature(section, changes)
         return dataclasses.replace(
             self, **{section: _build(type(current), {**dataclasses.asdict(current), **changes}, section)})
+
+    def for_form(self, form: str) -> "Config":
+        """This config for the models of `form` (a key of layout.FORMS): a 七绝's corpus and models sit in a
+        `qijue` folder under corpus_dir and models_dir (`clean` writes corpus/qijue/), and its training windows
+        and their stride grow with its 32 slots as a 五绝's fit its 24 (24 → 32)."""
+        if form not in layout.FORMS:
+            raise PoetryError(f"Unknown form {form!r}; use {' or '.join(layout.FORMS)}.", kind="form_unknown")
+        shape = layout.FORMS[form]
+        if shape == layout.FIVE:
+            return self
+        grow = lambda n: n * shape.slots // layout.FIVE.slots  # noqa: E731
+        paths = dataclasses.replace(self.paths, corpus_dir=str(Path(self.paths.corpus_dir) / form),
+                                    models_dir=str(Path(self.paths.models_dir) / form))
+        model = dataclasses.replace(self.model, window=grow(self.model.window), stride=grow(self.model.stride))
+        return dataclasses.replace(self, paths=paths, model=model)
 
 
 def _one_temperature(section: str, changes: dict) -> dict:

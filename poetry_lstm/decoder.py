@@ -29,7 +29,6 @@ from .loading import TrainedModel
 from .modeldir import BACKWARD, CRITIC, rebuild_command
 from .tables import BOTH
 
-PUNCT = layout.MARKS  # the decoder places the marks
 RELAX_ORDER = ("novelty", "rhyme", "tones")  # what a dead end gives up first
 RHYMING_TYPES = ("A", "B")  # line types ending 平: a form whose line 1 is one rhymes it (入韵)
 CRITIC_COMMAND = ("`python bench/critic.py train --mode word2vec --poems 8000 --apart-from 4000 "
@@ -54,7 +53,6 @@ class Poem:
     notes: list[Note] = field(default_factory=list)  # how the poem read what it was given (a polyphonic line-1 end)
 
 
-LINE_SEARCH_AT = (layout.LINE_ENDS[1] + 1, layout.LINE_ENDS[2] + 1)  # the marks after lines 2 and 3
 NOISE_HEAD = 64  # a stochastic beam perturbs this many children of each beam
 NUCLEUS_HEAD = 512  # top-p sorts only this many of the ~8000 allowed characters when they hold the nucleus
 
@@ -100,7 +98,7 @@ def _nucleus_of_all(ids: np.ndarray, logits: np.ndarray, rng: np.random.Generato
 
 @dataclass
 class Candidate:
-    chars: list[str]          # layout.SLOTS slots, "" where not yet chosen
+    chars: list[str]          # a layout.Shape's slots (24, a 七绝's 32), "" where not yet chosen
     forced: dict[int, str]    # position → character the user fixed (first line, heads, keyword)
     types: tuple | None       # line types of the chosen form, or None with tones off
     form: str | None
@@ -112,12 +110,22 @@ class Candidate:
     line_one: float = 0.0          # mean log p(line 1 | lines 2–4), read backwards (Decoder.score_line_one)
     realness: float = 0.0          # the ranking critic's log-odds that the poem is real (Decoder.score_critic)
 
+    @property
+    def shape(self) -> layout.Shape:
+        return layout.shape_of_text(self.chars)
+
+
+def line_search_at(shape: layout.Shape) -> tuple[int, int]:
+    """The marks after lines 2 and 3: where whole-line search resamples."""
+    return shape.line_ends[1] + 1, shape.line_ends[2] + 1
+
 
 class Decoder:
     """The constraints and scores of one answer's settings over one loaded model."""
 
     def __init__(self, trained: TrainedModel, settings: DecodeSettings):
         self.m, self.vocab, self.settings, self.tables = trained, trained.vocab, settings, trained.tables
+        self.shape = trained.shape
         self.on = {"tones": settings.tones, "rhyme": settings.rhyme, "novelty": settings.novelty}
         self.train_hashes = trained.line_hashes() if settings.novelty else set()
         self.doubles = self.tables.doubles
@@ -141,34 +149,35 @@ class Decoder:
     def may_double(self, c: Candidate, pos: int) -> bool:
         """The character before `pos`, in the same line, may be written again at `pos`: a real 叠字 there
         (悠悠 opens lines, 光光 never closes one), and not a third time in a row."""
-        at = layout.char_of(pos)
+        at = self.shape.char_of(pos)
         prev = c.chars[pos - 1] if at else ""
         return bool(prev) and bool(self.doubles[at - 1, self.vocab.id(prev)]) and (at < 2 or c.chars[pos - 2] != prev)
 
     def repeats(self, c: Candidate, pos: int) -> list[int]:
         """Ids that would stutter (是是, unless a real 叠字 where poems double) or echo a two-character
         word of an earlier line (春风 … 春风)."""
-        at = layout.char_of(pos)
-        prev = c.chars[pos - 1] if at else ""
+        sh = self.shape
+        prev = c.chars[pos - 1] if sh.char_of(pos) else ""
         if not prev:
             return []
         out = [] if self.may_double(c, pos) else [prev]
-        for start in layout.LINE_STARTS[:layout.line_of(pos)]:
-            line = c.chars[start:start + layout.CHARS]
-            out += [line[j + 1] for j in range(4) if line[j] == prev and line[j + 1]]
+        for start in sh.line_starts[:sh.line_of(pos)]:
+            line = c.chars[start:start + sh.chars]
+            out += [line[j + 1] for j in range(sh.chars - 1) if line[j] == prev and line[j + 1]]
         return [self.vocab.id(ch) for ch in out]
 
     def coherence(self, c: Candidate) -> float:
         """Mean cosine of lines 2–4's characters to line 1's centroid, in the model's input embedding
         (the skip-gram vectors in word2vec mode): how near the poem stays to its first line."""
         ids = [self.vocab.id(ch) for ch in c.chars if is_cjk(ch)]
-        first, rest = self.unit[ids[:layout.CHARS]].mean(axis=0), self.unit[ids[layout.CHARS:]]
+        first, rest = self.unit[ids[:self.shape.chars]].mean(axis=0), self.unit[ids[self.shape.chars:]]
         return float((rest @ (first / max(np.linalg.norm(first), 1e-6))).mean()) if len(rest) else 0.0
 
     def rank(self, c: Candidate) -> float:
         """What a best-of-K choice maximises: the model's mean log-probability, less the frequency
         penalty of the chosen characters, plus the coherence with line 1."""
-        free = [self.vocab.id(ch) for i, ch in enumerate(c.chars) if ch and i not in c.forced and i not in PUNCT]
+        marks = self.shape.marks
+        free = [self.vocab.id(ch) for i, ch in enumerate(c.chars) if ch and i not in c.forced and i not in marks]
         penalty = float(self.penalty[free].mean() if free else 0)
         return (c.logp / max(c.generated, 1) + penalty + self.settings.coherence * self.coherence(c)
                 + self.settings.mutual * c.line_one + self.settings.critic * c.realness)
@@ -188,42 +197,43 @@ class Decoder:
         that could have come from any first line scores low; one that points back to its own, high."""
         if self.backward is None or not cands:
             return
-        vocab, stepper = self.backward.vocab, self.backward.stepper
-        ids = np.array([vocab.encode(layout.reverse_poem("".join(c.chars))) for c in cands])  # (batch, 25)
-        last = layout.LINE_STARTS[-1] + 1  # <s> and 18 slots in: line 1, backwards, is what is left
+        vocab, stepper, sh = self.backward.vocab, self.backward.stepper, self.shape
+        ids = np.array([vocab.encode(sh.reverse_poem("".join(c.chars))) for c in cands])  # (batch, 1 + slots)
+        last = sh.line_starts[-1] + 1  # <s> and 18 slots in (a 七绝: 24): line 1, backwards, is what is left
         state = stepper.initial_state(len(cands))
         for t in range(last - 1):
             _, state = stepper.step(ids[:, t], state, logits=False)
         total = np.zeros(len(cands))
-        for t in range(last - 1, last - 1 + layout.CHARS):
+        for t in range(last - 1, last - 1 + sh.chars):
             logp, state = stepper.step(ids[:, t], state)  # (batch, vocab)
             total += logp[np.arange(len(cands)), ids[:, t + 1]]
-        for c, value in zip(cands, total / layout.CHARS):
+        for c, value in zip(cands, total / sh.chars):
             c.line_one = float(value)
 
     def rhymes_given(self, c: Candidate, pos: int) -> frozenset:
         """The groups a rhyme end at `pos` must share with the rhyme ends given after it (`revise` keeps the
         other lines); every group when none is given."""
-        given = [prosody.rhyme_groups(c.forced[p]) for p in layout.LINE_ENDS[1::2] if p > pos and p in c.forced]
+        given = [prosody.rhyme_groups(c.forced[p]) for p in self.shape.line_ends[1::2] if p > pos and p in c.forced]
         return frozenset.intersection(*given) if given else self.tables.all_groups
 
     def allowed(self, c: Candidate, pos: int, drop: tuple = ()) -> np.ndarray:
         """Mask of characters allowed at `pos` for `c`, without the constraints in `drop` (may be shared:
         copy to write)."""
-        mk, line = self.tables, layout.line_of(pos)
-        slots = layout.line_slots(line)
+        mk, sh = self.tables, self.shape
+        line = sh.line_of(pos)
+        slots = sh.line_slots(line)
         on = {k: v and k not in drop for k, v in self.on.items()}
         tones = BOTH
         if on["tones"] and c.types and c.types[line]:
             as_fitting = lambda i, ch: prosody.ANY if i in c.free else ch
-            later = tuple((layout.char_of(i), as_fitting(i, ch)) for i, ch in sorted(c.forced.items())
+            later = tuple((sh.char_of(i), as_fitting(i, ch)) for i, ch in sorted(c.forced.items())
                           if pos < i < slots.stop)
             prefix = "".join(as_fitting(i, c.chars[i]) for i in range(slots.start, pos))
             tones = prosody.allowed_tones(c.types[line], prefix, later=later, rules=self.settings.rules,
-                                          licences=self.settings.licences)
+                                          licences=self.settings.licences, chars=sh.chars)
         m = mk.by_tones[tones] if on["tones"] else mk.writable
         if on["rhyme"]:
-            one, two, three, four = layout.LINE_ENDS
+            one, two, three, four = sh.line_ends
             sure = self.settings.rules == "strict"  # every reading of a rhyme character rhymes (no 机 for 機)
             first_end = c.chars[one] or c.forced.get(one, "")
             first_rhymes = line_one_rhymes(c, first_end)
@@ -260,11 +270,12 @@ class Decoder:
 
     def line_is_new(self, c: Candidate, pos: int, ch: str) -> bool:
         """If `ch` completes its line: the line is no training line and no earlier line of the poem."""
-        slots = layout.line_slots(layout.line_of(pos))
+        sh = self.shape
+        slots = sh.line_slots(sh.line_of(pos))
         if not self.on["novelty"] or any(p not in c.forced for p in range(pos + 1, slots.stop)):
             return True
         line = "".join(c.chars[slots.start:pos]) + ch + "".join(c.forced[p] for p in range(pos + 1, slots.stop))
-        earlier = {"".join(c.chars[i:i + layout.CHARS]) for i in layout.LINE_STARTS if i < slots.start}
+        earlier = {"".join(c.chars[i:i + sh.chars]) for i in sh.line_starts if i < slots.start}
         return line not in earlier and line not in self.train_hashes
 
     def options(self, c: Candidate, pos: int) -> tuple[np.ndarray, list[str]]:
@@ -288,24 +299,25 @@ class Decoder:
         return m, dropped
 
     def finish(self, c: Candidate) -> Poem:
-        text = "".join(c.chars)
+        text, sh = "".join(c.chars), self.shape
         checks = prosody.check_poem(text)
-        lines = prosody.split_lines(text)
-        generated = [ln for i, ln in enumerate(lines) if not all(p in c.forced for p in layout.line_slots(i))]
+        lines = sh.lines_of(text)
+        generated = [ln for i, ln in enumerate(lines) if not all(p in c.forced for p in sh.line_slots(i))]
         checks["copied"] = any(ln in self.train_hashes for ln in generated) if self.on["novelty"] else None
         warnings = [Note(f"could not keep {name} at every step (the model had no allowed character)", "relaxed",
                          rule=name) for name in dict.fromkeys(c.relaxed)]
-        breaks = sorted((layout.line_of(i) + 1, layout.char_of(i) + 1) for i in c.free)
+        breaks = sorted((sh.line_of(i) + 1, sh.char_of(i) + 1) for i in c.free)
         note = reading_note(c) if self.on["rhyme"] else None
         notes = [n for n in (note, *self.missing) if n]
-        return Poem(text, lines, round(c.logp / max(c.generated, 1), 4), checks, warnings, c.form, breaks,
+        form = prosody.form_name(c.form, sh.chars) if c.form else None  # as poets name it for this line length
+        return Poem(text, lines, round(c.logp / max(c.generated, 1), 4), checks, warnings, form, breaks,
                     round(self.coherence(c), 4), round(self.rank(c), 4), line_one=round(c.line_one, 4),
                     realness=round(c.realness, 4), notes=notes)
 
 
 def _fixed(c: Candidate, pos: int) -> str | None:
     """The mark or the given character at `pos`, or None where the decoder chooses."""
-    return PUNCT.get(pos) or c.forced.get(pos)
+    return c.shape.marks.get(pos) or c.forced.get(pos)
 
 
 def resample_lines(dec: Decoder, cands: list[Candidate], groups: list[int]) -> np.ndarray:
@@ -332,10 +344,10 @@ def sample_poems(dec: Decoder, cands: list[Candidate], rngs: list, temperature, 
     candidate draws from its own generator, so it does not depend on how many share the batch.
     With `groups` (the answer each candidate belongs to) and `line_search` on, the candidates of an
     answer are resampled by what they wrote after lines 2 and 3 (`resample_lines`)."""
-    stepper, tokens = dec.m.stepper, dec.vocab.tokens
+    stepper, tokens, slots, search_at = dec.m.stepper, dec.vocab.tokens, dec.shape.slots, line_search_at(dec.shape)
     # The characters every candidate has fixed from the start (a given first line) run once, not per candidate.
     shared = 0
-    while (shared < layout.SLOTS and _fixed(cands[0], shared)
+    while (shared < slots and _fixed(cands[0], shared)
            and all(_fixed(c, shared) == _fixed(cands[0], shared) for c in cands)):
         shared += 1
     prefix = [dec.vocab.id("<s>")] + [dec.vocab.id(_fixed(cands[0], p)) for p in range(shared)]
@@ -347,7 +359,7 @@ def sample_poems(dec: Decoder, cands: list[Candidate], rngs: list, temperature, 
     for pos in range(shared):
         for c in cands:
             c.chars[pos] = _fixed(c, pos)
-    for pos in range(shared, layout.SLOTS):
+    for pos in range(shared, slots):
         needed = any(not _fixed(c, pos) for c in cands)
         logp, state = stepper.step(prev, state, logits=needed)  # (batch, vocab)
         scores = logp + dec.penalty if needed else None  # (batch, vocab): what the choice sees
@@ -368,7 +380,7 @@ def sample_poems(dec: Decoder, cands: list[Candidate], rngs: list, temperature, 
                 c.chars[pos], c.logp, c.generated = tokens[i], c.logp + float(logp[b, i]), c.generated + 1
                 c.relaxed += dropped
             prev[b] = dec.vocab.id(c.chars[pos])
-        if groups is not None and dec.settings.line_search and pos in LINE_SEARCH_AT:
+        if groups is not None and dec.settings.line_search and pos in search_at:
             source = resample_lines(dec, cands, groups)
             state = [tuple(x[source] for x in layer) for layer in state]
             prev = prev[source]
@@ -387,7 +399,7 @@ def beam_poems(dec: Decoder, seed: Candidate, width: int, rng: np.random.Generat
     beams, state = [seed], stepper.initial_state(1)
     prev = np.array([dec.vocab.id("<s>")])
     noise = dec.settings.beam_noise if rng is not None else 0.0
-    for pos in range(layout.SLOTS):
+    for pos in range(dec.shape.slots):
         logp, state = stepper.step(prev, state)  # (beams, vocab)
         fixed = _fixed(seed, pos)
         if fixed:
@@ -501,13 +513,15 @@ def line_one_rhymes(c: Candidate, end: str) -> bool:
 
 def reading_note(c: Candidate) -> Note | None:
     """Which reading of a polyphonic line-1 end the poem took, and so whether line 1 rhymes."""
-    end = c.chars[layout.LINE_ENDS[0]]
+    ends = c.shape.line_ends
+    end = c.chars[ends[0]]
+    form = prosody.form_name(c.form, c.shape.chars) if c.form else c.form
     if not c.types or prosody.reading(end)[0] != BOTH:
         return None
     if line_one_rhymes(c, end):
-        groups = sorted(prosody.rhyme_groups(end) & prosody.rhyme_groups(c.chars[layout.LINE_ENDS[1]]))
-        return Note(f"{end} is both 平 and 仄; {c.form} reads it as 平 ({'、'.join(groups)}), "
+        groups = sorted(prosody.rhyme_groups(end) & prosody.rhyme_groups(c.chars[ends[1]]))
+        return Note(f"{end} is both 平 and 仄; {form} reads it as 平 ({'、'.join(groups)}), "
                     "so lines 2 and 4 rhyme with it", "polyphonic_end", char=end, tone=prosody.PING, groups=groups,
-                    form=c.form)
-    return Note(f"{end} is both 平 and 仄; {c.form} reads it as 仄, so line 1 does not rhyme", "polyphonic_end",
-                char=end, tone=prosody.ZE, groups=[], form=c.form)
+                    form=form)
+    return Note(f"{end} is both 平 and 仄; {form} reads it as 仄, so line 1 does not rhyme", "polyphonic_end",
+                char=end, tone=prosody.ZE, groups=[], form=form)

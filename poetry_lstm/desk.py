@@ -22,7 +22,7 @@ from .checker import Problem, Report, check, read_poem
 from .config import DecodeSettings
 from .decoder import Candidate, Decoder, Poem, _generator, sample_poems
 from .errors import InputError
-from .generate import settings_for
+from .generate import form_folder_hint, settings_for
 from .loading import TrainedModel
 
 SHORTLIST = 600  # characters read by the two-sided score before the checker vets them, best first
@@ -34,7 +34,7 @@ def _sum_logp(trained: TrainedModel, texts: list[str]) -> np.ndarray:
     """(len(texts),) summed log-probability of every character of each poem (marks too), one batch. The
     steps all poems share (a suggestion changes one character, a revision one line) run once."""
     vocab, stepper = trained.vocab, trained.stepper
-    ids = np.array([vocab.encode(t) for t in texts])  # (batch, 25)
+    ids = np.array([vocab.encode(t) for t in texts])  # (batch, 1 + slots)
     shared = 1
     while shared < ids.shape[1] and (ids[:, shared] == ids[0, shared]).all():
         shared += 1  # ids[:, :shared] are the same in every row
@@ -56,11 +56,11 @@ def poem_scores(trained: TrainedModel, texts: list[str], backward: bool = False)
     its end). On the valid split the forward model alone ranked repairs as well (bench/desk.py ranking)."""
     if not texts:
         return np.zeros(0)
-    total = _sum_logp(trained, texts)
+    total, shape = _sum_logp(trained, texts), trained.shape
     scorer = trained.scorer() if backward else None
     if scorer is not None:
-        total = (total + _sum_logp(scorer, [layout.reverse_poem(t) for t in texts])) / 2
-    return total / layout.SLOTS
+        total = (total + _sum_logp(scorer, [shape.reverse_poem(t) for t in texts])) / 2
+    return total / shape.slots
 
 
 def _logp_at(trained: TrainedModel, text: str, pos: int) -> np.ndarray:
@@ -72,11 +72,11 @@ def _logp_at(trained: TrainedModel, text: str, pos: int) -> np.ndarray:
 def _two_sided(trained: TrainedModel, text: str, pos: int) -> np.ndarray:
     """(vocab,) how well each character fits at `pos` from both sides: the forward model given the characters
     before it, plus the backward model given those after it (in the forward vocabulary's order)."""
-    score = _logp_at(trained, text, pos)
+    score, sh = _logp_at(trained, text, pos), trained.shape
     backward = trained.scorer()
     if backward is not None:
-        mirrored = layout.slot(layout.LINES - 1 - layout.line_of(pos), layout.CHARS - 1 - layout.char_of(pos))
-        back = _logp_at(backward, layout.reverse_poem(text), mirrored)
+        mirrored = sh.slot(sh.lines - 1 - sh.line_of(pos), sh.chars - 1 - sh.char_of(pos))
+        back = _logp_at(backward, sh.reverse_poem(text), mirrored)
         score = score + back[[backward.vocab.id(t) for t in trained.vocab.tokens]]
     return score
 
@@ -95,7 +95,7 @@ def vetted_repairs(trained: TrainedModel, report: Report, problem: Problem, coun
     and the checker, run again, finds the problem gone and no new error."""
     if problem.char is None or problem.severity == "note":
         return []
-    text, pos = report.text, layout.slot(problem.line - 1, problem.char - 1)
+    text, pos = report.text, trained.shape.slot(problem.line - 1, problem.char - 1)
     mk, tokens = trained.tables, trained.vocab.tokens
     allowed = mk.writable & (mk.ping ^ mk.ze)
     allowed[[trained.vocab.id(ch) for ch in set(text) if ch in trained.vocab]] = False
@@ -120,16 +120,16 @@ def suggestions_for(trained: TrainedModel, report: Report, problem: Problem, lim
     vetted = vetted_repairs(trained, report, problem)
     if not vetted:
         return []
-    text, pos = report.text, layout.slot(problem.line - 1, problem.char - 1)
+    text, pos = report.text, trained.shape.slot(problem.line - 1, problem.char - 1)
     scores = poem_scores(trained, [text[:pos] + ch + text[pos + 1:] for ch in vetted])
     return [vetted[i] for i in np.argsort(-scores, kind="stable")[:limit]]
 
 
 def check_poem(trained: TrainedModel | None, raw: str, rules: str = "strict", limit: int = 10) -> Report:
-    """The checker's report on a pasted 五绝, each problem at a character with up to `limit` repairs (none
-    without a model, and none yet for a 七绝: no model writes seven characters a line)."""
+    """The checker's report on a pasted 五绝 or 七绝, each problem at a character with up to `limit` repairs
+    ranked by `trained` when it writes that form (a 七绝 model for a 七绝); none without such a model."""
     report = check(read_poem(raw), rules)
-    if trained is not None and report.kind == "五绝":  # the shipped models write five characters a line
+    if trained is not None and writes(trained, report.text):
         for problem in report.problems:
             problem.suggestions = suggestions_for(trained, report, problem, limit)
     return report
@@ -140,28 +140,38 @@ class Revision:
     text: str                 # the poem as given (read_poem)
     line: int                 # the line rewritten, from 1
     poems: list[Poem]         # the new versions, the likeliest whole poem first; `score` is poem_scores'
-    form: str | None
+    form: str | None          # as poets name it (a 七绝's 仄起 is a 五绝's 平起)
     note: str | None = None   # why there are fewer versions than asked, when there are
+
+
+def writes(trained: TrainedModel, text: str) -> bool:
+    """Whether the model writes the form of the poem `text` (a 五绝 model for a 五绝, a 七绝 model for a 七绝)."""
+    return len(text) == trained.shape.slots
 
 
 def revise_line(trained: TrainedModel, raw: str, line: int, n: int = 3, settings: DecodeSettings | None = None,
                 **overrides) -> Revision:
     """`n` new versions of line `line` (1–4) that keep the other three: each scans and rhymes by the rules,
-    brings no 重字, copies no training line, and they are ranked by the whole poem (`poem_scores`)."""
+    brings no 重字, copies no training line, and they are ranked by the whole poem (`poem_scores`). `trained`
+    writes the poem's form: a 七绝 needs a 七绝 model (`train --form qijue`)."""
     text = read_poem(raw)
-    if len(text) != layout.SLOTS:
-        raise InputError("Only a 五绝's lines can be rewritten yet, since no model writes seven characters a line; "
-                         "`poetry-lstm check` reads a 七绝.", kind="revise_qijue")
-    if not 1 <= line <= layout.LINES:
-        raise InputError(f"There is no line {line}; a 五绝 has lines 1 to 4.", kind="revise_line", line=line)
+    shape = trained.shape
+    if not writes(trained, text):
+        chars = layout.SEVEN.chars if len(text) == layout.SEVEN.slots else layout.CHARS
+        given, has = (layout.FORM_LABELS[layout.shape_for(c).name] for c in (chars, shape.chars))
+        raise InputError(f"The poem is a {given} and the model at {trained.path} writes {has}; rewrite it with a "
+                         f"{given} model ({form_folder_hint(chars)}).", kind="revise_form", given=given, model=has,
+                         path=str(trained.path))
+    if not 1 <= line <= shape.lines:
+        raise InputError(f"There is no line {line}; a quatrain has lines 1 to 4.", kind="revise_line", line=line)
     s = settings_for(trained, settings, **overrides)
     s = dataclasses.replace(s, tones=True, rhyme=True, novelty=True)
     report = check(text, s.rules)
     types = prosody.FORMS[report.form]
-    lines = layout.lines_of(text)
+    lines = shape.lines_of(text)
     if line == 2 and types[0] == "a" and prosody.needs_rescue(lines[0], s.rules):
         types = (types[0], meter.RESCUE, *types[2:])
-    keep = {i: ch for i, ch in enumerate(text) if i not in layout.MARKS and layout.line_of(i) != line - 1}
+    keep = {i: ch for i, ch in enumerate(text) if i not in shape.marks and shape.line_of(i) != line - 1}
     dec = Decoder(trained, s)
     key = lambda p: (p.line, p.char, p.kind)  # noqa: E731
     old = {key(p) for p in report.errors()}
@@ -171,7 +181,7 @@ def revise_line(trained: TrainedModel, raw: str, line: int, n: int = 3, settings
     draws = max(s.candidates, 8) * (8 if line == 1 else 4)
     for round_ in range(REVISE_ROUNDS):
         rngs = [_generator(s.seed, line, round_, j) for j in range(draws)]
-        seeds = [Candidate([""] * layout.SLOTS, dict(keep), types, report.form) for _ in rngs]
+        seeds = [Candidate([""] * shape.slots, dict(keep), types, report.form) for _ in rngs]
         for c in sample_poems(dec, seeds, rngs, s.temperature, s.top_k, s.top_p):
             poem = dec.finish(c)
             if poem.text == text or poem.warnings or poem.text in fresh:
@@ -185,7 +195,8 @@ def revise_line(trained: TrainedModel, raw: str, line: int, n: int = 3, settings
     for poem, score in zip(poems, poem_scores(trained, [p.text for p in poems])):
         poem.score = round(float(score), 4)
     poems.sort(key=lambda p: -p.score)
-    return Revision(text, line, poems[:n], report.form, None if len(poems) >= n else _why_few(report, line))
+    form = prosody.form_name(report.form, shape.chars) if report.form else None  # as poets name it for a 七绝
+    return Revision(text, line, poems[:n], form, None if len(poems) >= n else _why_few(report, line))
 
 
 def _why_few(report: Report, line: int) -> str:

@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from . import layout, reading
-from .baseline import SCORED_POSITIONS, KneserNey, TrigramKN, score
+from .baseline import KneserNey, TrigramKN, score, scored_positions
 from .clean import load_corpus, texts_by_split
 from .config import DecodeSettings, GenerateConfig
 from .errors import PoetryError
 from .generate import complete_all
 from .judge import fit_judge, judge_perplexity, training_lines
 from .loading import TrainedModel, load_model
-from .metrics import format_table, summarize, train_ngrams
+from .metrics import format_table, poem_lines, summarize, train_ngrams
 from .network import import_keras
 from .prosody import PING, check_after_first, check_form, feature_table, forms_for_first_line, rates
 from .prosody import reading as reading_of
@@ -61,7 +61,9 @@ def read_poem_file(path: str | Path) -> list[str]:
     return poems
 
 
-RHYME_FROM, RHYME_TO = layout.LINE_ENDS[1], layout.LINE_ENDS[3]  # text indices of line 2's and line 4's last characters
+def rhyme_places(shape: layout.Shape) -> tuple[int, int]:
+    """Text indices of line 2's and line 4's last characters."""
+    return shape.line_ends[1], shape.line_ends[3]
 
 
 def rhyme_sets(poems: list[str], tokens) -> tuple[np.ndarray, np.ndarray]:
@@ -70,29 +72,31 @@ def rhyme_sets(poems: list[str], tokens) -> tuple[np.ndarray, np.ndarray]:
     A poem counts when line 2 ends in a character that is only 平 (a 仄 or polyphonic end may
     rhyme on 仄 or not at all, which the 平声 table cannot judge).
     """
-    counted = np.array([reading_of(p[RHYME_FROM])[0] == {PING} for p in poems], dtype=bool)
+    two, _ = rhyme_places(layout.shape_of_text(poems[0]))
+    counted = np.array([reading_of(p[two])[0] == {PING} for p in poems], dtype=bool)
     groups = feature_table(tokens)[:, 2:]  # (vocab, groups)
-    ends = feature_table([p[RHYME_FROM] for p, c in zip(poems, counted) if c])[:, 2:]  # (counted, groups)
+    ends = feature_table([p[two] for p, c in zip(poems, counted) if c])[:, 2:]  # (counted, groups)
     return counted, (ends @ groups.T) > 0
 
 
 def model_scores(trained: TrainedModel, poems: list[str]) -> dict:
     """Perplexity and accuracy of the LSTM on lines 2–4 of `poems` (unknowns scored as <unk>), and its rhyme mass."""
-    vocab = trained.vocab
-    ids = np.array([vocab.encode(p) for p in poems], dtype=np.int32)  # (poems, 25)
-    positions = np.array(SCORED_POSITIONS)
+    vocab, shape = trained.vocab, trained.shape
+    ids = np.array([vocab.encode(p) for p in poems], dtype=np.int32)  # (poems, 1 + slots)
+    positions = np.array(scored_positions(shape))
+    four = rhyme_places(shape)[1]
     counted, rhymes = rhyme_sets(poems, vocab.tokens)
     log_prob, correct, masses = 0.0, 0, []
     for start in range(0, len(poems), CHUNK):
         chunk = ids[start:start + CHUNK]
-        probs = np.asarray(trained.keras_model(chunk[:, :-1], training=False))  # (chunk, 24, vocab)
-        targets = chunk[:, 1:][:, positions]  # (chunk, 15)
+        probs = np.asarray(trained.keras_model(chunk[:, :-1], training=False))  # (chunk, slots, vocab)
+        targets = chunk[:, 1:][:, positions]  # (chunk, 15 or 21)
         picked = np.take_along_axis(probs[:, positions], targets[..., None], axis=-1)[..., 0]
         log_prob += float(np.log(np.maximum(picked, 1e-12)).sum())
         correct += int((probs[:, positions].argmax(-1) == targets).sum())
         here = counted[start:start + CHUNK]
         first = int(counted[:start].sum())
-        masses += list((probs[here, RHYME_TO] * rhymes[first:first + int(here.sum())]).sum(axis=1))
+        masses += list((probs[here, four] * rhymes[first:first + int(here.sum())]).sum(axis=1))
     chars = len(poems) * len(positions)
     unknown = int((ids[:, 1:][:, positions] == 1).sum())
     return {"perplexity": math.exp(-log_prob / chars), "accuracy": correct / chars, "chars": chars, "unknown": unknown,
@@ -102,10 +106,11 @@ def model_scores(trained: TrainedModel, poems: list[str]) -> dict:
 def unigram_rhyme_mass(poems: list[str], train_poems: list[str], tokens) -> float:
     """The rhyme mass of a model that knows only how often each character ends line 4 in training."""
     counted, rhymes = rhyme_sets(poems, tokens)
+    four = rhyme_places(layout.shape_of_text(poems[0]))[1]
     index = {t: i for i, t in enumerate(tokens)}
     freq = np.zeros(len(tokens))
     for p in train_poems:
-        freq[index.get(p[RHYME_TO], 1)] += 1  # 1 = <unk>
+        freq[index.get(p[four], 1)] += 1  # 1 = <unk>
     return float((rhymes @ (freq / max(freq.sum(), 1))).mean()) if counted.any() else 0.0
 
 
@@ -140,7 +145,7 @@ def poem_metrics(poems: list[str], train_hashes, train_4grams: set[str] | None, 
     `metrics.summarize`; `train_hashes` or `train_4grams` None leaves the copy or novelty figure None."""
     r = rates(poems)
     # The decoder keeps line 1 as given, so a first line that fits no form caps "tone" at the share that do.
-    scans = [p for p in poems if forms_for_first_line(layout.lines_of(p)[0])]
+    scans = [p for p in poems if forms_for_first_line(poem_lines(p)[0])]
     return {**extra, "form": r["form"], "first_line_fits_a_form": len(scans) / len(poems), "tone": r["tone"],
             "tone_when_first_line_fits": rates(scans)["tone"] if scans else 0.0,
             "lines_2_4_regulated": sum(map(check_after_first, poems)) / len(poems), "tone_245": r["tone_245"],
@@ -192,13 +197,13 @@ def generation_rows(models: dict[str, TrainedModel], settings: dict[str, dict[st
     """"<mode>, <setting>" → the metrics of the poems that model completes from the real poems' first
     lines under that setting (`settings[mode][setting]`), then "real poems" → the
     same metrics of the real poems."""
-    first_lines = [layout.lines_of(p)[0] for p in sticks.real]
+    first_lines = [poem_lines(p)[0] for p in sticks.real]
     rows = {}
     for mode, trained in models.items():
         for name, setting in settings[mode].items():
             poems, seconds = complete_all(trained, first_lines, setting)
             log(f"{mode}, {name}: {len(poems)} poems, {1000 * seconds:.0f} ms each")
-            kept = sum(layout.lines_of(p)[0] == line for p, line in zip(poems, first_lines)) / len(poems)
+            kept = sum(poem_lines(p)[0] == line for p, line in zip(poems, first_lines)) / len(poems)
             rows[f"{mode}, {name}"] = {**poem_metrics(poems, train_hashes, train_4grams, first_line_kept=kept),
                                        **reading_measures(poems, sticks), "ms_per_poem": 1000 * seconds}
     rows["real poems"] = {**poem_metrics(sticks.real, train_hashes, train_4grams, first_line_kept=1.0),
@@ -247,7 +252,7 @@ def yardsticks(cfg, real: list[str], records: list[dict] | None, log) -> Yardsti
     judge = attested = vectors = None
     if records is not None:
         started = time.perf_counter()
-        lines = training_lines(records)
+        lines = training_lines(records, len(poem_lines(real[0])[0]))  # five characters, or a 七绝's seven
         judge, attested = fit_judge(lines), reading.attested_doubles(lines)
         log(f"judge: {judge.order}-gram Kneser–Ney on {len(lines)} training lines "
             f"in {time.perf_counter() - started:.1f} s")

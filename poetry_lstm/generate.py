@@ -42,8 +42,9 @@ def settings_for(trained: TrainedModel, settings: DecodeSettings | None = None, 
     return dataclasses.replace(base, **overrides) if overrides else base
 
 
-def choose_form(rng, tones: bool, line: str | None = None, heads: str = "",
-                rules: str = "strict", licences: bool = False) -> tuple[str | None, tuple | None, frozenset]:
+def choose_form(rng, tones: bool, line: str | None = None, heads: str = "", rules: str = "strict",
+                licences: bool = False,
+                shape: layout.Shape = layout.FIVE) -> tuple[str | None, tuple | None, frozenset]:
     """(form, its line types, slots of given characters that break it).
 
     A form the given first line (or every acrostic head) fits; when none fits, one of those it breaks
@@ -66,24 +67,24 @@ def choose_form(rng, tones: bool, line: str | None = None, heads: str = "",
             types = (types[0], meter.RESCUE, *types[2:])
         return form, types, frozenset() if form in measured else frozenset(prosody.breaks(line, types[0], rules))
     # a head breaks a form when no variant of its line type can start with it
-    costs = {f: sum(not prosody.allowed_tones(t, h, rules=rules, licences=licences) for t, h in zip(types, heads))
-             for f, types in prosody.FORMS.items()}
+    starts = lambda t, h: prosody.allowed_tones(t, h, rules=rules, licences=licences, chars=shape.chars)  # noqa: E731
+    costs = {f: sum(not starts(t, h) for t, h in zip(types, heads)) for f, types in prosody.FORMS.items()}
     best = min(costs.values())
     form = str(rng.choice([f for f, cost in costs.items() if cost == best]))
     types = prosody.FORMS[form]
-    return form, types, frozenset(layout.slot(i, 0) for i, (t, h) in enumerate(zip(types, heads))
-                                  if not prosody.allowed_tones(t, h, rules=rules, licences=licences))
+    return form, types, frozenset(shape.slot(i, 0) for i, (t, h) in enumerate(zip(types, heads)) if not starts(t, h))
 
 
-PARTS = {"first_line": ("The first line", "five"), "acrostic": ("An acrostic (one head per line)", "four")}
+# what the part is called, how many characters it has in words and in numbers
+PARTS = {"first_line": ("The first line", "five or seven", (5, 7)),
+         "acrostic": ("An acrostic (one head per line)", "four", (4,))}
 
 
 def normalize_line(raw: str, part: str = "first_line", example: str = "床前明月光") -> str:
-    """The CJK characters of a first line (five) or an acrostic (four) in simplified form (，/,/。/.
-    at the end dropped), or an InputError saying what is wrong."""
-    what, count = PARTS[part]
-    size = 5 if count == "five" else 4
-    fields = {"part": part, "count": size, "example": example}
+    """The CJK characters of a first line (five, or seven for a 七绝) or an acrostic (four) in simplified
+    form (，/,/。/. at the end dropped), or an InputError saying what is wrong."""
+    what, count, sizes = PARTS[part]
+    fields = {"part": part, "count": sizes[0], "example": example}
     text = (raw or "").strip().rstrip("，,。.").strip()
     if not text:
         raise InputError(f"{what} is empty; type {count} Chinese characters, e.g. {example}.", kind="input_empty",
@@ -99,10 +100,27 @@ def normalize_line(raw: str, part: str = "first_line", example: str = "床前明
         raise InputError(f"{what} must be {count} Chinese characters, and {bad!r} "
                          f"{'is not one' if len(bad) == 1 else 'are not Chinese characters'}; e.g. {example}.",
                          kind="input_not_han", bad=bad, **fields)
-    if len(text) != size:
+    if len(text) not in sizes:
         raise InputError(f"{what} must be {count} Chinese characters, but it has {len(text)}; e.g. {example}.",
                          kind="input_length", length=len(text), **fields)
     return text
+
+
+def check_shape(trained: TrainedModel, line: str) -> None:
+    """An InputError when the first line's length is not the one the model writes (five for a 五绝 model)."""
+    shape = trained.shape
+    if len(line) != shape.chars:
+        want = layout.FORM_LABELS[layout.shape_for(len(line)).name]
+        has = layout.FORM_LABELS[shape.name]
+        raise InputError(f"A {len(line)}-character first line makes a {want}, but the model at {trained.path} writes "
+                         f"{has}; load the {want} model ({form_folder_hint(len(line))}) or type a "
+                         f"{shape.chars}-character line.", kind="form_mismatch", length=len(line),
+                         model_chars=shape.chars, path=str(trained.path))
+
+
+def form_folder_hint(chars: int) -> str:
+    """Where the models for lines of `chars` characters live under models/, for messages."""
+    return "models/qijue/<mode>, made by `poetry-lstm train --form qijue`" if chars == 7 else "models/<mode>"
 
 
 def unknown_notes(trained: TrainedModel, chars: str) -> list[Note]:
@@ -121,10 +139,12 @@ def complete_poem(trained: TrainedModel, first_line: str, settings: DecodeSettin
     `n=1`, `beam=8`) change single ones."""
     s = settings_for(trained, settings, **overrides)
     line = normalize_line(first_line)
+    check_shape(trained, line)
+    slots = trained.shape.slots
 
     def make_seed(rng):
         form, types, free = choose_form(rng, s.tones, line=line, rules=s.rules, licences=s.licences)
-        return Candidate([""] * layout.SLOTS, dict(enumerate(line)), types, form, free=free)
+        return Candidate([""] * slots, dict(enumerate(line)), types, form, free=free)
 
     poems = decode(trained, make_seed, s)
     notes = break_notes(poems, line)
@@ -135,14 +155,16 @@ def complete_poem(trained: TrainedModel, first_line: str, settings: DecodeSettin
 
 
 def acrostic_poem(trained: TrainedModel, heads: str, settings: DecodeSettings | None = None, **overrides) -> Result:
-    """A 藏头诗: line i starts with heads[i]; the first line is generated too."""
+    """A 藏头诗: line i starts with heads[i]; the first line is generated too. A 七绝 model writes
+    seven-character lines."""
     s = settings_for(trained, settings, **overrides)
     heads = normalize_line(heads, "acrostic", "春夏秋冬")
+    shape = trained.shape
 
     def make_seed(rng):
-        form, types, free = choose_form(rng, s.tones, heads=heads, rules=s.rules, licences=s.licences)
-        forced = {layout.slot(i, 0): ch for i, ch in enumerate(heads)}
-        return Candidate([""] * layout.SLOTS, forced, types, form, free=free)
+        form, types, free = choose_form(rng, s.tones, heads=heads, rules=s.rules, licences=s.licences, shape=shape)
+        forced = {shape.slot(i, 0): ch for i, ch in enumerate(heads)}
+        return Candidate([""] * shape.slots, forced, types, form, free=free)
 
     poems = decode(trained, make_seed, s)
     return Result(poems[0].lines[0] if poems else "", poems, unknown_notes(trained, heads) + break_notes(poems))
@@ -201,15 +223,16 @@ def theme_poem(trained: TrainedModel, theme: str, vectors=None, settings: Decode
     if not keywords:
         raise InputError(f"The theme {theme.strip()!r} has no keyword the model can use; try plainer words, "
                          "e.g. 思念故乡的秋夜.", kind="theme_no_keyword", theme=theme.strip())
-    plan = theme_plan(keywords)
+    plan, shape = theme_plan(keywords), trained.shape
 
     def make_seed(rng):
-        form, types, _ = choose_form(rng, s.tones, rules=s.rules, licences=s.licences)
+        form, types, _ = choose_form(rng, s.tones, rules=s.rules, licences=s.licences, shape=shape)
         forced = {}
         for line, (_, chars, one) in enumerate(plan):
-            start, text = place(rng, types[line] if types else None, line, chars, one, s.rules, s.licences)
-            forced.update({layout.slot(line, start + k): ch for k, ch in enumerate(text)})
-        return Candidate([""] * layout.SLOTS, forced, types, form)
+            start, text = place(rng, types[line] if types else None, line, chars, one, s.rules, s.licences,
+                                shape.chars)
+            forced.update({shape.slot(line, start + k): ch for k, ch in enumerate(text)})
+        return Candidate([""] * shape.slots, forced, types, form)
 
     poems = decode(trained, make_seed, s)
     planned = [f"{word} → {chars}" for word, chars, _ in plan]
@@ -217,17 +240,18 @@ def theme_poem(trained: TrainedModel, theme: str, vectors=None, settings: Decode
 
 
 def place(rng, line_type, line: int, word: str, one: str, rules: str = "strict",
-          licences: bool = False) -> tuple[int, str]:
+          licences: bool = False, chars: int = 5) -> tuple[int, str]:
     """(first place, text) of a theme keyword in line `line` of type `line_type`: the whole two-character
-    word where a five-character line puts its words (places 1–2, 3–4, or for line 1 also 4–5) and both
-    tones fit, else its one character wherever its tone fits; lines 2–4 keep their last place for the rhyme
-    and the turn. Line 1 always holds its keyword (the form then follows what it breaks least); a later
-    line whose form leaves the keyword no place goes without."""
-    last = layout.CHARS if line == 0 else layout.CHARS - 1
+    word where a line puts its words (places 1–2, 3–4, or for line 1 also 4–5; a seven's 1–2, 3–4, 5–6,
+    or 6–7) and both tones fit, else its one character wherever its tone fits; lines 2–4 keep their last
+    place for the rhyme and the turn. Line 1 always holds its keyword (the form then follows what it
+    breaks least); a later line whose form leaves the keyword no place goes without."""
+    last = chars if line == 0 else chars - 1
     fits = lambda text, j: line_type is None or all(  # noqa: E731
-        prosody.reading(ch)[0] & prosody.allowed_tones(line_type, "", j + k, rules=rules, licences=licences)
+        prosody.reading(ch)[0] & prosody.allowed_tones(line_type, "", j + k, rules=rules, licences=licences,
+                                                       chars=chars)
         for k, ch in enumerate(text))
-    spans = [j for j in (0, 2, 3) if len(word) == 2 and j + 2 <= last and fits(word, j)]
+    spans = [j for j in (0, 2, chars - 2) if len(word) == 2 and j + 2 <= last and fits(word, j)]
     if spans:
         return int(rng.choice(spans)), word
     spots = [j for j in range(last) if fits(one, j)] or (list(range(last)) if line == 0 else [])

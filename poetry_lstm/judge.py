@@ -15,6 +15,7 @@ the small uniform share Kneser–Ney leaves them, and counted.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Iterable, Sequence
 
 from . import layout
@@ -25,9 +26,10 @@ JUDGE_ORDER = 4
 LINE_LENGTH = layout.CHARS
 
 
-def training_lines(records: Iterable[dict]) -> list[str]:
-    """Every five-character line of the train split's records, as often as it occurs there."""
-    return [line for r in records if r.get("split") == "train" for line in r["lines"] if len(line) == LINE_LENGTH]
+def training_lines(records: Iterable[dict], chars: int = LINE_LENGTH) -> list[str]:
+    """Every line of `chars` characters (five; a 七绝 corpus's seven) of the train split's records, as often as
+    it occurs there."""
+    return [line for r in records if r.get("split") == "train" for line in r["lines"] if len(line) == chars]
 
 
 def fit_judge(lines: Sequence[str], order: int = JUDGE_ORDER) -> KneserNey:
@@ -40,12 +42,14 @@ def fit_judge(lines: Sequence[str], order: int = JUDGE_ORDER) -> KneserNey:
 def judge_perplexity(judge: KneserNey, poems: Sequence[str]) -> dict:
     """Per-character perplexity of lines 2–4 of `poems`, each line scored alone.
 
-    Returns {"perplexity", "chars", "unknown"}; a line that is not five characters long (a
-    malformed poem) is left out rather than scored against the wrong history.
+    Returns {"perplexity", "chars", "unknown"}; a line that is not as long as most (five characters, a
+    七绝's seven: a malformed poem's) is left out rather than scored against the wrong history.
     """
-    lines = [line for poem in poems for line in generated_lines(poem) if len(line) == LINE_LENGTH]
+    lengths = Counter(len(line) for poem in poems for line in generated_lines(poem))
+    size = lengths.most_common(1)[0][0] if lengths else LINE_LENGTH
+    lines = [line for poem in poems for line in generated_lines(poem) if len(line) == size]
     if not lines:
-        raise ValueError("no five-character lines 2–4 to judge")
+        raise ValueError("no five-character lines 2–4 (or seven-character ones) to judge")
     log_probs = judge.text_log_probs(lines)
     unknown = sum(ch not in judge.index for line in lines for ch in line)
     return {"perplexity": math.exp(-float(log_probs.mean())), "chars": int(log_probs.size), "unknown": unknown}

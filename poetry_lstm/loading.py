@@ -21,6 +21,7 @@ import numpy as np
 from . import files
 from .critic import NUMPY_FILES, NumpyCritic, load_numpy_critic
 from .errors import PoetryError
+from .layout import Shape
 from .metrics import LineHashes
 from .modeldir import (
     BACKWARD,
@@ -31,6 +32,7 @@ from .modeldir import (
     read_model_config,
     read_overuse,
     rebuild_command,
+    shape_of_args,
 )
 from .stepper import INDEX_FILE, WEIGHTS_MEMBER, LstmStepper, stepper_from_file, weight_index
 from .tables import DecoderTables, load_tables
@@ -61,6 +63,11 @@ class TrainedModel:
     @property
     def mode(self) -> str:
         return self.config["model_args"]["mode"]
+
+    @property
+    def shape(self) -> Shape:
+        """The quatrain the model writes: FIVE, or SEVEN for a 七绝 model (`train --form qijue`)."""
+        return shape_of_args(self.config["model_args"])
 
     def scorer(self) -> TrainedModel | None:
         """The backward scorer beside this model (p(line 1 | lines 2–4), read backwards), loaded on first use:

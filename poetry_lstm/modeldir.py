@@ -39,10 +39,11 @@ def rebuild_command(folder: Path) -> str:
     """The command that rebuilds the model folder `folder`, quoted for a message: training writes
     `<models_dir>/<mode>/`, so the folder's name is its mode."""
     name = Path(folder).name
+    form = " --form qijue" if Path(folder).parent.name == "qijue" else ""  # a 七绝 model's folder: models/qijue/<mode>
     if name in MODES:
-        return f"`poetry-lstm train --mode {name}`"
+        return f"`poetry-lstm train --mode {name}{form}`"
     if name == BACKWARD:
-        return "`poetry-lstm train --mode word2vec --backward`"
+        return f"`poetry-lstm train --mode word2vec --backward{form}`"
     return ("`poetry-lstm train --mode word2vec` (or `--mode onehot`) "
             f"with [paths] models_dir = \"{Path(folder).parent}\"")
 
@@ -59,6 +60,11 @@ def missing_model_error(folder: Path) -> PoetryError | None:
                            mode=folder.name, path=str(folder), command=command)
     return PoetryError(f"The model folder {folder} lacks {', '.join(missing)}; make it again with {command}.",
                        kind="model_incomplete", path=str(folder), missing=missing, command=command)
+
+
+def shape_of_args(args: dict) -> layout.Shape:
+    """The quatrain a model writes, from its model_args: FIVE, or what `chars` says (a 七绝 model's 7)."""
+    return layout.shape_for(args.get("chars", layout.CHARS))
 
 
 def read_model_config(folder: Path) -> dict:
@@ -156,7 +162,8 @@ class Vocab:
             doubled[ch] += n
         doubles = "".join(sorted(ch for ch, n in doubled.items() if n >= DOUBLE_MIN and ch in self.index))
         attested = [key for key, n in at_places.items() if n >= DOUBLE_MIN and key[0] in self.index]
-        doubles_at = tuple("".join(sorted(ch for ch, at in attested if at == i)) for i in range(layout.CHARS - 1))
+        shape = next((layout.shape_of_text(t) for t in texts[:1]), None) or layout.FIVE  # a 七绝 corpus: 6 places
+        doubles_at = tuple("".join(sorted(ch for ch, at in attested if at == i)) for i in range(shape.chars - 1))
         return Vocab(self.tokens, tuple(0 if t in SPECIALS else counts.get(t, 0) for t in self.tokens), doubles,
                      doubles_at)
 
@@ -176,7 +183,7 @@ class Vocab:
         counts, doubles, doubles_at = data.get("counts") or [], data.get("doubles") or "", data.get("doubles_at") or []
         if (counts and (len(counts) != len(tokens) or not all(isinstance(n, int) and n >= 0 for n in counts))
                 or not isinstance(doubles, str) or not isinstance(doubles_at, list)
-                or doubles_at and (len(doubles_at) != layout.CHARS - 1
+                or doubles_at and (len(doubles_at) not in {s.chars - 1 for s in layout.SHAPES.values()}
                                    or not all(isinstance(d, str) for d in doubles_at))):
             raise PoetryError(f"The vocabulary {path} has malformed counts; {retrain}.", kind="model_corrupt",
                               path=str(path), command=command)

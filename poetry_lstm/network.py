@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PoetryError
-from .layout import LINE_TWO_END_STEP
+from .layout import LINE_TWO_END_STEP, shape_for
 
 
 @contextlib.contextmanager
@@ -90,11 +90,12 @@ def custom_layers() -> dict:
 
 
 def build_model(vocab_size: int, mode: str, units: int, layers: int, dropout: float, embedding_dim: int,
-                fine_tune_vectors: bool = False, prosody_dim: int = 0, rhyme_context: bool = False,
+                fine_tune_vectors: bool = False, prosody_dim: int = 0, rhyme_context: bool = False, chars: int = 5,
                 vectors: np.ndarray | None = None, prosody: np.ndarray | None = None):
     """The stacked LSTM. `vectors` (vocab_size, dim) initialises the word2vec-mode embedding;
     `prosody` (vocab_size, prosody_dim) is `prosody.feature_table(vocab.tokens)` when prosody_dim > 0;
-    `rhyme_context` also feeds, after line 2, the features of line 2's last character."""
+    `rhyme_context` also feeds, after line 2, the features of line 2's last character, which sits where
+    lines of `chars` characters (5 or 7) put it."""
     import keras
     from keras import layers as L
 
@@ -117,7 +118,8 @@ def build_model(vocab_size: int, mode: str, units: int, layers: int, dropout: fl
         # 平仄 and 平声 groups ride beside the character (and line 2's end after it):
         # (batch, time, dim + prosody_dim [+ prosody_dim])
         features = L.Embedding(vocab_size, prosody_dim, trainable=False, name="prosody")(ids)
-        context = [custom_layers()["LineTwoEnd"](name="line_two_end")(features)] if rhyme_context else []
+        position = shape_for(chars).line_two_end_step
+        context = [custom_layers()["LineTwoEnd"](position, name="line_two_end")(features)] if rhyme_context else []
         x = L.Concatenate(name="with_prosody")([x, features, *context])
     for i in range(layers):
         x = L.LSTM(units, return_sequences=True, name=f"lstm_{i}")(x)  # (batch, time, units)
@@ -141,7 +143,8 @@ def build_model(vocab_size: int, mode: str, units: int, layers: int, dropout: fl
 
 
 def poem_ids(texts: list[str], vocab) -> np.ndarray:
-    """(poems, 25) int32: the start token then the 24 characters of each poem (`vocab`: a modeldir.Vocab)."""
+    """(poems, 1 + slots) int32: the start token then the 24 (a 七绝: 32) slots of each poem (`vocab`: a
+    modeldir.Vocab)."""
     return np.array([vocab.encode(t) for t in texts], dtype=np.int32).reshape(len(texts), -1)
 
 

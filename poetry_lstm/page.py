@@ -15,9 +15,20 @@ from pathlib import Path
 import numpy as np
 
 from . import layout, prosody
+from .checker import read_poem
 from .clean import is_cjk  # noqa: F401 -- the page's helpers and app.py check characters with it
+from .errors import PoetryError
 
 MODES = ("word2vec", "onehot")
+
+
+def form_of_poem(raw: str) -> str:
+    """wujue or qijue by the length of a pasted poem as the checker reads it; wujue for text that is neither
+    (the checker then refuses it in one sentence)."""
+    try:
+        return layout.shape_of_text(read_poem(raw)).name
+    except PoetryError:
+        return "wujue"
 
 
 def models_dir(configured: str, root: Path) -> Path:
@@ -117,13 +128,14 @@ def _char_html(ch: str, rhyme: bool, mark: tuple[str, str, str] | None = None, e
 
 def poem_html(text: str, score: float | None = None, checks: dict | None = None, form: str | None = None,
               breaks=()) -> str:
-    """One quatrain, line by line, each character over its tone, rhyme characters highlighted, and
+    """One quatrain (五绝 or 七绝), line by line, each character over its tone, rhyme characters highlighted, and
     the given characters that break the tone form (`breaks`: (line, character) pairs from 1, as in
     `Poem.breaks`) marked ✗ 失律 under their tone, with a note saying why.
 
     One line of HTML (Streamlit reads it as Markdown: blank lines or indentation would break it).
     """
-    lines = prosody.split_lines(text)
+    shape = layout.shape_of_text(text)
+    lines = prosody.quatrain_lines(text) or prosody.split_lines(text)  # a 五绝 or a 七绝; else the refusal
     rhymes = set(prosody.rhyme_chars(text))
     broken = {(int(i) - 1, int(j) - 1) for i, j in breaks or ()}
     why = (f"此字的平仄不合{form or '本诗的格式'}；所给的字照原样保留 "
@@ -134,8 +146,8 @@ def poem_html(text: str, score: float | None = None, checks: dict | None = None,
                      else '<div class="pl-line">')
         for j, ch in enumerate(line):
             mark = (BREAK_MARK, "失律", why) if (i, j) in broken else None
-            parts.append(_char_html(ch, layout.slot(i, j) in rhymes, mark))
-        parts.append(f'<span class="pl-punct">{layout.MARKS[layout.slot(i, layout.CHARS)]}</span></div>')
+            parts.append(_char_html(ch, shape.slot(i, j) in rhymes, mark))
+        parts.append(f'<span class="pl-punct">{shape.marks[shape.slot(i, shape.chars)]}</span></div>')
     if checks is not None:
         parts.append('<div class="pl-checks">')
         parts += [_badge(label, state, CHECK_TITLES.get(label, "")) for label, state in check_badges(checks)]
@@ -246,7 +258,8 @@ def md_escape(text: str) -> str:
 # --- the library's messages, in Chinese first ------------------------------------------------
 
 _PART = {"first_line": "首句", "acrostic": "藏头字"}
-_COUNT = {4: "四", 5: "五"}
+_COUNT = {4: "四", 5: "五个或七"}  # a first line has five characters (五绝) or seven (七绝)
+_FORM_OF_LENGTH = {5: "五绝", 7: "七绝"}
 _RULES = {"novelty": "新句（不抄训练集）", "rhyme": "押韵", "tones": "平仄"}
 
 
@@ -263,6 +276,10 @@ ZH_BY_KIND = {
     "input_punctuation": lambda f: f"{_PART[f['part']]}中间有标点（{f['punctuation']}），请去掉",
     "input_not_han": lambda f: f"{_PART[f['part']]}须为{_COUNT[f['count']]}个汉字，{f['bad']} 不是汉字",
     "input_length": lambda f: f"{_PART[f['part']]}须为{_COUNT[f['count']]}个汉字，现在是 {f['length']} 个字",
+    "form_mismatch": lambda f: (f"首句 {f['length']} 个字，作的是{_FORM_OF_LENGTH.get(f['length'], '绝句')}；"
+                                f"这个模型写{_FORM_OF_LENGTH[f['model_chars']]}，请在侧栏选对体裁，"
+                                f"或输入 {f['model_chars']} 个字的首句"),
+    "form_unknown": lambda f: "没有这种体裁，只有五绝（wujue）和七绝（qijue）",
     "theme_empty": lambda f: "主题是空的，请用几句话描述主题",
     "theme_no_keyword": lambda f: "主题里没有模型能用的关键词，请换些平实的词",
     "not_a_quatrain": lambda f: "这不是五言绝句的格式（五字四句，，。，。）",
@@ -275,7 +292,7 @@ ZH_BY_KIND = {
     "poem_not_han": lambda f: f"诗稿中的 {f['bad']} 不是汉字，请只贴诗句",
     "poem_shape": lambda f: (f"绝句是四句、每句五字或七字，这里是 {len(f['sizes'])} 句"
                              + (f"，各 {'/'.join(map(str, f['sizes']))} 字" if f["sizes"] else "")),
-    "revise_qijue": lambda f: "七言绝句暂不能改写（还没有七言模型），可以检查",
+    "revise_form": lambda f: f"这首是{f['given']}，这个模型写{f['model']}；请用{f['given']}模型改写，或只检查",
     "revise_line": lambda f: f"没有第 {f['line']} 句，五言绝句只有第 1 至 4 句",
     "rhymes_empty": lambda f: "请给出一个韵部（如 东、上平一东）或一个字",
     "rhymes_unknown": lambda f: f"{f['query']} 既不是平声韵部，也不是平水韵中的一个字",
@@ -317,7 +334,7 @@ ZH_FALLBACK = {"error": "未能完成，原因见英文说明", "warning": "提�
 
 def zh_message(message, kind: str = "error") -> str:
     """A library error or note with Chinese before its English sentence:
-    "首句须为五个汉字，现在是 4 个字 (The first line must be five Chinese characters, …)".
+    "首句须为五个或七个汉字，现在是 4 个字 (The first line must be five or seven Chinese characters, …)".
     The Chinese comes from the message's `kind` and `fields` (errors.py); a plain string or a kind
     not in ZH_BY_KIND gets a generic lead-in (`ZH_FALLBACK[kind]`, kind "error" or "warning").
     Plain text: escape it for Markdown (`md_escape`) before showing it."""

@@ -280,6 +280,12 @@ def feature_table(tokens) -> np.ndarray:
     return table
 
 
+def form_name(form: str, size: int) -> str:
+    """What poets call a form (a key of FORMS, named by its five-character line 1) for lines of `size`:
+    a seven-character line's head has the other tones, so 仄起 and 平起 trade places."""
+    return form if size == 5 else form.replace("仄起", "〇").replace("平起", "仄起").replace("〇", "平起")
+
+
 def check_form(text: str) -> bool:
     """Exactly `XXXXX，XXXXX。XXXXX，XXXXX。` with Han characters (clean.is_han, Extension B and on too)."""
     return (len(text) == layout.SLOTS and all(text[i] == mark for i, mark in layout.MARKS.items())
@@ -305,8 +311,8 @@ def split_lines(text: str) -> list[str]:
 
 ANY = "?"  # stands for a given character the line is allowed to break on: it fits any slot
 
-# Breaking position 2, 4 or the last character of a line undoes its pattern; 1 and 3 are free-ish.
-BREAK_WEIGHTS = (1, 3, 1, 3, 4)
+# Breaking position 2, 4 or the last character of a line undoes its pattern; 1 and 3 are free-ish (a seven:
+# 2, 4, 6 and 7 weigh most): `breaks` weighs them by meter.WEIGHTS_OF, as the checker does.
 
 
 def _fits(chars: str, pattern: str) -> bool:
@@ -314,21 +320,23 @@ def _fits(chars: str, pattern: str) -> bool:
     return all(ch == ANY or _LETTER[p] in reading(ch)[0] for ch, p in zip(chars, pattern))
 
 
-@lru_cache(maxsize=16)
-def given_variants(line_type: str, rules: str = "strict") -> tuple[str, ...]:
-    """Patterns a given line (a first line, never changed) may have under `rules`: every licence, and for
-    an a line the 大拗 ones (仄仄平仄仄), which the next line then rescues (`needs_rescue`)."""
-    taken = meter.variants(line_type, rules, licences=True)
+@lru_cache(maxsize=32)
+def given_variants(line_type: str, rules: str = "strict", chars: int = 5) -> tuple[str, ...]:
+    """Patterns a given line (a first line, never changed) of `chars` characters may have under `rules`: every
+    licence, and for an a line the 大拗 ones (仄仄平仄仄), which the next line then rescues (`needs_rescue`)."""
+    taken = meter.variants(line_type, rules, licences=True, chars=chars)
     if line_type != "a":
         return taken
-    every = ("".join(p) for p in product("PZ", repeat=5))
+    every = ("".join(p) for p in product("PZ", repeat=chars))
     return taken + tuple(v for v in every if v not in taken and meter.verdict(v, "a", rules, rescued=True).ok)
 
 
 def licence_rank(line: str, line_type: str, rules: str = "strict") -> int:
     """0: `line` fits a plain variant of `line_type`; 1: only with a licence; 2: only as a 大拗 the next line
     must rescue, or not at all."""
-    for rank, patterns in enumerate((meter.variants(line_type, rules), meter.variants(line_type, rules, True))):
+    size = len(line)
+    for rank, patterns in enumerate((meter.variants(line_type, rules, chars=size),
+                                     meter.variants(line_type, rules, True, chars=size))):
         if any(_fits(line, v) for v in patterns):
             return rank
     return 2
@@ -336,8 +344,8 @@ def licence_rank(line: str, line_type: str, rules: str = "strict") -> int:
 
 def needs_rescue(line: str, rules: str = "strict") -> bool:
     """`line` fits an a line only as 大拗: the B line after it must have 平 at place 3 (对句相救)."""
-    return (any(_fits(line, v) for v in given_variants("a", rules))
-            and not any(_fits(line, v) for v in meter.variants("a", rules, licences=True)))
+    return (any(_fits(line, v) for v in given_variants("a", rules, len(line)))
+            and not any(_fits(line, v) for v in meter.variants("a", rules, licences=True, chars=len(line))))
 
 
 def breaks(line: str, line_type: str, rules: str | None = None) -> tuple[int, ...]:
@@ -346,13 +354,14 @@ def breaks(line: str, line_type: str, rules: str | None = None) -> tuple[int, ..
     EVALUATION.md's, or with `rules` those a given line may have under them (`given_variants`)."""
     def misses(v):
         return tuple(i for i, (ch, p) in enumerate(zip(line, v)) if ch != ANY and _LETTER[p] not in reading(ch)[0])
-    patterns = VARIANTS[line_type] if rules is None else given_variants(line_type, rules)
-    best = min((misses(v) for v in patterns), key=lambda m: (sum(BREAK_WEIGHTS[i] for i in m), m))
+    size, weights = len(line), meter.WEIGHTS_OF[len(line)]
+    patterns = {5: VARIANTS, 7: VARIANTS7}[size][line_type] if rules is None else given_variants(line_type, rules, size)
+    best = min((misses(v) for v in patterns), key=lambda m: (sum(weights[i] for i in m), m))
     return best
 
 
 def break_cost(line: str, line_type: str, rules: str | None = None) -> int:
-    return sum(BREAK_WEIGHTS[i] for i in breaks(line, line_type, rules))
+    return sum(meter.WEIGHTS_OF[len(line)][i] for i in breaks(line, line_type, rules))
 
 
 def closest_forms(line: str) -> list[str]:
@@ -373,30 +382,32 @@ def forms_for_first_line(line: str) -> list[str]:
 
 
 def allowed_tones(line_type: str, prefix: str, position: int | None = None, later: tuple = (),
-                  rules: str = "lenient", licences: bool = True) -> frozenset[str]:
+                  rules: str = "lenient", licences: bool = True, chars: int = 5) -> frozenset[str]:
     """Tones at `position` (default len(prefix)) that keep some variant reachable: a pattern `meter.variants`
     accepts for `line_type` (a/A/b/B, or meter.RESCUE) under `rules`, with or without `licences`.
 
     `prefix` holds the characters already chosen in this line; `later` holds (slot, character)
-    pairs already fixed further on (an acrostic head, a theme keyword); other slots are free.
+    pairs already fixed further on (an acrostic head, a theme keyword); other slots are free. The line has
+    `chars` characters (5, or 7 in a 七绝).
     Empty set: the prefix or the fixed characters already broke the line.
     """
     position = len(prefix) if position is None else position
-    if not len(prefix) <= position < 5:
+    if not len(prefix) <= position < chars:
         raise ValueError(f"position {position} outside the line after a prefix of {len(prefix)}")
-    return _allowed(line_type, prefix, position, tuple((i, ch) for i, ch in later if i > position), rules, licences)
+    return _allowed(line_type, prefix, position, tuple((i, ch) for i, ch in later if i > position), rules, licences,
+                    chars)
 
 
 @lru_cache(maxsize=65536)  # a prefix recurs across candidates, tries and poems
 def _allowed(line_type: str, prefix: str, position: int, later: tuple = (), rules: str = "lenient",
-             licences: bool = True) -> frozenset[str]:
-    return frozenset(_LETTER[v[position]] for v in meter.variants(line_type, rules, licences)
+             licences: bool = True, chars: int = 5) -> frozenset[str]:
+    return frozenset(_LETTER[v[position]] for v in meter.variants(line_type, rules, licences, chars)
                      if _fits(prefix, v) and all(ch == ANY or _LETTER[v[i]] in reading(ch)[0] for i, ch in later))
 
 
-def char_fits(line_type: str, prefix: str, ch: str) -> bool:
-    """ch may follow `prefix` in a line of this type and still leave a variant reachable."""
-    return len(prefix) < 5 and bool(reading(ch)[0] & _allowed(line_type, prefix, len(prefix)))
+def char_fits(line_type: str, prefix: str, ch: str, chars: int = 5) -> bool:
+    """ch may follow `prefix` in a line of this type (of `chars` characters) and still leave a variant reachable."""
+    return len(prefix) < chars and bool(reading(ch)[0] & _allowed(line_type, prefix, len(prefix), chars=chars))
 
 
 def quatrain_lines(text: str) -> list[str] | None:

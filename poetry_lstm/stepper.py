@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import LINE_TWO_END_STEP
+from .layout import SHAPES
 
 
 def _has_layer(model, name: str) -> bool:
@@ -50,6 +50,8 @@ class LstmStepper:
         self.units = self.cells[0][1].shape[0]
         self.prosody = None
         self.rhyme_context = _has_layer(model, "line_two_end")
+        # the input step of line 2's last character: 11 in a 五绝, 15 in a 七绝
+        self.line_two_end = model.get_layer("line_two_end").position if self.rhyme_context else None
         if _has_layer(model, "prosody"):
             self.prosody = f32(model.get_layer("prosody").get_weights()[0])
             # in float32: weights stored as float16 would otherwise fold in float16
@@ -84,7 +86,7 @@ class LstmStepper:
             x = h
         if self.rhyme_context:  # the step that feeds line 2's last character keeps its features
             steps, end = state[-1]
-            new_state.append((steps + 1, np.where((steps == LINE_TWO_END_STEP)[:, None], self.prosody[ids], end)))
+            new_state.append((steps + 1, np.where((steps == self.line_two_end)[:, None], self.prosody[ids], end)))
         if not logits:
             return None, new_state
         logits = x @ self.out_w + self.out_b  # (batch, vocab)
@@ -112,8 +114,9 @@ def _snake(name: str) -> str:
 
 
 class _Layer:
-    def __init__(self, weights: list[np.ndarray]):
+    def __init__(self, weights: list[np.ndarray], position: int | None = None):
         self._weights = weights
+        self.position = position  # a LineTwoEnd's, as the Keras layer has it
 
     def get_weights(self) -> list[np.ndarray]:
         return self._weights
@@ -122,13 +125,13 @@ class _Layer:
 class WeightsOnly:
     """Just enough of a Keras model (`get_layer(name).get_weights()`) for `LstmStepper`."""
 
-    def __init__(self, layers: dict[str, list[np.ndarray]]):
-        self.layers = layers
+    def __init__(self, layers: dict[str, list[np.ndarray]], positions: dict[str, int] | None = None):
+        self.layers, self.positions = layers, positions or {}
 
     def get_layer(self, name: str) -> _Layer:
         if name not in self.layers:
             raise ValueError(f"No such layer: {name}")
-        return _Layer(self.layers[name])
+        return _Layer(self.layers[name], self.positions.get(name))
 
 
 WEIGHTS_MEMBER = "model.weights.h5"
@@ -165,8 +168,8 @@ def _weight_groups(config: dict):
             yield lc["name"], f"layers/{stored}/vars"
         elif cls == "Activation" and lc.get("activation") != "softmax":
             raise ValueError("an output activation the NumPy stepper does not model")
-        elif cls == "LineTwoEnd":  # no weights, but the stepper must know it is there
-            if lc.get("position") != LINE_TWO_END_STEP:
+        elif cls == "LineTwoEnd":  # no weights, but the stepper must know it is there, and where it reads
+            if lc.get("position") not in {s.line_two_end_step for s in SHAPES.values()}:
                 raise ValueError("a rhyme context at another position")
             yield lc["name"], None
 
@@ -240,10 +243,18 @@ def read_keras_weights(path: Path, index: dict | None = None) -> dict[str, list[
                 for layer, group in _weight_groups(config)}
 
 
+def line_two_end_positions(path: Path) -> dict[str, int]:
+    """{layer name: position} of the rhyme-context layers of a `.keras` file (checked by `_weight_groups`)."""
+    with zipfile.ZipFile(path) as z:
+        config = json.loads(z.read("config.json"))
+    return {layer["config"]["name"]: layer["config"]["position"] for layer in config["config"]["layers"]
+            if layer["class_name"] == "LineTwoEnd"}
+
+
 def stepper_from_file(path: Path, vocab_size: int, index: dict | None = None) -> LstmStepper:
     """The stepper of `model.keras` (`index`: its `weight_index`, for the fast path), checked against the vocabulary."""
     layers = read_keras_weights(path, index)
-    stepper = LstmStepper(WeightsOnly(layers))
+    stepper = LstmStepper(WeightsOnly(layers, line_two_end_positions(path)))
     width = stepper.embedding.shape[1]
     units = stepper.units
     if stepper.embedding.shape[0] != vocab_size or stepper.out_w.shape != (units, vocab_size) or not stepper.cells:

@@ -40,7 +40,7 @@ class DecoderTables:
     members: np.ndarray     # (groups, V) bool: token is in that 平声 group
     sure: np.ndarray        # (groups, V) bool: every reading of the token rhymes there (sure_rhyme_groups)
     log_prior: np.ndarray   # float32: log training frequency, floored at the COMMON-th character
-    doubles: np.ndarray     # (4, V) bool: row i lets a character double at line places i and i+1
+    doubles: np.ndarray     # (4, V) bool (a 七绝's: (6, V)): row i lets a character double at places i and i+1
     by_tones: dict = field(init=False)
     groups: dict = field(init=False)
 
@@ -134,7 +134,7 @@ def _prior(vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
     common = np.sort(log_prior[log_prior < 0])[::-1]
     if len(common):
         log_prior = np.maximum(log_prior, common[min(COMMON, len(common) - 1)])
-    mask = np.zeros((layout.CHARS - 1, len(tokens)), bool)
+    mask = np.zeros((len(vocab.doubles_at) or layout.CHARS - 1, len(tokens)), bool)  # a 七绝's vocabulary: 6 places
     # A vocabulary from before doubles_at knows only which characters double: allow them where quatrains mostly do.
     places = vocab.doubles_at or [vocab.doubles if at + 1 in DOUBLE_AT else "" for at in range(layout.CHARS - 1)]
     for at, chars in enumerate(places):

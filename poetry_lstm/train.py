@@ -4,7 +4,8 @@ Corpus → vocabulary (+ skip-gram vectors) → windows → stacked LSTM, with e
 validation loss, an atomic checkpoint every epoch (`models/.train-<mode>/`, for `--resume`), one
 sample poem per epoch in the log, and finally an atomically swapped-in model directory. With
 `use_windows`, it pretrains on every five-character poem's four-line windows, then fine-tunes on
-real 五绝 alone (`fine_tune_epochs`), keeping whichever weights score best on the valid 五绝.
+real 五绝 alone (`fine_tune_epochs`), keeping whichever weights score best on the valid 五绝. With
+`form="qijue"` (`train --form qijue`), the same for seven-character verse: corpus/qijue/ → models/qijue/<mode>/.
 """
 from __future__ import annotations
 
@@ -30,13 +31,14 @@ from .errors import PoetryError
 from .evaluate import evaluate_model
 from .loading import TrainedModel, load_model, store_weights_as, write_weight_index
 from .metrics import HASH_FILE, LineHashes
-from .modeldir import BACKWARD, Vocab
+from .modeldir import BACKWARD, Vocab, shape_of_args
 from .network import build_model, count_windows, custom_layers, poem_ids, seed_everything, window_dataset
 from .stepper import LstmStepper
 from .tables import load_tables, write_tables
 
 MIN_TRAIN_POEMS = 20
-SAMPLE_LINE = ("白日依山尽", "楼层一上更")  # forward: line 1; backward: line 4 (更上一层楼) as it reads
+# forward: line 1; backward: line 4 as it reads (更上一层楼, 轻舟已过万重山), by line length
+SAMPLE_LINE = {5: ("白日依山尽", "楼层一上更"), 7: ("朝辞白帝彩云间", "山重万过已舟轻")}
 PROGRESS_STEPS = 200  # a progress line in the log every this many training steps
 
 
@@ -55,13 +57,17 @@ def training_texts(splits: dict[str, list[str]]) -> tuple[list[str], list[str]]:
     return train, valid
 
 
-def model_args(cfg: Config, mode: str, vocab: Vocab, vector_dim: int | None) -> dict:
+def model_args(cfg: Config, mode: str, vocab: Vocab, vector_dim: int | None,
+               shape: layout.Shape = layout.FIVE) -> dict:
     m = cfg.model
     # Read backwards, line 2's end is no rhyme to come: the rhyme context means nothing there.
-    return {"vocab_size": len(vocab), "mode": mode, "units": m.units, "layers": m.layers, "dropout": m.dropout,
+    args = {"vocab_size": len(vocab), "mode": mode, "units": m.units, "layers": m.layers, "dropout": m.dropout,
             "embedding_dim": vector_dim or m.embedding_dim, "fine_tune_vectors": cfg.train.fine_tune_vectors,
             "prosody_dim": prosody.feature_table(()).shape[1] if m.prosody else 0,
             "rhyme_context": m.rhyme_context and not m.reverse}
+    # A 五绝 model's args stay as they always were, so its checkpoints resume and its folder reads the same.
+    return args if shape == layout.FIVE else {**args, "chars": shape.chars}
+
 
 
 def folder_name(cfg: Config, mode: str) -> str:
@@ -69,22 +75,24 @@ def folder_name(cfg: Config, mode: str) -> str:
     return BACKWARD if cfg.model.reverse else mode
 
 
-def as_read(cfg: Config, splits: dict[str, list[str]]) -> dict[str, list[str]]:
+def as_read(cfg: Config, splits: dict[str, list[str]], shape: layout.Shape = layout.FIVE) -> dict[str, list[str]]:
     """The poems of each split as the model reads them: backwards for the backward scorer."""
     if not cfg.model.reverse:
         return splits
-    return {name: [layout.reverse_poem(p) for p in poems] for name, poems in splits.items()}
+    return {name: [shape.reverse_poem(p) for p in poems] for name, poems in splits.items()}
 
 
 def sample_poem(stepper: LstmStepper, vocab: Vocab, first_line: str, rng: np.random.Generator,
                 temperature: float = 0.8) -> str:
-    """A quick unconstrained sample for the log: CJK characters only, punctuation placed by position."""
+    """A quick unconstrained sample for the log: CJK characters only, punctuation placed by position
+    (the first line's length gives the shape)."""
+    shape = layout.shape_for(len(first_line))
     allowed = np.array([len(t) == 1 and "\u3400" <= t <= "\u9fff" for t in vocab.tokens])
     text = first_line + "，"
     logp, state = stepper.run(vocab.encode(text))
-    for pos in range(len(text), layout.SLOTS):
-        if pos in layout.MARKS:
-            ch = layout.MARKS[pos]
+    for pos in range(len(text), shape.slots):
+        if pos in shape.marks:
+            ch = shape.marks[pos]
         else:
             z = np.where(allowed, logp[0] / temperature, -np.inf)
             p = np.exp(z - z.max())  # shifted: a confident model must not underflow every allowed character to 0
@@ -131,9 +139,10 @@ def _epoch_callback(cfg, ckpt: Path, state: dict, vocab: Vocab, log, run_started
             state["epochs_done"] = epoch + 1
             state["seconds"] = state["seconds_before"] + time.perf_counter() - started  # survives a kill
             files.write_json(ckpt / "state.json", state)
-            sample = sample_poem(LstmStepper(self.model), vocab, SAMPLE_LINE[cfg.model.reverse],
+            shape = shape_of_args(state["model_args"])
+            sample = sample_poem(LstmStepper(self.model), vocab, SAMPLE_LINE[shape.chars][cfg.model.reverse],
                                  np.random.default_rng(epoch))
-            sample = layout.reverse_poem(sample) if cfg.model.reverse else sample  # shown as it is read
+            sample = shape.reverse_poem(sample) if cfg.model.reverse else sample  # shown as it is read
             log(f"{phase} epoch {epoch + 1}: loss {row['loss']:.3f} val_loss {row['val_loss']:.3f} "
                 f"val_ppl {row['val_perplexity']:.1f} ({row['seconds']:.0f} s)  sample: {sample}")
             # all workers stop together
@@ -189,8 +198,8 @@ def _load_checkpoint(ckpt: Path, args: dict):
 
 def _fine_tune(cfg: Config, ckpt: Path, model, state: dict, vocab: Vocab, quatrains: list[str], valid_ds, log,
                started: float, verbose: int) -> None:
-    """Real 五绝 alone, from the best pretrained weights at a smaller learning rate; a fine-tune epoch
-    that beats the pretrained valid loss becomes the best checkpoint, else the pretrained one stays."""
+    """Real 五绝 (a 七绝 model: real 七绝) alone, from the best pretrained weights at a smaller learning rate; a
+    fine-tune epoch that beats the pretrained valid loss becomes the best checkpoint, else the pretrained one stays."""
     m = cfg.model
     if state.get("phase", "pretrain") == "pretrain":
         model.load_weights(ckpt / "best.weights.h5")
@@ -204,7 +213,8 @@ def _fine_tune(cfg: Config, ckpt: Path, model, state: dict, vocab: Vocab, quatra
     end = state["fine_tune_from"] + cfg.train.fine_tune_epochs
     if state["epochs_done"] >= end or state["wait"] >= min(2, cfg.train.patience):
         return
-    log(f"fine-tuning on {len(quatrains)} real 五绝 for up to {cfg.train.fine_tune_epochs} epochs "
+    label = layout.FORM_LABELS[shape_of_args(state["model_args"]).name]
+    log(f"fine-tuning on {len(quatrains)} real {label} for up to {cfg.train.fine_tune_epochs} epochs "
         f"at learning rate {cfg.train.fine_tune_learning_rate:g}")
     ds = window_dataset(poem_ids(quatrains, vocab), m.window, m.stride, cfg.train.batch_size, cfg.train.shuffle_buffer,
                         cfg.train.seed + state["epochs_done"])
@@ -223,14 +233,16 @@ def _model_and_state(cfg: Config, ckpt: Path, args: dict, embedding, vocab: Voca
     return _compiled(cfg, args, embedding, vocab), state
 
 
-def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool = False, command: str = "",
-          log=print) -> Path:
-    """Train `mode` and write its model directory; returns that directory."""
+def train(cfg: Config, mode: str, *, form: str = "wujue", resume: bool = False, retrain_vectors: bool = False,
+          command: str = "", log=print) -> Path:
+    """Train `mode` for `form` (wujue, or qijue: corpus/qijue/ into models/qijue/) and write its model
+    directory; returns that directory."""
     started = time.perf_counter()
+    cfg, shape = cfg.for_form(form), layout.FORMS[form]
     records = load_corpus(cfg)  # read once: the 100 MB corpus gives the training texts, the 五绝 and the test poems
-    quatrains = as_read(cfg, texts_by_split(records, False))  # real 五绝: fine-tuning and the test scores
+    quatrains = as_read(cfg, texts_by_split(records, False), shape)  # real quatrains: fine-tuning and the test scores
     # before TensorFlow loads
-    train_texts, valid_texts = training_texts(as_read(cfg, texts_by_split(records, cfg.train.use_windows)))
+    train_texts, valid_texts = training_texts(as_read(cfg, texts_by_split(records, cfg.train.use_windows), shape))
     seed_everything(cfg.train.seed)
     # the chief writes models/; other workers a temporary folder
     out, ckpt = worker_dirs(cfg, folder_name(cfg, mode), resume, log)
@@ -242,7 +254,7 @@ def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool
     if mode == "word2vec":
         kv = prepare_vectors(cfg, train_texts, ckpt, retrain_vectors, log)
         embedding = vectors.embedding_matrix(kv, vocab.tokens, cfg.train.seed)
-    args = model_args(cfg, mode, vocab, None if embedding is None else embedding.shape[1])
+    args = model_args(cfg, mode, vocab, None if embedding is None else embedding.shape[1], shape)
     strategy = distribution(log)
     with strategy.scope():  # variables made here are mirrored across GPUs and workers
         model, state = _model_and_state(cfg, ckpt, args, embedding, vocab, resume)
@@ -260,7 +272,7 @@ def train(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool
     train_ds = window_dataset(poem_ids(train_texts, vocab), m.window, m.stride, cfg.train.batch_size,
                               cfg.train.shuffle_buffer, cfg.train.seed + state["epochs_done"])
     valid_ds = window_dataset(poem_ids(valid_texts, vocab), m.window, m.stride, cfg.train.batch_size)
-    n_windows = count_windows(len(train_texts), 25, m.window, m.stride)
+    n_windows = count_windows(len(train_texts), shape.slots + 1, m.window, m.stride)
     log(f"{mode}: {len(train_texts)} training poems → {n_windows} windows of {m.window}; "
         f"{len(valid_texts)} validation poems; "
         f"vocabulary {len(vocab)}; {model.count_params():,} parameters")
@@ -322,7 +334,7 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
         files.write_json(tmp / "corpus_report.json", report)
         # The copy check reads the lines as written; the backward scorer's lines are the forward models' lines,
         # whose file it leaves alone: config.json keeps only their count and digest.
-        written = [layout.reverse_poem(p) for p in train_texts] if cfg.model.reverse else train_texts
+        written = [shape_of_args(args).reverse_poem(p) for p in train_texts] if cfg.model.reverse else train_texts
         hashes = LineHashes.of_poems(written)
         if not cfg.model.reverse:
             files.write_bytes(tmp / HASH_FILE, hashes.to_bytes())  # moves beside the model folders once it is in

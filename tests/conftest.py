@@ -22,9 +22,9 @@ CHARS = ("山水风月花春秋天云人家江南北东西来去归飞流长明�
          "行坐看听思望见闻生老病死忧愁乐笑泪别逢知问何无有不可相自古今朝暮晚早暖冷香落开满照过尽")
 
 
-def synthetic_poems(n: int, seed: int = 7) -> list[str]:
+def synthetic_poems(n: int, seed: int = 7, chars: int = 5) -> list[str]:
     rng = random.Random(seed)
-    line = lambda: "".join(rng.choice(CHARS) for _ in range(5))
+    line = lambda: "".join(rng.choice(CHARS) for _ in range(chars))
     return [f"{line()}，{line()}。{line()}，{line()}。" for _ in range(n)]
 
 
@@ -56,11 +56,12 @@ def tiny_config(root: Path):
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory):
-    """A folder with crawler/, corpus/ (cleaned from 300 synthetic poems) and config.toml."""
+    """A folder with crawler/, corpus/ (cleaned from 300 synthetic poems, and corpus/qijue/ from 300
+    synthetic 七绝) and config.toml."""
     from poetry_lstm.clean import clean_corpus
 
     root = tmp_path_factory.mktemp("tiny")
-    write_raw(root / "crawler", synthetic_poems(300))
+    write_raw(root / "crawler", synthetic_poems(300) + synthetic_poems(300, seed=8, chars=7))
     cfg = tiny_config(root)
     clean_corpus(cfg)
     (root / "config.toml").write_text(
@@ -83,6 +84,16 @@ def tiny_models(tiny_root):
     for mode in ("word2vec", "onehot"):
         train(cfg, mode, command=f"poetry-lstm train --mode {mode}", log=lambda _: None)
     return tiny_root / "models"
+
+
+@pytest.fixture(scope="session")
+def tiny_qijue(tiny_root, tiny_models):
+    """models/qijue/word2vec: a 七绝 model trained for 3 epochs on the tiny seven-character corpus, beside
+    the 五绝 models."""
+    from poetry_lstm.train import train
+
+    return train(tiny_config(tiny_root), "word2vec", form="qijue",
+                 command="poetry-lstm train --mode word2vec --form qijue", log=lambda _: None)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -63,10 +64,10 @@ def test_zh_message_gives_chinese_before_the_english(tmp_path):
     from poetry_lstm.modeldir import read_overuse
 
     cases = [  # (what the library is given, the Chinese expected before its English)
-        (lambda: normalize_line("山水风月"), "首句须为五个汉字，现在是 4 个字"),
-        (lambda: normalize_line(""), "首句是空的，请输入五个汉字"),
+        (lambda: normalize_line("山水风月"), "首句须为五个或七个汉字，现在是 4 个字"),
+        (lambda: normalize_line(""), "首句是空的，请输入五个或七个汉字"),
         (lambda: normalize_line("山水，风月花"), "首句中间有标点（，），请去掉"),
-        (lambda: normalize_line("山水ab花"), "首句须为五个汉字，ab 不是汉字"),
+        (lambda: normalize_line("山水ab花"), "首句须为五个或七个汉字，ab 不是汉字"),
         (lambda: normalize_line("春夏秋", "acrostic", "春夏秋冬"), "藏头字须为四个汉字，现在是 3 个字"),
     ]
     for call, chinese in cases:
@@ -296,9 +297,10 @@ def test_traditional_first_line_with_a_stop(app):
 
 BAD_INPUTS = [  # (mode, text, part of the English message, the Chinese that comes first)
     ("line", "", "is empty", "首句是空的"),
-    ("line", "山水风月", "must be five Chinese characters, but it has 4", "首句须为五个汉字，现在是 4 个字"),
-    ("line", "山水风月花云", "but it has 6", "首句须为五个汉字，现在是 6 个字"),
-    ("line", "abcde", "not Chinese characters", "首句须为五个汉字，abcde 不是汉字"),
+    ("line", "山水风月", "must be five or seven Chinese characters, but it has 4",
+     "首句须为五个或七个汉字，现在是 4 个字"),
+    ("line", "山水风月花云", "but it has 6", "首句须为五个或七个汉字，现在是 6 个字"),
+    ("line", "abcde", "not Chinese characters", "首句须为五个或七个汉字，abcde 不是汉字"),
     ("line", "山水，风月花", "punctuation inside", "首句中间有标点"),
     ("acrostic", "春夏秋", "four Chinese characters", "藏头字须为四个汉字"),
     ("acrostic", "ab春夏", "four Chinese characters", "藏头字须为四个汉字"),
@@ -486,15 +488,56 @@ def test_desk_bad_input_is_one_sentence(app):
     assert desk_report(app) == INJECTED and not errors(app)
 
 
-def test_the_desk_checks_a_qijue_by_the_rules_alone(app):
-    qijue = "故人西辞黄鹤楼，烟花三月下扬州。孤帆远影碧空尽，唯见长江天际流。"
+QIJUE = "故人西辞黄鹤楼，烟花三月下扬州。孤帆远影碧空尽，唯见长江天际流。"
+
+
+@pytest.fixture
+def app_without_qijue(tiny_root, tiny_models, tmp_path, monkeypatch):
+    """The page over a models folder holding the 五绝 models alone, whatever other tests trained."""
+    from streamlit.testing.v1 import AppTest
+
+    models = tmp_path / "models"
+    for mode in ("word2vec", "onehot"):
+        shutil.copytree(tiny_models / mode, models / mode)
+    shutil.copyfile(tiny_models / "train_lines.u64", models / "train_lines.u64")
+    config = tmp_path / "config.toml"
+    config.write_text((tiny_root / "config.toml").read_text(encoding="utf-8")
+                      .replace(str(tiny_root / "models"), str(models)), encoding="utf-8")
+    monkeypatch.setenv("POETRY_LSTM_CONFIG", str(config))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_the_desk_checks_a_qijue_by_the_rules_alone(app_without_qijue):
+    app, qijue = app_without_qijue, QIJUE
     desk_check(app, qijue)
     assert desk_report(app) == qijue and not errors(app)
     shown = " ".join(m.value for m in desk_tab(app).markdown)
     assert "失对" in shown and "第1句第2字「人」" in shown  # 人 at place 2 has place 4's tone (辞)
     assert "仄起入韵" in shown  # line 1 reads 仄平平平平仄平 best as 仄仄平平仄仄平: the 七言 name
     assert not fix_buttons(app, 1, 2) and not [b for b in desk_tab(app).button if b.key == "desk_revise"]
-    assert any("七言绝句只检查格律" in c.value for c in desk_tab(app).caption)
+    assert any("七绝只检查格律" in c.value and "--form qijue" in c.value for c in desk_tab(app).caption)
+
+
+def test_the_desk_repairs_and_rewrites_a_qijue_with_the_qijue_model(app_with_qijue, tiny_qijue):
+    from poetry_lstm.desk import check_poem
+
+    app = app_with_qijue
+    desk_check(app, QIJUE)
+    assert desk_report(app) == QIJUE and not errors(app)
+    expected = check_poem(load_model(tiny_qijue), QIJUE)  # the 七绝 model's repairs
+    assert any(p.suggestions for p in expected.problems)
+    for problem in expected.problems:
+        assert [b.label for b in fix_buttons(app, problem.line, problem.char)] == problem.suggestions
+    app.radio(key="desk_line").set_value(3).run()
+    app.button(key="desk_revise").click().run()
+    assert not app.exception and not errors(app)
+    kept = prosody.quatrain_lines(QIJUE)
+    for text in poems(app):
+        lines = prosody.quatrain_lines(text)
+        assert lines[2] != kept[2] and [lines[i] for i in (0, 1, 3)] == [kept[i] for i in (0, 1, 3)]
 
 
 def test_switching_model_and_settings(app):
@@ -553,8 +596,9 @@ def test_new_seed_button(app):
 
 def test_model_tab_explorer_and_corpus(app):
     # Training curves, the evaluation table and the explorer's neighbours table all render.
-    # 2 curves, the PCA, dynasties and top characters (the tiny corpus drops nothing)
-    assert len(app.get("vega_lite_chart")) == 5
+    # 2 curves, the PCA, dynasties, top characters and what the five-character corpus leaves out (the tiny
+    # corpus's 七绝, which go to corpus/qijue/)
+    assert len(app.get("vega_lite_chart")) == 6
     tables = [d.value for d in app.dataframe]
     evaluation = next(t for t in tables if "perplexity" in t.columns)
     assert list(evaluation["模型 model"]) == ["word2vec", "onehot"]
@@ -617,3 +661,46 @@ def test_bad_config_is_a_message(tmp_path, monkeypatch):
     monkeypatch.setenv("POETRY_LSTM_CONFIG", str(config))
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not at.exception and any(e.startswith("配置文件有误 (") and "not_a_key" in e for e in errors(at)), errors(at)
+
+
+@pytest.fixture
+def app_with_qijue(tiny_qijue, app):
+    app.run()  # the 七绝 model is there now
+    return app
+
+
+def test_the_form_switch_makes_a_qijue(app_with_qijue):
+    at = app_with_qijue
+    assert at.radio(key="form").options == ["五绝", "七绝"] and at.title[0].value == "五言绝句"
+    at.radio(key="form").set_value("qijue").run()
+    assert not at.exception and at.title[0].value == "七言绝句"
+    assert at.text_input(key="text_line").placeholder == "朝辞白帝彩云间"
+    ask(at, "朝辞白帝彩云间")
+    found = poems(at)
+    assert len(found) == 3 and not errors(at)
+    for text in found:
+        lines = re.findall(r"(\w{7})[，。]", text)
+        assert len(lines) == 4 and text.startswith("朝辞白帝彩云间，")
+    assert any("七绝" in c for c in captions(at))
+    ask(at, "山水风月花")  # a five-character line on the 七绝 side: one sentence saying which form to pick
+    assert not poems(at) or all(p.startswith("朝辞") for p in poems(at))
+    assert any("这个模型写七绝" in e for e in errors(at))
+    at.radio(key="form").set_value("wujue").run()
+    ask(at, "山水风月花")
+    assert poems(at) and all(p.startswith("山水风月花，") for p in poems(at))
+
+
+def test_a_missing_qijue_model_names_its_command(tiny_root, tiny_models, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models / "word2vec", models / "word2vec")
+    config = tmp_path / "config.toml"
+    config.write_text((tiny_root / "config.toml").read_text(encoding="utf-8")
+                      .replace(str(tiny_root / "models"), str(models)), encoding="utf-8")
+    monkeypatch.setenv("POETRY_LSTM_CONFIG", str(config))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    at.radio(key="form").set_value("qijue").run()
+    assert not at.exception
+    assert any("poetry-lstm train --mode word2vec --form qijue" in e for e in errors(at))

@@ -195,10 +195,10 @@ def test_browser_poem_timing_error_and_screenshot(server, browser_parts, tmp_pat
 
             box.fill(bad)
             button.click()
-            message = page.get_by_text("must be five Chinese characters")
+            message = page.get_by_text("must be five or seven Chinese characters")
             message.wait_for(state="visible", timeout=30_000)
             assert "e.g." in message.inner_text()
-            assert message.inner_text().startswith("首句须为五个汉字")  # Chinese first, the English after it
+            assert message.inner_text().startswith("首句须为五个或七个汉字")  # Chinese first, the English after it
             expect(page.locator(".pl-poem")).to_have_count(0, timeout=10_000)  # the old poems go once the run ends
             assert "Traceback" not in page.content()
         finally:
@@ -253,6 +253,37 @@ def test_browser_desk_check_and_repair(server, browser_parts, tmp_path):
             expect(box).to_have_value(fixed)
             expect(page.locator(".pl-desk .pl-break")).to_have_count(0)
             expect(page.get_by_text("没有发现问题")).to_be_visible()
+            assert "Traceback" not in page.content()
+        finally:
+            browser.close()
+    assert "Traceback" not in log_path.read_text(errors="replace")
+
+
+def test_browser_form_switch_writes_a_qijue(server, browser_parts, request):
+    """The sidebar's 五绝/七绝 switch: a seven-character first line gives 七绝, seven characters a line."""
+    sync_playwright, expect, chromium = browser_parts
+    url, log_path = server
+    if not REAL_MODELS:
+        request.getfixturevalue("tiny_qijue")  # models/qijue/word2vec beside the tiny 五绝 models
+    first = "朝辞白帝彩云间"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
+            page.goto(url)
+            page.get_by_placeholder("白日依山尽", exact=True).wait_for(state="visible", timeout=60_000)
+            page.get_by_text("七绝", exact=True).click()
+            box = page.get_by_placeholder(first, exact=True)
+            box.wait_for(state="visible", timeout=60_000)
+            expect(page.get_by_role("heading", name="七言绝句")).to_be_visible()
+            box.fill(first)
+            page.get_by_role("button", name="生成").click()
+            poem = page.locator(f'.pl-poem[data-text^="{first}，"]').first
+            poem.wait_for(state="visible", timeout=60_000)
+            lines = poem.locator(".pl-line")
+            shown = ["".join(lines.nth(i).locator(".pl-hz").all_inner_texts()) for i in range(lines.count())]
+            assert len(shown) == 4 and shown[0] == first and all(len(line) == 7 for line in shown)
+            assert poem.locator(".pl-tone").count() == 28
             assert "Traceback" not in page.content()
         finally:
             browser.close()

@@ -344,7 +344,7 @@ def test_json_output_lists_breaks_as_line_and_character(gen):
 
 
 @pytest.mark.parametrize("args, code, says", [
-    (["abcde"], 2, "must be five Chinese characters"),
+    (["abcde"], 2, "must be five or seven Chinese characters"),
     (["春眠不觉晓", "--seed", "x"], 2, "'x' is not a valid integer"),
     (["春眠不觉晓", "--temperature", "nan"], 2, "--temperature must be from 0.05 to 5, not nan."),
     (["春眠不觉晓", "--mode", "nope"], 2, "'nope' is not one of 'word2vec', 'onehot'"),
@@ -384,7 +384,7 @@ def test_file_with_json_writes_one_object_per_line_and_goes_on_past_a_bad_one(ge
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["line"] for r in rows] == [1, 3, 4]
     assert (rows[1] == {"line": 3, "input": "abcde", "error": rows[1]["error"]}
-            and "five Chinese characters" in rows[1]["error"])
+            and "five or seven Chinese characters" in rows[1]["error"])
     single = json.loads(gen("牀前明月光。", "--json", "--n", "2", "--seed", "4").stdout)
     assert rows[2] == {"line": 4, **single}  # the same fields and poems as one line given alone
     assert rows[0]["first_line"] == "白日依山尽" and len(rows[0]["poems"]) == 2
@@ -398,7 +398,7 @@ def test_file_as_text_prints_each_poem_and_a_bad_line_in_its_place(gen, tmp_path
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "line 1: 白日依山尽" and "line 4: 牀前明月光。" in lines
-    assert any(line.startswith("line 3: The first line must be five Chinese characters") for line in lines)
+    assert any(line.startswith("line 3: The first line must be five or seven Chinese characters") for line in lines)
     assert (lines.index("line 1: 白日依山尽") < [i for i, line in enumerate(lines) if line.startswith("line 3:")][0]
             < lines.index("line 4: 牀前明月光。"))
     assert lines[-1].startswith("score: ")
@@ -412,7 +412,7 @@ def test_file_where_every_line_is_refused_exits_2(gen, tmp_path):
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r.get("line") for r in rows] == [1, 2, None]
     assert rows[-1] == {"error": f"No line of {path} gave a poem; "
-                                 "each must be five Chinese characters, e.g. 床前明月光."}
+                                 "each must be five or seven Chinese characters, e.g. 床前明月光."}
 
 
 @pytest.mark.parametrize("content, says", [
