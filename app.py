@@ -266,7 +266,7 @@ def desk_tab(model_paths: dict, settings: DecodeSettings) -> None:
     poem = st.session_state.get("desk_poem")
     if poem is None:
         st.caption("贴入一首五言或七言绝句，按 检查：逐字标出平仄，指出失对、失粘、孤平、落韵、重字等；"
-                   "五绝并给出改法。")
+                   "有这种绝句的模型时并给出改法，也可改写一句。")
         return
     model_path = model_paths[page.form_of_poem(poem)]
     try:

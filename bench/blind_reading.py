@@ -3,6 +3,7 @@
     python bench/blind_reading.py pairs   --split valid --seed 20261206 --out docs/readings/NAME
     python bench/blind_reading.py singles --split valid --seed 20261207 --out docs/readings/NAME
     python bench/blind_reading.py versus  --split valid --seed 20261222 --set line_search=true --out docs/readings/NAME
+    python bench/blind_reading.py pairs   --form qijue --split valid --seed 20261230 --out docs/readings/NAME
     python bench/blind_reading.py score docs/readings/NAME
 
 `pairs` draws 30 real held-out 五绝 with a fresh seed, completes each first line once with the settings
@@ -15,7 +16,8 @@ of ours were taken for real. `versus` is for choosing between two settings once 
 every time: pairs of ours from the same 30 first lines (those that differ), one at the baseline
 (`--base-set`, `--base-models`; the defaults) and one at the challenger (`--set`, `--models`), A/B shuffled;
 the reader says which reads more like a real poem, and `score` prints the share that prefer the challenger
-with Wilson's 95% interval.
+with Wilson's 95% interval. `--form qijue` does the same for the 七绝: held-out real 七绝 of corpus/qijue/ and the
+models in the models folder's `qijue/` (the sheets then say 七言绝句).
 """
 from __future__ import annotations
 
@@ -62,11 +64,25 @@ Answer in `answers.json` as a list: `[{"item": 1, "real": true, "confidence": 2,
 """
 
 
-def held_out(split: str) -> list[str]:
+FORM_NAMES = {"wujue": "五言绝句", "qijue": "七言绝句"}
+
+
+def held_out(split: str, form: str = "wujue") -> list[str]:
     from poetry_lstm.clean import load_corpus, texts_by_split
     from poetry_lstm.config import load_config
 
-    return texts_by_split(load_corpus(load_config()), False)[split]
+    return texts_by_split(load_corpus(load_config().for_form(form)), False)[split]
+
+
+def model_of(models: str, args):
+    """The model `args.mode` of the form `args.form` in the models folder `models` (a 七绝's under its qijue/)."""
+    from poetry_lstm.loading import load_model
+
+    return load_model(Path(models) / ("qijue" if args.form == "qijue" else "") / args.mode)
+
+
+def head(text: str, form: str) -> str:
+    return text.replace("五言绝句", FORM_NAMES[form])
 
 
 def settings_from(model, changes: list[str]):
@@ -104,23 +120,22 @@ def models_name(folder: str) -> str:
 
 
 def make(kind: str, args) -> None:
-    from poetry_lstm.loading import load_model
-
-    model = load_model(Path(args.models) / args.mode)
+    model = model_of(args.models, args)
     settings = settings_from(model, args.set or [])
-    real = held_out(args.split)
+    real, chars = held_out(args.split, args.form), model.shape.chars
     rng = random.Random(args.seed)
     count = 30 if kind == "pairs" else 40
     picked = rng.sample(real, count)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    key = {"kind": kind, "split": args.split, "seed": args.seed, "model": args.mode, "commit": commit(),
+    key = {"kind": kind, "form": args.form, "split": args.split, "seed": args.seed, "model": args.mode,
+           "commit": commit(),
            "models": models_name(args.models),
            "settings": dataclasses.asdict(settings),
            "command": "python bench/blind_reading.py " + " ".join(sys.argv[1:])}
-    lines = [PAIRS_HEAD if kind == "pairs" else SINGLES_HEAD]
+    lines = [head(PAIRS_HEAD if kind == "pairs" else SINGLES_HEAD, args.form)]
     if kind == "pairs":
-        generated = ours(model, settings, [p[:5] for p in picked], args.seed)
+        generated = ours(model, settings, [p[:chars] for p in picked], args.seed)
         items = []
         for i, (r, g) in enumerate(zip(picked, generated), 1):
             a, b = (r, g) if rng.random() < 0.5 else (g, r)
@@ -128,7 +143,7 @@ def make(kind: str, args) -> None:
             lines.append(f"## {i}\n\nA\n\n{show(a)}\n\nB\n\n{show(b)}\n")
     else:
         reals, firsts = picked[:20], picked[20:]
-        generated = ours(model, settings, [p[:5] for p in firsts], args.seed)
+        generated = ours(model, settings, [p[:chars] for p in firsts], args.seed)
         pool = [(p, True) for p in reals] + [(p, False) for p in generated]
         rng.shuffle(pool)
         items = [{"item": i, "poem": p, "real": is_real} for i, (p, is_real) in enumerate(pool, 1)]
@@ -140,24 +155,22 @@ def make(kind: str, args) -> None:
 
 def make_versus(args) -> None:
     """30 first lines, each completed at the baseline and at the challenger settings, A/B shuffled."""
-    from poetry_lstm.loading import load_model
-
-    base_model = load_model(Path(args.base_models) / args.mode)
-    model = load_model(Path(args.models) / args.mode)
+    base_model, model = model_of(args.base_models, args), model_of(args.models, args)
     base, challenger = settings_from(base_model, args.base_set or []), settings_from(model, args.set or [])
     rng = random.Random(args.seed)
-    firsts = [p[:5] for p in rng.sample(held_out(args.split), 30)]
+    firsts = [p[:model.shape.chars] for p in rng.sample(held_out(args.split, args.form), 30)]
     olds, news = ours(base_model, base, firsts, args.seed), ours(model, challenger, firsts, args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    lines, items = [VERSUS_HEAD], []
+    lines, items = [head(VERSUS_HEAD, args.form)], []
     for old, new in zip(olds, news):
         if old == new:  # the same poem either way: nothing to choose, not shown
             continue
         a, b = (old, new) if rng.random() < 0.5 else (new, old)
         items.append({"item": len(items) + 1, "A": a, "B": b, "challenger": "A" if a == new else "B"})
         lines.append(f"## {len(items)}\n\nA\n\n{show(a)}\n\nB\n\n{show(b)}\n")
-    key = {"kind": "versus", "split": args.split, "seed": args.seed, "model": args.mode, "commit": commit(),
+    key = {"kind": "versus", "form": args.form, "split": args.split, "seed": args.seed, "model": args.mode,
+           "commit": commit(),
            "base_models": models_name(args.base_models), "models": models_name(args.models),
            "base_settings": dataclasses.asdict(base), "settings": dataclasses.asdict(challenger),
            "command": "python bench/blind_reading.py " + " ".join(sys.argv[1:]), "same_poem": 30 - len(items),
@@ -212,6 +225,7 @@ def main() -> None:
         p.add_argument("--split", choices=["valid", "test"], default="valid")
         p.add_argument("--seed", type=int, required=True, help="a fresh seed for every reading")
         p.add_argument("--mode", default="word2vec")
+        p.add_argument("--form", choices=list(FORM_NAMES), default="wujue", help="五绝 (wujue) or 七绝 (qijue)")
         p.add_argument("--models", default=str(ROOT / "models"), help="the models folder (a candidate model's)")
         p.add_argument("--set", action="append", help="a decoder setting other than the default, key=value")
         p.add_argument("--out", required=True)

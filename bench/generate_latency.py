@@ -1,5 +1,8 @@
 """How long one poem takes: `python bench/generate_latency.py [--model models/word2vec]`.
 
+A 七绝 model (`--model models/qijue/word2vec`) is timed the same way on seven-character first lines of its own
+held-out poems, with the page on its 七绝 side and the cold start of `poetry-lstm generate 朝辞白帝彩云间`.
+
 With the model loaded, the median time to complete one poem (n=1) over 20 first lines:
 (1) the defaults of config/default.toml (sampling, best of `candidates` draws, every constraint),
 (2) beam width 8 with the same constraints, and
@@ -34,6 +37,8 @@ FALLBACK_LINES = ["床前明月光", "白日依山尽", "春眠不觉晓", "千�
                   "向晚意不适", "松下问童子", "独坐幽篁里", "君自故乡来", "北斗七星高", "绿蚁新醅酒", "功盖三分国",
                   "打起黄莺儿", "鸣筝金粟柱", "故国三千里", "清明时节雨", "夜来风雨声", "举头望明月"]
 
+FIRST = {5: "床前明月光", 7: "朝辞白帝彩云间"}  # the cold start's first line, by the model's line length
+
 # Each part of the CLI's cold start, timed in a fresh process (imports are cached after the first).
 PARTS = r"""
 import json, sys, time
@@ -44,9 +49,9 @@ import poetry_lstm.cli; from poetry_lstm import generate as G, loading as L, ste
 out["import poetry_lstm (cli, generate, loading)"] = t() - t1; t1 = t()
 S.limit_blas_threads(1); m = L.load_model(sys.argv[1])
 out["loading.load_model (weights mapped from the file, no keras; the decoder tables)"] = t() - t1; t1 = t()
-G.normalize_line("床前明月光"); out["OpenCC dictionaries (first to_simplified)"] = t() - t1; t1 = t()
+G.normalize_line(sys.argv[2]); out["OpenCC dictionaries (first to_simplified)"] = t() - t1; t1 = t()
 m.line_hashes(); out["read train_lines.u64"] = t() - t1; t1 = t()
-G.complete_poem(m, "床前明月光", n=3); out["first complete_poem (n=3)"] = t() - t1; t1 = t()
+G.complete_poem(m, sys.argv[2], n=3); out["first complete_poem (n=3)"] = t() - t1; t1 = t()
 out["total in process"] = t() - t0
 out["(tensorflow imported: %s)" % ("tensorflow" in sys.modules)] = 0.0
 t1 = t(); import tensorflow; out["for comparison: import tensorflow"] = t() - t1; t1 = t()
@@ -56,9 +61,9 @@ print(json.dumps(out))
 """
 
 
-def first_lines(count: int) -> list[str]:
-    """First lines of the held-out test poems, or famous ones where the corpus is absent."""
-    corpus = ROOT / "corpus" / "quatrains.jsonl"
+def first_lines(count: int, chars: int = 5) -> list[str]:
+    """First lines of the held-out test poems (a 七绝's: corpus/qijue/), or famous ones where the corpus is absent."""
+    corpus = ROOT / "corpus" / ("qijue" if chars == 7 else "") / "quatrains.jsonl"
     lines = []
     if corpus.exists():
         with open(corpus, encoding="utf-8") as f:
@@ -68,6 +73,8 @@ def first_lines(count: int) -> list[str]:
                     lines.append(poem["lines"][0])
                 if len(lines) == count:
                     break
+    if len(lines) < count and chars == 7:
+        raise SystemExit(f"no {count} held-out 七绝 in {corpus}: build it with `poetry-lstm clean`")
     return lines if len(lines) == count else FALLBACK_LINES[:count]
 
 
@@ -85,7 +92,7 @@ def tutorial_poem(trained, line: str, rng, temperature: float = 0.8) -> str:
     import numpy as np
 
     window, text = int(trained.config.get("window", 24)), line
-    while len(text) < 24:
+    while len(text) < trained.shape.slots:
         ids = np.array([trained.vocab.encode(text)[-window:]], dtype=np.int32)
         probs = trained.keras_model.predict(ids, verbose=0)[0, -1].astype(np.float64)
         p = np.exp(np.log(probs + 1e-12) / temperature)
@@ -98,16 +105,19 @@ def fmt(seconds: list[float]) -> str:
             f"(min {min(seconds) * 1000:.1f}, max {max(seconds) * 1000:.1f})")
 
 
-def cold_start(model: Path, runs: int) -> None:
+def cold_start(model: Path, runs: int, chars: int = 5) -> None:
     if model.name not in ("word2vec", "onehot"):
         print(f"cold start: skipped (the CLI picks models by mode, and {model.name!r} is neither word2vec nor onehot)")
         return
+    line = FIRST[chars]
+    # the CLI finds a 七绝 model in the models folder's qijue/
+    models_dir = model.resolve().parent.parent if chars == 7 else model.resolve().parent
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.toml"
-        config.write_text(f'[paths]\nmodels_dir = "{model.resolve().parent.as_posix()}"\n', encoding="utf-8")
+        config.write_text(f'[paths]\nmodels_dir = "{models_dir.as_posix()}"\n', encoding="utf-8")
         exe = shutil.which("poetry-lstm")
         command = ([exe] if exe else [sys.executable, "-m", "poetry_lstm.cli"]) + \
-            ["--config", str(config), "generate", "床前明月光", "--mode", model.name]
+            ["--config", str(config), "generate", line, "--mode", model.name]
         walls = []
         for _ in range(runs):
             started = time.perf_counter()
@@ -116,11 +126,11 @@ def cold_start(model: Path, runs: int) -> None:
             if done.returncode:
                 print(f"cold start: the command failed ({done.returncode}): {done.stderr.strip()[-300:]}")
                 return
-    print(f"cold start `poetry-lstm generate 床前明月光` (n=3, fresh process to printed poems): {fmt(walls)}")
+    print(f"cold start `poetry-lstm generate {line}` (n=3, fresh process to printed poems): {fmt(walls)}")
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
     print(f"  {'python start-up':56s} {(time.perf_counter() - started) * 1000:8.0f} ms")
-    done = subprocess.run([sys.executable, "-c", PARTS, str(model)], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run([sys.executable, "-c", PARTS, str(model), line], capture_output=True, text=True, cwd=ROOT)
     if done.returncode:
         print(f"  parts: failed: {done.stderr.strip()[-300:]}")
         return
@@ -150,6 +160,8 @@ import json, statistics, sys, time
 from streamlit.testing.v1 import AppTest
 app = AppTest.from_file(sys.argv[1], default_timeout=120)
 app.run()
+if len(json.loads(sys.argv[2])[0]) == 7:  # a 七绝's first lines: the page's 七绝 side
+    app.radio(key="form").set_value("qijue").run()
 times = []
 for line in json.loads(sys.argv[2]):
     app.text_input(key="text_line").input(line)
@@ -201,7 +213,7 @@ def main() -> None:
 
     model = Path(args.model)
     trained = load_model(model, keras=True)
-    lines = first_lines(args.lines)
+    lines = first_lines(args.lines, trained.shape.chars)
     trained.line_hashes(), complete_poem(trained, lines[0], n=1)  # warm caches
     stepper = trained.stepper
     print(f"model {model}: vocabulary {len(trained.vocab)}, {len(stepper.cells)} LSTM layers × {stepper.units} units; "
@@ -226,7 +238,7 @@ def main() -> None:
     print(f"    speed-up (3)/(1): {statistics.median(slow) / statistics.median(sample):.0f}×")
     page_latency(lines[:10])
     if args.cold_runs:
-        cold_start(model, args.cold_runs)
+        cold_start(model, args.cold_runs, trained.shape.chars)
         if args.baseline_checkout:
             cold_start_against(Path(args.baseline_checkout), args.cold_runs)
 

@@ -251,6 +251,8 @@ class PoemScore(NamedTuple):
 
 def _check_poems(poems: Sequence[str]) -> layout.Shape:
     """The one shape of `poems` (all 24 characters, or all 32)."""
+    if not poems:
+        raise ValueError("no poems to score")
     lengths = {len(p) for p in poems}
     shape = layout.shape_of_text(poems[0]) if len(lengths) == 1 else None
     if shape is None:

@@ -20,7 +20,7 @@ from .config import Config, DecodeSettings
 from .errors import PoetryError
 from .generate import complete_all
 from .loading import TrainedModel, load_model, store_weights_as, write_weight_index
-from .modeldir import OVERUSE_FILE
+from .modeldir import OVERUSE_FILE, form_flag
 from .reading import char_counts
 from .tables import write_tables
 
@@ -47,7 +47,7 @@ def measure(trained: TrainedModel, poems: list[str], settings: DecodeSettings, l
     """Complete the first lines of `limit` of the real `poems` (evenly spread) under `settings` (seed
     `settings.seed` + i for line i), with no over-use penalty, and return the record overuse.json holds."""
     if not poems:
-        raise PoetryError("No training 五绝 to measure over-used characters on; "
+        raise PoetryError("No training quatrains to measure over-used characters on; "
                           "rebuild the corpus with `poetry-lstm crawl`.", kind="corpus_missing")
     picked = poems[:: max(1, len(poems) // limit)][:limit]
     settings = dataclasses.replace(settings, overuse_penalty=0.0)
@@ -73,7 +73,8 @@ def calibrate(trained: TrainedModel, poems: list[str], cfg: Config, log=lambda _
     the measure reads the weights the decoder will."""
     if store_weights_as(trained.path, cfg.model.weights_dtype):
         config = {**trained.config, "weights_dtype": cfg.model.weights_dtype}
-        config["commands"] = config.get("commands", []) + [f"poetry-lstm calibrate --mode {trained.mode}"]
+        command = f"poetry-lstm calibrate --mode {trained.mode}{form_flag(trained.path)}"
+        config["commands"] = config.get("commands", []) + [command]
         files.write_json(Path(trained.path) / "config.json", config)
         trained = load_model(trained.path, overuse=False, line_hashes=trained.known_lines is not None,
                              backward=trained.backward_path is not None)

@@ -389,19 +389,24 @@ def _generate_file(cfg: Config, mode: str, path: str, settings, as_json: bool, f
     from .generate import complete_poem, normalize_line
 
     lines = _read_first_lines(path)
-    models, done = {}, 0
+    models, done = {}, 0  # form → its model, or the error that loading it gave (said again on each of its lines)
 
     def model_for(text: str):
         name = form or _form_of_line(normalize_line(text))
         if name not in models:
-            models[name] = _load_for_generation(cfg, mode, novelty=settings.novelty, form=name)
+            try:
+                models[name] = _load_for_generation(cfg, mode, novelty=settings.novelty, form=name)
+            except PoetryError as exc:  # no 七绝 model: the five-character lines still get their poems
+                models[name] = exc
+        if isinstance(models[name], PoetryError):
+            raise models[name]
         return models[name]
 
     with tqdm(total=len(lines), desc="first lines", unit="line", file=sys.stderr) as bar:
         for number, text in lines:
             try:
                 result = complete_poem(model_for(text), text, settings)
-            except InputError as exc:
+            except PoetryError as exc:  # refused input, or no model of that line's form
                 out = {"line": number, "input": text, "error": str(exc)} if as_json else f"line {number}: {exc}"
             else:
                 done += 1

@@ -140,7 +140,10 @@ class Decoder:
                                     f"back to line 1; train one with {rebuild_command(folder)}", "no_backward",
                                     path=str(folder), command=rebuild_command(folder)))
         self.critic = trained.ranker() if settings.critic else None
-        if settings.critic and self.critic is None:
+        if settings.critic and self.critic is None and self.shape != layout.FIVE:
+            self.missing.append(Note("the ranking critic reads 五绝 only, so the choice among these 七绝 did not weigh "
+                                     "how real each candidate reads", "no_critic", path="", command=""))
+        elif settings.critic and self.critic is None:
             folder = trained.path.parent / CRITIC
             self.missing.append(Note(f"no ranking critic at {folder}, so the choice did not weigh how real each "
                                     f"candidate reads; make one with {CRITIC_COMMAND}", "no_critic",

@@ -29,8 +29,9 @@ from .generate import complete_all
 from .judge import fit_judge, judge_perplexity, training_lines
 from .loading import TrainedModel, load_model
 from .metrics import format_table, poem_lines, summarize, train_ngrams
+from .modeldir import form_flag, read_model_config, shape_of_args
 from .network import import_keras
-from .prosody import PING, check_after_first, check_form, feature_table, forms_for_first_line, rates
+from .prosody import PING, check_after_first, feature_table, forms_for_first_line, quatrain_lines, rates
 from .prosody import reading as reading_of
 from .stepper import limit_blas_threads
 from .vectors import load_vectors_fast
@@ -38,8 +39,13 @@ from .vectors import load_vectors_fast
 CHUNK = 256  # poems per forward pass: (256, 24, vocab) float32 stays near 150 MB
 
 
-def read_poem_file(path: str | Path) -> list[str]:
-    """One quatrain a line in ，。 form; a bad line is refused with its number."""
+EXAMPLES = {5: "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。",
+            7: "朝辞白帝彩云间，千里江陵一日还。两岸猿声啼不住，轻舟已过万重山。"}
+
+
+def read_poem_file(path: str | Path, shape: layout.Shape = layout.FIVE) -> list[str]:
+    """One quatrain of `shape` (a 五绝, or a 七绝's 32 slots) a line in ，。 form; a bad line is refused with its
+    number."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -52,9 +58,8 @@ def read_poem_file(path: str | Path) -> list[str]:
         line = line.strip()
         if not line:
             continue
-        if not check_form(line):
-            raise PoetryError(f"Line {number} of {path} is not a quatrain like "
-                              "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。")
+        if layout.shape_of_text(line) != shape or quatrain_lines(line) is None:
+            raise PoetryError(f"Line {number} of {path} is not a quatrain like {EXAMPLES[shape.chars]}")
         poems.append(line)
     if not poems:
         raise PoetryError(f"{path} holds no poems; write one quatrain a line.")
@@ -119,6 +124,10 @@ def evaluate_model(trained: TrainedModel, poems: list[str], train_poems: list[st
 
     Without training poems (`evaluate --file` with no corpus) the baseline figures are None.
     """
+    if layout.shape_of_text(poems[0]) != trained.shape:
+        raise PoetryError(f"The poems have {len(poems[0])} slots and the model at {trained.path} writes "
+                          f"{trained.shape.slots}; score 五绝 with a 五绝 model and 七绝 with a 七绝 one "
+                          "(--form qijue).")
     ours = model_scores(trained, poems)
     out = {"mode": trained.mode, "poems": len(poems), **ours, "baseline_perplexity": None, "baseline_accuracy": None,
            "ratio_to_baseline": None, "unigram_rhyme_mass": None}
@@ -221,7 +230,8 @@ def models_present(cfg, mode: str | None) -> list[str]:
     models_dir = Path(cfg.paths.models_dir)
     modes = [mode] if mode else [m for m in ("word2vec", "onehot") if (models_dir / m).exists()]
     if not modes:
-        raise PoetryError(f"No model in {models_dir}; run `poetry-lstm train --mode word2vec` first.")
+        raise PoetryError(f"No model in {models_dir}; run `poetry-lstm train --mode word2vec"
+                          f"{form_flag(models_dir / 'word2vec')}` first.")
     return modes
 
 
@@ -237,7 +247,8 @@ def evaluation_inputs(cfg, mode: str | None, poem_file: str | None,
     if not corpus.exists() and not poem_file:
         raise PoetryError(f"No corpus at {corpus}: evaluation scores its test poems; build it with {BUILD_CORPUS}, "
                           "or score your own quatrains with --file.")
-    poems = read_poem_file(poem_file) if poem_file else None
+    shape = shape_of_args(read_model_config(Path(cfg.paths.models_dir) / modes[0])["model_args"])
+    poems = read_poem_file(poem_file, shape) if poem_file else None
     records = load_corpus(cfg) if corpus.exists() else None
     if poems is None:
         poems = texts_by_split(records, False)["test"]

@@ -84,7 +84,7 @@ def normalize_line(raw: str, part: str = "first_line", example: str = "床前明
     """The CJK characters of a first line (five, or seven for a 七绝) or an acrostic (four) in simplified
     form (，/,/。/. at the end dropped), or an InputError saying what is wrong."""
     what, count, sizes = PARTS[part]
-    fields = {"part": part, "count": sizes[0], "example": example}
+    fields = {"part": part, "count": sizes[0], "counts": list(sizes), "example": example}
     text = (raw or "").strip().rstrip("，,。.").strip()
     if not text:
         raise InputError(f"{what} is empty; type {count} Chinese characters, e.g. {example}.", kind="input_empty",
@@ -251,7 +251,8 @@ def place(rng, line_type, line: int, word: str, one: str, rules: str = "strict",
         prosody.reading(ch)[0] & prosody.allowed_tones(line_type, "", j + k, rules=rules, licences=licences,
                                                        chars=chars)
         for k, ch in enumerate(text))
-    spans = [j for j in (0, 2, chars - 2) if len(word) == 2 and j + 2 <= last and fits(word, j)]
+    starts = (0, 2, 3) if chars == 5 else (0, 2, 4, 5)  # where a line's two-character words begin
+    spans = [j for j in starts if len(word) == 2 and j + 2 <= last and fits(word, j)]
     if spans:
         return int(rng.choice(spans)), word
     spots = [j for j in range(last) if fits(one, j)] or (list(range(last)) if line == 0 else [])

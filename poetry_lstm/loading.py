@@ -21,7 +21,7 @@ import numpy as np
 from . import files
 from .critic import NUMPY_FILES, NumpyCritic, load_numpy_critic
 from .errors import PoetryError
-from .layout import Shape
+from .layout import FIVE, Shape
 from .metrics import LineHashes
 from .modeldir import (
     BACKWARD,
@@ -110,12 +110,20 @@ def load_model(path: str | Path, *, keras: bool = False, overuse: bool = True,
     keras_model, stepper = _from_keras(path, vocab) if keras else (None, _fast_stepper(path, vocab))
     if stepper is None:  # a layout the fast reader does not know: Keras reads it
         keras_model, stepper = _from_keras(path, vocab)
+    shape, command = shape_of_args(config["model_args"]), rebuild_command(path)
+    # the rhyme context and the 叠字 places were made for one line length: the config's
+    if (stepper.line_two_end not in (None, shape.line_two_end_step)
+            or vocab.doubles_at and len(vocab.doubles_at) != shape.chars - 1):
+        raise PoetryError(f"The model in {path} was not made for lines of {shape.chars} characters, as its config.json "
+                          f"says; run {command} again.", kind="model_corrupt", path=str(path), command=command)
     penalties = read_overuse(path, vocab.tokens) if overuse else np.zeros(len(vocab), np.float32)
     hashes = read_line_hashes(path, config) if line_hashes else None
     scorer = path.parent / BACKWARD
     found = backward and path.name != BACKWARD and missing_model_error(scorer) is None
     critic = path.parent / CRITIC
-    has_critic = path.name != BACKWARD and all((critic / name).exists() for name in NUMPY_FILES)
+    # the ranking critic reads whole 五绝 (24 slots): none beside a 七绝 model
+    has_critic = (path.name != BACKWARD and shape == FIVE
+                  and all((critic / name).exists() for name in NUMPY_FILES))
     return TrainedModel(path, vocab, config, stepper, load_tables(path, vocab), penalties, keras_model, hashes,
                         scorer if found else None, critic if has_critic else None)
 

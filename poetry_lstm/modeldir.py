@@ -35,11 +35,17 @@ PAD, UNK, START = "<pad>", "<unk>", "<s>"
 SPECIALS = (PAD, UNK, START)
 
 
+def form_flag(path: Path) -> str:
+    """" --form qijue" for a path in or under a 七绝 model's folder (models/qijue/<mode>/…), else "": what a
+    command that remakes it must add."""
+    return " --form qijue" if "qijue" in [p.name for p in list(Path(path).parents)[:3]] else ""
+
+
 def rebuild_command(folder: Path) -> str:
     """The command that rebuilds the model folder `folder`, quoted for a message: training writes
-    `<models_dir>/<mode>/`, so the folder's name is its mode."""
+    `<models_dir>/<mode>/` (a 七绝's `<models_dir>/qijue/<mode>/`), so the folder's name is its mode."""
     name = Path(folder).name
-    form = " --form qijue" if Path(folder).parent.name == "qijue" else ""  # a 七绝 model's folder: models/qijue/<mode>
+    form = form_flag(folder)
     if name in MODES:
         return f"`poetry-lstm train --mode {name}{form}`"
     if name == BACKWARD:
@@ -75,6 +81,9 @@ def read_model_config(folder: Path) -> dict:
             or "mode" not in config["model_args"]):
         raise PoetryError(f"The model config {path} is corrupt (no model_args); run {command} again.",
                           kind="model_corrupt", path=str(path), command=command)
+    if config["model_args"].get("chars", layout.CHARS) not in layout.SHAPES:
+        raise PoetryError(f"The model config {path} names lines of {config['model_args'].get('chars')!r} characters, "
+                          f"not 5 or 7; run {command} again.", kind="model_corrupt", path=str(path), command=command)
     return config
 
 
@@ -85,7 +94,7 @@ def read_overuse(folder: Path, tokens: tuple[str, ...]) -> np.ndarray:
     path = Path(folder) / OVERUSE_FILE
     if not path.exists():
         return out
-    fix = f"`poetry-lstm calibrate --mode {Path(folder).name}`"
+    fix = f"`poetry-lstm calibrate --mode {Path(folder).name}{form_flag(folder)}`"
     record = files.read_json(path, "over-used characters", fix=f"run {fix}")
     ratios = record.get("overuse") if isinstance(record, dict) else None
     if (not isinstance(ratios, dict)

@@ -243,7 +243,7 @@ def problem_html(problem, text: str) -> str:
 
 def with_char(text: str, line: int, place: int, ch: str) -> str:
     """`text` (a poem as the checker writes it) with character `place` of line `line`, both from 1, made `ch`."""
-    pos = layout.slot(line - 1, place - 1)
+    pos = (layout.shape_of_text(text) or layout.FIVE).slot(line - 1, place - 1)  # a 五绝's or a 七绝's slots
     return text[:pos] + ch + text[pos + 1:]
 
 
@@ -293,7 +293,7 @@ ZH_BY_KIND = {
     "poem_shape": lambda f: (f"绝句是四句、每句五字或七字，这里是 {len(f['sizes'])} 句"
                              + (f"，各 {'/'.join(map(str, f['sizes']))} 字" if f["sizes"] else "")),
     "revise_form": lambda f: f"这首是{f['given']}，这个模型写{f['model']}；请用{f['given']}模型改写，或只检查",
-    "revise_line": lambda f: f"没有第 {f['line']} 句，五言绝句只有第 1 至 4 句",
+    "revise_line": lambda f: f"没有第 {f['line']} 句，绝句只有第 1 至 4 句",
     "rhymes_empty": lambda f: "请给出一个韵部（如 东、上平一东）或一个字",
     "rhymes_unknown": lambda f: f"{f['query']} 既不是平声韵部，也不是平水韵中的一个字",
     # models, vectors, hashes, config, files
@@ -324,7 +324,8 @@ ZH_BY_KIND = {
     "critic_too_few": lambda f: "评诗模型需要至少十首真诗与十首生成诗",
     "critic_missing": lambda f: f"{f['path']} 没有评诗模型；先用 python bench/critic.py train 训练一个",
     "no_backward": lambda f: f"{f['path']} 没有反向模型，择优未计首句呼应；用 {f['command']} 训练一个",
-    "no_critic": lambda f: f"{f['path']} 没有择优评判模型，择优未计像不像真诗；用 {f['command']} 训练一个",
+    "no_critic": lambda f: (f"{f['path']} 没有择优评判模型，择优未计像不像真诗；用 {f['command']} 训练一个" if f["path"]
+                            else "择优评判模型只读五绝，这些七绝的择优未计像不像真诗"),
     "polyphonic_end": lambda f: (f"{f['char']} 平仄两读；{f['form']}取平声（{'、'.join(f['groups'])}），"
                                  "二、四句与它押韵"
                                  if f["tone"] == "平" else f"{f['char']} 平仄两读；{f['form']}取仄声，首句不入韵"),

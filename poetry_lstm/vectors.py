@@ -20,6 +20,7 @@ import numpy as np
 from . import files
 from .config import VectorsConfig
 from .errors import PoetryError
+from .modeldir import form_flag
 
 PROBES = ("月", "山", "春", "酒")
 
@@ -63,13 +64,14 @@ def load_vectors(folder: Path):
 
     path = Path(folder) / "vectors.bin"
     if not path.exists():
-        raise PoetryError(f"No character vectors at {path}; run `poetry-lstm train --mode word2vec`.",
+        raise PoetryError(f"No character vectors at {path}; run `poetry-lstm train --mode word2vec{form_flag(path)}`.",
                           kind="vectors_missing", path=str(path))
     try:
         return KeyedVectors.load_word2vec_format(str(path), binary=True)
     except (ValueError, EOFError, UnicodeDecodeError, OSError) as exc:
         raise PoetryError(f"The vectors {path} are corrupt ({exc.__class__.__name__}); "
-                          "run `poetry-lstm train --mode word2vec --retrain-vectors`.", kind="vectors_corrupt",
+                          f"run `poetry-lstm train --mode word2vec --retrain-vectors{form_flag(path)}`.",
+                          kind="vectors_corrupt",
                           path=str(path)) from None
 
 
@@ -158,13 +160,14 @@ def load_vectors_fast(folder: str | Path):
     """Vectors from `<folder>/vectors.bin`, by NumPy; gensim's reader if ours does not understand it."""
     path = Path(folder) / "vectors.bin"
     if not path.exists():
-        raise PoetryError(f"No character vectors at {path}; run `poetry-lstm train --mode word2vec`.",
+        raise PoetryError(f"No character vectors at {path}; run `poetry-lstm train --mode word2vec{form_flag(path)}`.",
                           kind="vectors_missing", path=str(path))
     try:
         return read_word2vec_binary(path)
     except (ValueError, UnicodeDecodeError, IndexError) as exc:
         if importlib.util.find_spec("gensim") is None:  # the light install: no gensim reader to try
             raise PoetryError(f"The vectors {path} are corrupt ({exc.__class__.__name__}); "
-                              "run `poetry-lstm train --mode word2vec --retrain-vectors`.", kind="vectors_corrupt",
+                              f"run `poetry-lstm train --mode word2vec --retrain-vectors{form_flag(path)}`.",
+                              kind="vectors_corrupt",
                               path=str(path)) from None
         return load_vectors(folder)

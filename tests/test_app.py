@@ -531,6 +531,14 @@ def test_the_desk_repairs_and_rewrites_a_qijue_with_the_qijue_model(app_with_qij
     assert any(p.suggestions for p in expected.problems)
     for problem in expected.problems:
         assert [b.label for b in fix_buttons(app, problem.line, problem.char)] == problem.suggestions
+    fixable = next(p for p in expected.problems if p.suggestions)
+    button = fix_buttons(app, fixable.line, fixable.char)[0]
+    button.click().run()  # the repair goes in at its own place of the seven-character line
+    fixed = app.text_area(key="desk_text").value
+    stride = 8
+    at = (fixable.line - 1) * stride + fixable.char - 1
+    assert fixed[at] == button.label and fixed[:at] + fixed[at + 1:] == QIJUE[:at] + QIJUE[at + 1:]
+    desk_check(app, QIJUE)
     app.radio(key="desk_line").set_value(3).run()
     app.button(key="desk_revise").click().run()
     assert not app.exception and not errors(app)
@@ -690,17 +698,8 @@ def test_the_form_switch_makes_a_qijue(app_with_qijue):
     assert poems(at) and all(p.startswith("山水风月花，") for p in poems(at))
 
 
-def test_a_missing_qijue_model_names_its_command(tiny_root, tiny_models, tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    models = tmp_path / "models"
-    shutil.copytree(tiny_models / "word2vec", models / "word2vec")
-    config = tmp_path / "config.toml"
-    config.write_text((tiny_root / "config.toml").read_text(encoding="utf-8")
-                      .replace(str(tiny_root / "models"), str(models)), encoding="utf-8")
-    monkeypatch.setenv("POETRY_LSTM_CONFIG", str(config))
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.run()
+def test_a_missing_qijue_model_names_its_command(app_without_qijue):
+    at = app_without_qijue
     at.radio(key="form").set_value("qijue").run()
     assert not at.exception
     assert any("poetry-lstm train --mode word2vec --form qijue" in e for e in errors(at))

@@ -3,6 +3,7 @@ trained by `train(..., form="qijue")` beside the tiny 五绝 models."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -197,3 +198,95 @@ def test_revising_a_qijue_without_its_model_names_the_command(tmp_path, tiny_roo
     result = CliRunner().invoke(cli, ["--config", str(config), "revise", ZAOFA, "--line", "2"])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "poetry-lstm train --mode word2vec --form qijue" in result.output
+
+
+def test_with_char_puts_a_repair_at_a_qijue_s_place():
+    from poetry_lstm import page
+
+    assert page.with_char(ZAOFA, 2, 1, "万") == ZAOFA.replace("千里江陵", "万里江陵")
+    assert page.with_char(ZAOFA, 4, 7, "天") == ZAOFA[:-2] + "天。"
+    assert page.with_char(ZAOFA, 3, 7, "驻").split("，")[1].startswith("千") and "住" not in page.with_char(
+        ZAOFA, 3, 7, "驻")
+
+
+def test_a_mixed_file_without_a_qijue_model_still_finishes_its_five_character_lines(tmp_path, tiny_root, tiny_models):
+    config = tmp_path / "config.toml"
+    models = tmp_path / "models"
+    for name in ("word2vec", "train_lines.u64"):
+        (shutil.copytree if name == "word2vec" else shutil.copyfile)(tiny_models / name, models / name)
+    config.write_text((tiny_root / "config.toml").read_text(encoding="utf-8")
+                      .replace(str(tiny_root / "models"), str(models)), encoding="utf-8")
+    path = tmp_path / "lines.txt"
+    path.write_text(f"春眠不觉晓\n{FITTING[0]}\n白日依山尽\n{FITTING[1]}\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "generate", "--file", str(path), "--json", "--n", "1"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in result.stdout.splitlines() if x.startswith("{")]
+    assert ["poems" in r for r in rows] == [True, False, True, False]
+    assert all("--form qijue" in r["error"] for r in rows if "error" in r)
+
+
+def test_evaluate_reads_a_file_of_qijue_and_refuses_the_other_length(tiny_root, tiny_qijue, tmp_path):
+    good, bad = tmp_path / "good.txt", tmp_path / "bad.txt"
+    good.write_text("\n".join(synthetic_poems(6, seed=21, chars=7)) + "\n", encoding="utf-8")
+    bad.write_text("\n".join(synthetic_poems(6, seed=21)) + "\n", encoding="utf-8")
+    result = run(tiny_root, "evaluate", "--form", "qijue", "--mode", "word2vec", "--file", good, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout[result.stdout.index("{"):])["chars"] == 6 * 21
+    refused = run(tiny_root, "evaluate", "--form", "qijue", "--mode", "word2vec", "--file", bad)
+    assert refused.exit_code != 0 and "Traceback" not in refused.output and "朝辞白帝彩云间" in refused.output
+
+
+def test_a_theme_and_a_beam_and_line_search_write_qijue(tiny_qijue, tiny_root):
+    from poetry_lstm.generate import theme_poem
+    from poetry_lstm.vectors import load_vectors_fast
+
+    trained = load_model(tiny_qijue)
+    result = theme_poem(trained, "江南春日的山水", load_vectors_fast(tiny_qijue / "vectors"), n=2)
+    assert result.poems and all(len(x) == 7 for p in result.poems for x in p.lines)
+    for overrides in ({"beam": 4}, {"line_search": True, "candidates": 4}):
+        poem = complete_poem(trained, FITTING[0], n=1, seed=2, **overrides).poems[0]
+        assert poem.lines[0] == FITTING[0] and all(len(x) == 7 for x in poem.lines)
+        assert prosody.check_after_first(poem.text) and not poem.checks["copied"]
+    # a keyword's two characters may begin at places 1, 3, 5 or 6 of a seven (line 1), 1, 3 or 5 of lines 2–4
+    starts = {place(np.random.default_rng(s), None, 1, "秋夜", "秋", chars=7)[0] for s in range(40)}
+    assert starts == {0, 2, 4}
+    assert {place(np.random.default_rng(s), None, 0, "秋夜", "秋", chars=7)[0] for s in range(40)} == {0, 2, 4, 5}
+
+
+def test_a_backward_qijue_model_scores_line_one(tiny_root, tiny_qijue):
+    from conftest import tiny_config
+
+    from poetry_lstm.train import train
+
+    folder = train(tiny_config(tiny_root).replace("model", reverse=True), "word2vec", form="qijue",
+                   command="poetry-lstm train --mode word2vec --backward --form qijue", log=lambda _: None)
+    assert folder == tiny_qijue.parent / "backward"
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert config["model_args"]["chars"] == 7 and not config["model_args"]["rhyme_context"]
+    trained = load_model(tiny_qijue)
+    poems = complete_poem(trained, FITTING[0], n=2, mutual=1.0).poems
+    assert all(p.line_one < 0 and len(p.lines[3]) == 7 for p in poems)  # the backward scorer read line 1
+    assert not [n for p in poems for n in p.notes if n.kind == "no_backward"]
+
+
+def test_calibrate_form_qijue_measures_the_qijue_model(tiny_root, tiny_qijue):
+    result = run(tiny_root, "calibrate", "--form", "qijue", "--mode", "word2vec", "--overuse-poems", "5")
+    assert result.exit_code == 0, result.output
+    assert str(tiny_qijue / "overuse.json") in result.output
+    assert json.loads((tiny_qijue / "overuse.json").read_text(encoding="utf-8"))["first_lines"] == 5
+
+
+def test_a_model_folder_that_contradicts_its_line_length_is_refused(tiny_qijue, tiny_models, tmp_path):
+    from poetry_lstm.errors import PoetryError
+
+    assert "chars" not in json.loads((tiny_models / "word2vec" / "config.json").read_text(encoding="utf-8"))[
+        "model_args"]  # a 五绝 model's args are as they always were: its checkpoints resume
+    for chars in (5, 9):
+        copy = tmp_path / f"c{chars}" / "qijue" / "word2vec"
+        shutil.copytree(tiny_qijue, copy)
+        config = json.loads((copy / "config.json").read_text(encoding="utf-8"))
+        config["model_args"]["chars"] = chars
+        (copy / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        with pytest.raises(PoetryError) as exc:
+            load_model(copy)
+        assert exc.value.kind == "model_corrupt" and "--form qijue" in str(exc.value)
