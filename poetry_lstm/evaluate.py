@@ -29,7 +29,7 @@ from .generate import complete_all
 from .judge import fit_judge, judge_perplexity, training_lines
 from .loading import TrainedModel, load_model
 from .metrics import format_table, poem_lines, summarize, train_ngrams
-from .modeldir import form_flag, read_model_config, shape_of_args
+from .modeldir import form_flag, missing_model_error, read_model_config, shape_of_args
 from .network import import_keras
 from .prosody import PING, check_after_first, feature_table, forms_for_first_line, quatrain_lines, rates
 from .prosody import reading as reading_of
@@ -235,6 +235,14 @@ def models_present(cfg, mode: str | None) -> list[str]:
     return modes
 
 
+def _shape_of(folder: Path) -> layout.Shape:
+    """The line length the model in `folder` writes, read from its config (a broken folder: what to run)."""
+    error = missing_model_error(folder)
+    if error:
+        raise error
+    return shape_of_args(read_model_config(folder)["model_args"])
+
+
 def evaluation_inputs(cfg, mode: str | None, poem_file: str | None,
                       limit: int | None) -> tuple[list[str], list[str], list[dict] | None]:
     """(modes to score, poems to score, corpus records or None), checked before anything slow loads.
@@ -247,8 +255,7 @@ def evaluation_inputs(cfg, mode: str | None, poem_file: str | None,
     if not corpus.exists() and not poem_file:
         raise PoetryError(f"No corpus at {corpus}: evaluation scores its test poems; build it with {BUILD_CORPUS}, "
                           "or score your own quatrains with --file.")
-    shape = shape_of_args(read_model_config(Path(cfg.paths.models_dir) / modes[0])["model_args"])
-    poems = read_poem_file(poem_file, shape) if poem_file else None
+    poems = read_poem_file(poem_file, _shape_of(Path(cfg.paths.models_dir) / modes[0])) if poem_file else None
     records = load_corpus(cfg) if corpus.exists() else None
     if poems is None:
         poems = texts_by_split(records, False)["test"]
