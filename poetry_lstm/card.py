@@ -143,7 +143,7 @@ def _epochs(config: dict, history: list) -> str:
     steps = config["train"].get("steps_per_epoch")
     tuned = sum(r.get("phase") == "finetune" for r in history)
     return (f"{len(history) - tuned} epochs of {steps or 'all'} {'steps' if steps else 'windows'}"
-            + (f", then {tuned} full passes over the {_kind(config)[0]}" if tuned else ""))
+            + (f", then {tuned} full pass{'es' if tuned > 1 else ''} over the {_kind(config)[0]}" if tuned else ""))
 
 
 def _what_texts(config: dict, report: dict) -> str:
@@ -180,7 +180,8 @@ def _phase_lines(config: dict, history: list) -> list[str]:
         best = min(tuned, key=lambda r: r["val_loss"])
         helped = math.exp(best["val_loss"]) < pre["best_val_perplexity"]
         out.append(f"- fine-tuning on real {_kind(config)[0]} at lr {config['train']['fine_tune_learning_rate']}: "
-                   f"{len(tuned)} epochs, best valid perplexity {math.exp(best['val_loss']):.1f} — "
+                   f"{len(tuned)} epoch{'s' if len(tuned) > 1 else ''}, "
+                   f"best valid perplexity {math.exp(best['val_loss']):.1f} — "
                    + ("it helped, and the fine-tuned weights are shipped" if helped
                       else "no gain, so the pretrained weights are shipped"))
     return out

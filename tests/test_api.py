@@ -71,3 +71,16 @@ def test_a_polyphonic_line_one_end_sets_the_rhyme_when_the_form_rhymes_it(shippe
         else:
             assert note.fields["tone"] == "仄" and "reads it as 仄" in note
         assert p.checks["rhyme"] and p.checks["tone"]
+
+
+SHIPPED_QIJUE = ROOT / "models" / "qijue" / "word2vec"
+
+
+@pytest.mark.skipif(not (SHIPPED_QIJUE / "model.keras").exists(), reason="the shipped 七绝 model is not here")
+def test_the_shipped_qijue_model_writes_the_clis_qijue(monkeypatch):
+    monkeypatch.chdir(ROOT)  # a seven-character first line: the CLI reads models/qijue/word2vec
+    library = poetry_lstm.complete_poem(poetry_lstm.load_model(SHIPPED_QIJUE), "朝辞白帝彩云间", seed=0)
+    shown = cli_poems("朝辞白帝彩云间", "--n", "1", "--seed", "0")[0]
+    assert library.poems[0].text == shown["text"] and shown["form"] == "平起入韵"
+    assert [len(line) for line in shown["lines"]] == [7] * 4
+    assert all(shown["checks"][k] for k in ("form", "tone", "rhyme")) and shown["checks"]["copied"] is False
