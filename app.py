@@ -19,7 +19,7 @@ from pathlib import Path
 import streamlit as st
 
 from poetry_lstm import files, page
-from poetry_lstm.config import Config, DecodeSettings, load_config
+from poetry_lstm.config import Config, DecodeSettings, load_config, model_key
 from poetry_lstm.errors import PoetryError
 from poetry_lstm.loading import TrainedModel, load_model
 from poetry_lstm.modeldir import missing_model_error
@@ -140,7 +140,7 @@ def sidebar(cfg: Config, missing: dict) -> tuple[str, str, str, DecodeSettings]:
         n = st.slider("候选数 candidates", 1, 6, min(max(gen.n, 1), 6))
         # each model's own default: onehot reads wilder than word2vec at the same temperature
         temperature = st.slider("温度 temperature", 0.1, 2.0,
-                                float(min(max(gen.temperature_for(model_name), 0.1), 2.0)), 0.05)
+                                float(min(max(gen.temperature_for(model_key(model_name, form)), 0.1), 2.0)), 0.05)
         top_k = st.slider("top-k（0 = 不限）", 0, 100, min(max(gen.top_k, 0), 100))
         beam = st.slider("束宽 beam width（1 = 采样）", 1, 10, min(max(gen.beam, 1), 10))
         seed = st.number_input("种子 seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
@@ -148,8 +148,8 @@ def sidebar(cfg: Config, missing: dict) -> tuple[str, str, str, DecodeSettings]:
         st.button("新种子 new seed", icon=":material/casino:", on_click=new_seed, help="换一个随机种子")
         tones = st.toggle("平仄 tones", value=gen.tones)
         rhyme = st.toggle("押韵 rhyme", value=gen.rhyme)
-    settings = dataclasses.replace(gen.settings(model_name), n=n, temperature=float(temperature), top_k=int(top_k),
-                                   beam=int(beam), seed=int(seed), tones=tones, rhyme=rhyme)
+    settings = dataclasses.replace(gen.settings(model_key(model_name, form)), n=n, temperature=float(temperature),
+                                   top_k=int(top_k), beam=int(beam), seed=int(seed), tones=tones, rhyme=rhyme)
     return form, model_name, mode, settings
 
 

@@ -88,7 +88,7 @@ def head(text: str, form: str) -> str:
 def settings_from(model, changes: list[str]):
     from poetry_lstm.config import DecodeSettings
 
-    settings = DecodeSettings.defaults(model.mode)
+    settings = DecodeSettings.defaults(model.settings_key)
     values = {}
     for change in changes:
         key, _, value = change.partition("=")

@@ -223,7 +223,7 @@ def main() -> None:
     step = timed(lambda i, _: stepper.step(np.array([3]), state), range(200))
     print(f"one LSTM step (batch 1, NumPy):                  {fmt(step)}")
     g = load_config().generate
-    defaults = dataclasses.replace(g.settings(trained.mode), n=1)
+    defaults = dataclasses.replace(g.settings(trained.settings_key), n=1)
     warned = []
     sample = timed(lambda i, line: warned.append(complete_poem(trained, line, defaults, seed=i).poems[0].warnings),
                    lines)

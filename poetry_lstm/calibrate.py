@@ -80,7 +80,7 @@ def calibrate(trained: TrainedModel, poems: list[str], cfg: Config, log=lambda _
                              backward=trained.backward_path is not None)
     write_tables(trained.path, trained.vocab)
     write_weight_index(trained.path)
-    record = measure(trained, poems, cfg.generate.settings(trained.mode), cfg.train.overuse_poems, log)
+    record = measure(trained, poems, cfg.generate.settings(trained.settings_key), cfg.train.overuse_poems, log)
     files.write_json(Path(trained.path) / OVERUSE_FILE, record)
     rewrite(trained.path)
     return record

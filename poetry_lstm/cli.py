@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 
 import click
 
-from .config import MODES, Config, RangeError, allowed, load_config
+from .config import MODES, Config, RangeError, allowed, load_config, model_key
 from .errors import InputError, PoetryError
 from .layout import FORMS, shape_of_text
 
@@ -380,10 +380,10 @@ def _read_first_lines(path: str) -> list[tuple[int, str]]:
     return lines
 
 
-def _generate_file(cfg: Config, mode: str, path: str, settings, as_json: bool, form: str | None) -> None:
+def _generate_file(cfg: Config, mode: str, path: str, settings_of, as_json: bool, form: str | None) -> None:
     """One poem set per first line; a refused line is reported in its place and the run goes on. A line's
     length picks its model (five: 五绝, seven: 七绝), each loaded when a line first needs it, unless
-    `form` forces one."""
+    `form` forces one; `settings_of(form)` gives the decoder settings for that form's model."""
     from tqdm import tqdm
 
     from .generate import complete_poem, normalize_line
@@ -395,7 +395,7 @@ def _generate_file(cfg: Config, mode: str, path: str, settings, as_json: bool, f
         name = form or _form_of_line(normalize_line(text))
         if name not in models:
             try:
-                models[name] = _load_for_generation(cfg, mode, novelty=settings.novelty, form=name)
+                models[name] = _load_for_generation(cfg, mode, novelty=settings_of(name).novelty, form=name)
             except PoetryError as exc:  # no 七绝 model: the five-character lines still get their poems
                 models[name] = exc
         if isinstance(models[name], PoetryError):
@@ -405,7 +405,8 @@ def _generate_file(cfg: Config, mode: str, path: str, settings, as_json: bool, f
     with tqdm(total=len(lines), desc="first lines", unit="line", file=sys.stderr) as bar:
         for number, text in lines:
             try:
-                result = complete_poem(model_for(text), text, settings)
+                trained = model_for(text)
+                result = complete_poem(trained, text, settings_of(trained.shape.name))
             except PoetryError as exc:  # refused input, or no model of that line's form
                 out = {"line": number, "input": text, "error": str(exc)} if as_json else f"line {number}: {exc}"
             else:
@@ -484,13 +485,17 @@ def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no
     if sum(x is not None for x in (first_line, acrostic, theme, lines_file)) != 1:
         raise RefusedInput("Give exactly one of: a first line (e.g. 床前明月光), --acrostic 春夏秋冬, "
                            "--theme 思念故乡的秋夜, or --file FIRST_LINES.txt.")
-    settings = dataclasses.replace(g.settings(g.mode), tones=g.tones and not no_tones, rhyme=g.rhyme and not no_rhyme,
-                                   novelty=g.novelty and not no_novelty)
+
+    def settings_of(form: str):  # the config's settings for the model of `form` (its own temperature), flags over them
+        return dataclasses.replace(g.settings(model_key(g.mode, form)), tones=g.tones and not no_tones,
+                                   rhyme=g.rhyme and not no_rhyme, novelty=g.novelty and not no_novelty)
+
     if lines_file is not None:
-        return _generate_file(cfg, g.mode, lines_file, settings, as_json, form)
+        return _generate_file(cfg, g.mode, lines_file, settings_of, as_json, form)
     if first_line is not None:
         form = form or _form_of_line(normalize_line(first_line))  # refuse bad input before the model loads
     form = form or "wujue"
+    settings = settings_of(form)
     trained = _load_for_generation(cfg, g.mode, novelty=settings.novelty, form=form)
     if acrostic is not None:
         result = acrostic_poem(trained, acrostic, settings)
@@ -658,7 +663,7 @@ def revise(ctx, text, line_no, n, seed, lenient, mode, as_json):
     g = with_flags(cfg, "generate", mode=mode, n=n, seed=seed).generate
     form = _form_of_poem(text)  # refuse bad input before the model loads
     trained = _load_for_generation(cfg, g.mode, form=form)
-    settings = g.settings(g.mode)
+    settings = g.settings(model_key(g.mode, form))
     if lenient:
         settings = dataclasses.replace(settings, rules="lenient")
     revision = revise_line(trained, text, line_no, g.n, settings)

@@ -114,15 +114,24 @@ def allowed(section: str, key: str) -> str | None:
     return rule.describe() if rule else None
 
 
+def model_key(mode: str, form: str = "wujue") -> str:
+    """How `[generate] model_temperature` names a model: its mode (`onehot`), or a 七绝 model's `qijue/<mode>`."""
+    return mode if form == "wujue" else f"{form}/{mode}"
+
+
+def model_keys() -> list[str]:
+    return [model_key(mode, form) for form in layout.FORMS for mode in MODES]
+
+
 def _check_ranges(section: str, values: dict) -> None:
     for key, rule in RULES.get(section, {}).items():
         if not rule.holds(values[key]):
             raise RangeError(section, key, values[key], rule.describe())
     if section == "generate":
         for mode, value in values["model_temperature"].items():
-            if mode not in MODES:
+            if mode not in model_keys():
                 raise PoetryError(f"[generate] model_temperature names {mode!r}, which is not a model; "
-                                  f"the models are {', '.join(MODES)}.", kind="config")
+                                  f"the models are {', '.join(model_keys())}.", kind="config")
             if not RULES["generate"]["temperature"].holds(value):
                 raise RangeError(section, "model_temperature", value, RULES["generate"]["temperature"].describe())
     if section == "clean" and values["valid_share"] + values["test_share"] > 1:

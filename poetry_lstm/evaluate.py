@@ -312,7 +312,7 @@ def _generation(cfg, modes: list[str], poems: list[str], records, train_poems, l
     models = {m: load_model(Path(cfg.paths.models_dir) / m) for m in modes}
     sticks = yardsticks(cfg, poems, records, log)
     grams = train_ngrams(train_poems) if train_poems else None
-    settings = {m: generation_settings(cfg.generate, m) for m in modes}
+    settings = {m: generation_settings(cfg.generate, models[m].settings_key) for m in modes}
     return generation_rows(models, settings, sticks, models[modes[0]].line_hashes(), grams, log)
 
 

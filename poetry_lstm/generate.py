@@ -33,7 +33,7 @@ class Result:
 
 def settings_for(trained: TrainedModel, settings: DecodeSettings | None = None, **overrides) -> DecodeSettings:
     """`settings` (default: config/default.toml's for this model) with `overrides` replaced, ranges checked."""
-    base = settings if settings is not None else DecodeSettings.defaults(trained.mode)
+    base = settings if settings is not None else DecodeSettings.defaults(trained.settings_key)
     unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(DecodeSettings)})
     if unknown:
         names = ", ".join(f.name for f in dataclasses.fields(DecodeSettings))

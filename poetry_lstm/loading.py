@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import files
+from .config import model_key
 from .critic import NUMPY_FILES, NumpyCritic, load_numpy_critic
 from .errors import PoetryError
 from .layout import FIVE, Shape
@@ -63,6 +64,11 @@ class TrainedModel:
     @property
     def mode(self) -> str:
         return self.config["model_args"]["mode"]
+
+    @property
+    def settings_key(self) -> str:
+        """The name `[generate] model_temperature` gives this model: its mode, or a 七绝 model's `qijue/<mode>`."""
+        return model_key(self.mode, self.shape.name)
 
     @property
     def shape(self) -> Shape:

@@ -280,7 +280,8 @@ def test_a_model_may_have_its_own_temperature_and_a_given_temperature_holds_for_
 
 @pytest.mark.parametrize("text, message", [
     ("model_temperature = { gpt = 0.7 }",
-     "[generate] model_temperature names 'gpt', which is not a model; the models are word2vec, onehot."),
+     "[generate] model_temperature names 'gpt', which is not a model; the models are word2vec, onehot, "
+     "qijue/word2vec, qijue/onehot."),
     ("model_temperature = { onehot = 0 }", "[generate] model_temperature must be from 0.05 to 5, not 0.0."),
     ('model_temperature = { onehot = "hot" }',
      "Config key [generate] model_temperature must be a table of float values, not {'onehot': 'hot'}."),

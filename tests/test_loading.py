@@ -196,7 +196,7 @@ def test_a_torn_model_file_fails_at_once_without_starting_tensorflow(tmp_path, t
     assert tf_loaded == "False"
 
 
-MODELS_LIMIT = 60_000_000  # bytes: issue 10's budget for everything committed under models/
+MODELS_LIMIT = 100_000_000  # bytes: issues 16 and 18's budget for all of models/, the 七绝 models included
 
 
 def test_the_shipped_models_fit_in_their_60_mb():
