@@ -21,6 +21,7 @@ import streamlit as st
 from poetry_lstm import files, page
 from poetry_lstm.config import Config, DecodeSettings, load_config, model_key
 from poetry_lstm.errors import PoetryError
+from poetry_lstm.layout import FORM_LABELS
 from poetry_lstm.loading import TrainedModel, load_model
 from poetry_lstm.modeldir import missing_model_error
 from poetry_lstm.stepper import limit_blas_threads
@@ -28,7 +29,6 @@ from poetry_lstm.vectors import load_vectors_fast, nearest
 
 ROOT = Path(__file__).resolve().parent
 MODE_LABELS = {"line": "首句续写 first line", "acrostic": "藏头诗 acrostic", "theme": "主题 theme"}
-FORM_LABELS = {"wujue": "五绝", "qijue": "七绝"}
 TITLES = {"wujue": "五言绝句", "qijue": "七言绝句"}
 FIRST_LINES = {  # form → the first-line box's (label, placeholder, help)
     "wujue": ("第一句（五个字）", "白日依山尽", "五个汉字，繁简皆可；末尾的，。可有可无。"),

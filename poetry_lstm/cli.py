@@ -21,7 +21,7 @@ import click
 
 from .config import MODES, Config, RangeError, allowed, load_config, model_key
 from .errors import InputError, PoetryError
-from .layout import FORMS, shape_of_text
+from .layout import FORMS, shape_for, shape_of_text
 
 DEFAULTS = load_config()  # what --help shows; a --config file may change them
 # The light install (what `generate` and the page need) leaves these out: they come with the
@@ -308,11 +308,6 @@ def _models_dir(cfg: Config, mode: str, form: str = "wujue"):
     return Path(cfg.for_form(form).paths.models_dir) / mode
 
 
-def _form_of_line(line: str) -> str:
-    """The form a first line (already read by generate.normalize_line) asks for by its length."""
-    return next(name for name, shape in FORMS.items() if shape.chars == len(line))
-
-
 def _breaks_by_line(breaks) -> dict[int, list[int]]:
     by_line: dict[int, list[int]] = {}
     for line, char in sorted(breaks):
@@ -392,7 +387,7 @@ def _generate_file(cfg: Config, mode: str, path: str, settings_of, as_json: bool
     models, done = {}, 0  # form → its model, or the error that loading it gave (said again on each of its lines)
 
     def model_for(text: str):
-        name = form or _form_of_line(normalize_line(text))
+        name = form or shape_for(len(normalize_line(text))).name
         if name not in models:
             try:
                 models[name] = _load_for_generation(cfg, mode, novelty=settings_of(name).novelty, form=name)
@@ -493,7 +488,7 @@ def generate(ctx, first_line, n, mode, temperature, top_k, top_p, beam, seed, no
     if lines_file is not None:
         return _generate_file(cfg, g.mode, lines_file, settings_of, as_json, form)
     if first_line is not None:
-        form = form or _form_of_line(normalize_line(first_line))  # refuse bad input before the model loads
+        form = form or shape_for(len(normalize_line(first_line))).name  # refuse bad input before the model loads
     form = form or "wujue"
     settings = settings_of(form)
     trained = _load_for_generation(cfg, g.mode, novelty=settings.novelty, form=form)

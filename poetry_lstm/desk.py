@@ -157,11 +157,11 @@ def revise_line(trained: TrainedModel, raw: str, line: int, n: int = 3, settings
     text = read_poem(raw)
     shape = trained.shape
     if not writes(trained, text):
-        chars = layout.SEVEN.chars if len(text) == layout.SEVEN.slots else layout.CHARS
-        given, has = (layout.FORM_LABELS[layout.shape_for(c).name] for c in (chars, shape.chars))
+        poem = layout.shape_of_text(text)  # read_poem gave a 五绝 or a 七绝
+        given, has = poem.label, shape.label
         raise InputError(f"The poem is a {given} and the model at {trained.path} writes {has}; rewrite it with a "
-                         f"{given} model ({form_folder_hint(chars)}).", kind="revise_form", given=given, model=has,
-                         path=str(trained.path))
+                         f"{given} model ({form_folder_hint(poem.chars)}).", kind="revise_form", given=given,
+                         model=has, path=str(trained.path))
     if not 1 <= line <= shape.lines:
         raise InputError(f"There is no line {line}; a quatrain has lines 1 to 4.", kind="revise_line", line=line)
     s = settings_for(trained, settings, **overrides)

@@ -110,8 +110,7 @@ def check_shape(trained: TrainedModel, line: str) -> None:
     """An InputError when the first line's length is not the one the model writes (five for a 五绝 model)."""
     shape = trained.shape
     if len(line) != shape.chars:
-        want = layout.FORM_LABELS[layout.shape_for(len(line)).name]
-        has = layout.FORM_LABELS[shape.name]
+        want, has = layout.shape_for(len(line)).label, shape.label
         raise InputError(f"A {len(line)}-character first line makes a {want}, but the model at {trained.path} writes "
                          f"{has}; load the {want} model ({form_folder_hint(len(line))}) or type a "
                          f"{shape.chars}-character line.", kind="form_mismatch", length=len(line),

@@ -40,6 +40,11 @@ class Shape:
     def name(self) -> str:
         return FORM_OF_CHARS[self.chars]
 
+    @property
+    def label(self) -> str:
+        """What the form is called: 五绝 or 七绝."""
+        return FORM_LABELS[self.name]
+
     def slot(self, line: int, char: int) -> int:
         """The slot of character `char` (from 0) of line `line` (from 0)."""
         return line * self.stride + char

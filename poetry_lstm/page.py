@@ -259,7 +259,6 @@ def md_escape(text: str) -> str:
 
 _PART = {"first_line": "首句", "acrostic": "藏头字"}
 _COUNT = {4: "四", 5: "五个或七"}  # a first line has five characters (五绝) or seven (七绝)
-_FORM_OF_LENGTH = {5: "五绝", 7: "七绝"}
 _RULES = {"novelty": "新句（不抄训练集）", "rhyme": "押韵", "tones": "平仄"}
 
 
@@ -276,8 +275,8 @@ ZH_BY_KIND = {
     "input_punctuation": lambda f: f"{_PART[f['part']]}中间有标点（{f['punctuation']}），请去掉",
     "input_not_han": lambda f: f"{_PART[f['part']]}须为{_COUNT[f['count']]}个汉字，{f['bad']} 不是汉字",
     "input_length": lambda f: f"{_PART[f['part']]}须为{_COUNT[f['count']]}个汉字，现在是 {f['length']} 个字",
-    "form_mismatch": lambda f: (f"首句 {f['length']} 个字，作的是{_FORM_OF_LENGTH.get(f['length'], '绝句')}；"
-                                f"这个模型写{_FORM_OF_LENGTH[f['model_chars']]}，请在侧栏选对体裁，"
+    "form_mismatch": lambda f: (f"首句 {f['length']} 个字，作的是{layout.shape_for(f['length']).label}；"
+                                f"这个模型写{layout.shape_for(f['model_chars']).label}，请在侧栏选对体裁，"
                                 f"或输入 {f['model_chars']} 个字的首句"),
     "form_unknown": lambda f: "没有这种体裁，只有五绝（wujue）和七绝（qijue）",
     "theme_empty": lambda f: "主题是空的，请用几句话描述主题",

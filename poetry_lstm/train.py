@@ -213,7 +213,7 @@ def _fine_tune(cfg: Config, ckpt: Path, model, state: dict, vocab: Vocab, quatra
     end = state["fine_tune_from"] + cfg.train.fine_tune_epochs
     if state["epochs_done"] >= end or state["wait"] >= min(2, cfg.train.patience):
         return
-    label = layout.FORM_LABELS[shape_of_args(state["model_args"]).name]
+    label = shape_of_args(state["model_args"]).label
     log(f"fine-tuning on {len(quatrains)} real {label} for up to {cfg.train.fine_tune_epochs} epochs "
         f"at learning rate {cfg.train.fine_tune_learning_rate:g}")
     ds = window_dataset(poem_ids(quatrains, vocab), m.window, m.stride, cfg.train.batch_size, cfg.train.shuffle_buffer,
