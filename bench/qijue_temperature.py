@@ -3,7 +3,8 @@
 Completes the first `--poems` valid 七绝 of corpus/qijue/ once per setting (the [generate] defaults with the
 temperature and over-use penalty below changed) and prints the discriminator, the judge's ratio to real poems
 (the judge of `poetry-lstm evaluate --form qijue`), distinct characters and 重字 per setting; `--json FILE` keeps them.
-How [generate] model_temperature's `qijue/word2vec` was chosen (docs/tuning.md, round 11).
+How [generate] model_temperature's `qijue/word2vec` (round 11) and `qijue/onehot` (round 12) were chosen
+(docs/tuning.md); `--model models/qijue/onehot --only T0.75,T0.7,T0.65` for the onehot model.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {"T0.85": {}, "T0.75": {"temperature": 0.75}, "T0.7": {"temperature": 0.7},
+            "T0.65": {"temperature": 0.65},
             "T0.85 overuse0": {"overuse_penalty": 0.0},
             "T0.75 overuse0.5": {"temperature": 0.75, "overuse_penalty": 0.5}}
 
@@ -23,6 +25,7 @@ def main() -> None:
     parser.add_argument("--poems", type=int, default=400, help="valid first lines (default 400)")
     parser.add_argument("--model", default=str(ROOT / "models" / "qijue" / "word2vec"))
     parser.add_argument("--json", default=None, help="write the figures here too")
+    parser.add_argument("--only", default=None, help="comma-separated setting names (default: all)")
     args = parser.parse_args()
 
     from poetry_lstm.clean import load_corpus, texts_by_split
@@ -41,6 +44,8 @@ def main() -> None:
     base = dataclasses.replace(cfg.generate.settings("word2vec"), n=1)  # the 五绝 word2vec model's temperature
     out = {}
     for name, changes in SETTINGS.items():
+        if args.only and name not in args.only.split(","):
+            continue
         poems, seconds = complete_all(model, [p[:7] for p in real], dataclasses.replace(base, **changes))
         measured = reading_measures(poems, sticks)
         out[name] = {k: measured[k] for k in ("discriminator_accuracy", "judge_ratio_to_real", "distinct_chars",

@@ -57,8 +57,9 @@ _LAYERS: dict = {}
 
 
 def custom_layers() -> dict:
-    """Our one Keras layer, defined (and registered for safe-mode loading) on first use, so that
-    importing this module never imports Keras."""
+    """Our Keras layers, defined (and registered for safe-mode loading) on first use, so that importing this
+    module never imports Keras. The shipped networks use LineTwoEnd; the others are the benches' (a network
+    for both forms, a condition vector), which the NumPy stepper does not run."""
     if _LAYERS:
         return _LAYERS
     import keras
@@ -86,16 +87,60 @@ def custom_layers() -> dict:
             return {**super().get_config(), "position": self.position}
 
     _LAYERS["LineTwoEnd"] = LineTwoEnd
+
+    @keras.saving.register_keras_serializable(package="poetry_lstm")
+    class LineTwoEndFound(keras.layers.Layer):
+        """[(batch, time, F), ids (batch, time)] → (batch, time, F): LineTwoEnd for poems of either
+        length, each finding line 2's end as the input step before its first 。 (`period_id`); zeros in
+        a window without one."""
+
+        def __init__(self, period_id: int, **kwargs):
+            super().__init__(**kwargs)
+            self.period_id = period_id
+
+        def call(self, inputs):
+            features, ids = inputs
+            is_period = ops.cast(ops.equal(ids, self.period_id), "int32")  # (batch, time)
+            found = ops.cast(ops.max(is_period, axis=1), features.dtype)  # (batch,)
+            position = ops.maximum(ops.argmax(is_period, axis=1) - 1, 0)  # (batch,)
+            end = ops.take_along_axis(features, ops.cast(position, "int32")[:, None, None], axis=1)  # (batch, 1, F)
+            after = ops.arange(ops.shape(ids)[1])[None, :] > ops.cast(position, "int32")[:, None]  # (batch, time)
+            return end * (ops.cast(after, features.dtype) * found[:, None])[:, :, None]
+
+        def compute_output_shape(self, input_shapes):
+            return input_shapes[0]
+
+        def get_config(self):
+            return {**super().get_config(), "period_id": self.period_id}
+
+    _LAYERS["LineTwoEndFound"] = LineTwoEndFound
+
+    @keras.saving.register_keras_serializable(package="poetry_lstm")
+    class AlongTime(keras.layers.Layer):
+        """[(batch, time, F), (batch, C)] → (batch, time, C): one vector per poem, at every step."""
+
+        def call(self, inputs):
+            sequence, vector = inputs
+            return ops.ones_like(sequence[:, :, :1]) * vector[:, None, :]
+
+        def compute_output_shape(self, input_shapes):
+            return (*input_shapes[0][:2], input_shapes[1][-1])
+
+    _LAYERS["AlongTime"] = AlongTime
     return _LAYERS
 
 
 def build_model(vocab_size: int, mode: str, units: int, layers: int, dropout: float, embedding_dim: int,
                 fine_tune_vectors: bool = False, prosody_dim: int = 0, rhyme_context: bool = False, chars: int = 5,
-                vectors: np.ndarray | None = None, prosody: np.ndarray | None = None):
+                period_id: int | None = None, condition_dim: int = 0, vectors: np.ndarray | None = None,
+                prosody: np.ndarray | None = None):
     """The stacked LSTM. `vectors` (vocab_size, dim) initialises the word2vec-mode embedding;
     `prosody` (vocab_size, prosody_dim) is `prosody.feature_table(vocab.tokens)` when prosody_dim > 0;
     `rhyme_context` also feeds, after line 2, the features of line 2's last character, which sits where
-    lines of `chars` characters (5 or 7) put it."""
+    lines of `chars` characters (5 or 7) put it; with `period_id` (the id of 。), where each poem's first
+    。 shows it, so that one network reads both forms (bench/joint_forms.py; the NumPy stepper runs only
+    the fixed place). With `condition_dim`, the model also reads a vector per poem (batch, condition_dim) at
+    every step, inputs `{"ids", "condition"}`: a poem's subject, such as its title's (bench/title_condition.py)."""
     import keras
     from keras import layers as L
 
@@ -118,9 +163,19 @@ def build_model(vocab_size: int, mode: str, units: int, layers: int, dropout: fl
         # 平仄 and 平声 groups ride beside the character (and line 2's end after it):
         # (batch, time, dim + prosody_dim [+ prosody_dim])
         features = L.Embedding(vocab_size, prosody_dim, trainable=False, name="prosody")(ids)
-        position = shape_for(chars).line_two_end_step
-        context = [custom_layers()["LineTwoEnd"](position, name="line_two_end")(features)] if rhyme_context else []
+        context = []
+        if rhyme_context and period_id is not None:
+            context = [custom_layers()["LineTwoEndFound"](period_id, name="line_two_end")([features, ids])]
+        elif rhyme_context:
+            position = shape_for(chars).line_two_end_step
+            context = [custom_layers()["LineTwoEnd"](position, name="line_two_end")(features)]
         x = L.Concatenate(name="with_prosody")([x, features, *context])
+    inputs = ids
+    if condition_dim:
+        condition = keras.Input(shape=(condition_dim,), dtype="float32", name="condition")  # (batch, C)
+        along = custom_layers()["AlongTime"](name="condition_along")([x, condition])  # (batch, time, C)
+        x = L.Concatenate(name="with_condition")([x, along])
+        inputs = {"ids": ids, "condition": condition}
     for i in range(layers):
         x = L.LSTM(units, return_sequences=True, name=f"lstm_{i}")(x)  # (batch, time, units)
         x = L.Dropout(dropout, name=f"dropout_{i}")(x)
@@ -133,7 +188,7 @@ def build_model(vocab_size: int, mode: str, units: int, layers: int, dropout: fl
         probs = L.Activation("softmax", name="probs")(logits)  # (batch, time, vocab)
     else:
         probs = L.Dense(vocab_size, activation="softmax", name="next_char")(x)  # (batch, time, vocab)
-    model = keras.Model(ids, probs, name=f"poetry_lstm_{mode}")
+    model = keras.Model(inputs, probs, name=f"poetry_lstm_{mode}")
     if mode == "word2vec" and vectors is not None:
         model.get_layer("embedding").set_weights([vectors])
     if prosody_dim and prosody is not None:

@@ -42,6 +42,11 @@ class LstmStepper:
 
     def __init__(self, model):
         f32 = lambda w: np.asarray(w, dtype=np.float32)  # noqa: E731 -- no copy when the file holds float32 already
+        if _has_layer(model, "condition_along") or (_has_layer(model, "line_two_end")
+                                                    and not hasattr(model.get_layer("line_two_end"), "position")):
+            # bench/joint_forms.py's and bench/title_condition.py's networks: measured in Keras, not shipped
+            raise ValueError("a network that reads a condition vector or finds line 2's end itself: the stepper "
+                             "runs the shipped kind only (one form, no condition)")
         self.embedding = f32(model.get_layer("embedding").get_weights()[0])
         self.cells = []
         while _has_layer(model, f"lstm_{len(self.cells)}"):

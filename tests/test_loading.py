@@ -199,7 +199,7 @@ def test_a_torn_model_file_fails_at_once_without_starting_tensorflow(tmp_path, t
 MODELS_LIMIT = 100_000_000  # bytes: issues 16 and 18's budget for all of models/, the 七绝 models included
 
 
-def test_the_shipped_models_fit_in_their_60_mb():
+def test_the_shipped_models_fit_in_their_100_mb():
     """Checkpoints (models/.train-*) are gitignored; everything else under models/ is shipped."""
     shipped = [p for p in SHIPPED.rglob("*")
                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(SHIPPED).parts)]

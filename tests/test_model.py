@@ -177,6 +177,65 @@ def test_rhyme_context_is_line_two_end_after_it_and_zero_before():
         build_model(10, "onehot", 4, 2, 0.1, 4, prosody_dim=0, rhyme_context=True)
 
 
+def test_rhyme_context_found_from_the_marks_equals_the_fixed_place_for_both_forms():
+    """One network for both forms (bench/joint_forms.py) finds line 2's end before each poem's first 。:
+    on whole 五绝 and 七绝 windows, what the fixed place of each form gives; nothing in a window without 。."""
+    from poetry_lstm.layout import FIVE, SEVEN
+    from poetry_lstm.network import custom_layers
+
+    rng = np.random.default_rng(0)
+    period = 3
+    for shape in (FIVE, SEVEN):
+        ids = rng.integers(5, 50, size=(2, 1 + shape.slots)).astype(np.int32)
+        ids[:, 0] = 2
+        for pos, mark in shape.marks.items():
+            ids[:, 1 + pos] = period if mark == "。" else 4
+        ids = ids[:, :-1]  # the inputs: <s> and every slot but the last
+        features = rng.normal(size=(2, shape.slots, 3)).astype(np.float32)
+        fixed = np.asarray(custom_layers()["LineTwoEnd"](shape.line_two_end_step)(features))
+        found = np.asarray(custom_layers()["LineTwoEndFound"](period)([features, ids]))
+        assert fixed[:, shape.line_two_end_step + 1:].any()
+        np.testing.assert_array_equal(found, fixed)
+        head = np.asarray(custom_layers()["LineTwoEndFound"](period)([features[:, :8], ids[:, :8]]))
+        assert not head.any()
+    # rows of one batch find their own place
+    features = rng.normal(size=(2, 20, 3)).astype(np.float32)
+    ids = np.full((2, 20), 9, np.int32)
+    ids[0, 12], ids[1, 16] = period, period
+    found = np.asarray(custom_layers()["LineTwoEndFound"](period)([features, ids]))
+    np.testing.assert_array_equal(found[0, 12:], np.broadcast_to(features[0, 11], (8, 3)))
+    np.testing.assert_array_equal(found[1, 16:], np.broadcast_to(features[1, 15], (4, 3)))
+    assert not found[0, :12].any() and not found[1, :16].any()
+
+
+def test_benches_networks_train_save_and_are_refused_by_the_stepper(tmp_path):
+    """A network for both forms (period_id) trains on batches of either length; one with a condition vector
+    reads it at every step; both survive save and load; the decoder's stepper refuses both in one sentence."""
+    import keras
+
+    from poetry_lstm.network import custom_layers
+
+    rng = np.random.default_rng(1)
+    table = rng.normal(size=(50, 4)).astype(np.float32)
+    joint = build_model(50, "onehot", 8, 2, 0.1, 8, prosody_dim=4, rhyme_context=True, period_id=3, prosody=table)
+    joint.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    for length in (24, 32):
+        x = rng.integers(5, 50, size=(4, length)).astype(np.int32)
+        x[:, length // 2] = 3
+        assert np.isfinite(joint.train_on_batch(x, x))
+    titled = build_model(50, "onehot", 8, 2, 0.0, 8, condition_dim=6)
+    x = {"ids": rng.integers(5, 50, size=(2, 24)).astype(np.int32), "condition": rng.normal(size=(2, 6))}
+    with_condition = titled.predict(x, verbose=0)
+    assert not np.allclose(with_condition, titled.predict({**x, "condition": np.zeros((2, 6))}, verbose=0))
+    custom_layers()
+    for model, inputs in ((joint, x["ids"]), (titled, x)):
+        model.save(tmp_path / "m.keras")
+        again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+        np.testing.assert_allclose(again.predict(inputs, verbose=0), model.predict(inputs, verbose=0), rtol=1e-5)
+        with pytest.raises(ValueError, match="stepper runs the shipped kind only"):
+            LstmStepper(model)
+
+
 def test_prosody_layers_read_the_table_and_score_whole_groups():
     from poetry_lstm.prosody import feature_table, ping_groups
 
