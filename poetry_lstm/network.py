@@ -102,9 +102,9 @@ def custom_layers() -> dict:
             features, ids = inputs
             is_period = ops.cast(ops.equal(ids, self.period_id), "int32")  # (batch, time)
             found = ops.cast(ops.max(is_period, axis=1), features.dtype)  # (batch,)
-            position = ops.maximum(ops.argmax(is_period, axis=1) - 1, 0)  # (batch,)
-            end = ops.take_along_axis(features, ops.cast(position, "int32")[:, None, None], axis=1)  # (batch, 1, F)
-            after = ops.arange(ops.shape(ids)[1])[None, :] > ops.cast(position, "int32")[:, None]  # (batch, time)
+            position = ops.cast(ops.maximum(ops.argmax(is_period, axis=1) - 1, 0), "int32")  # (batch,)
+            end = ops.take_along_axis(features, position[:, None, None], axis=1)  # (batch, 1, F)
+            after = ops.arange(ops.shape(ids)[1])[None, :] > position[:, None]  # (batch, time)
             return end * (ops.cast(after, features.dtype) * found[:, None])[:, :, None]
 
         def compute_output_shape(self, input_shapes):
