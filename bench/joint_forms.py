@@ -35,35 +35,9 @@ def log(msg: str) -> None:
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 
 
-def corpora(cfg):
-    """{form: (config for the form, {split: texts with windows}, {split: real quatrains})}."""
-    from poetry_lstm.clean import load_corpus, texts_by_split
-
-    out = {}
-    for form in FORMS:
-        fcfg = cfg.for_form(form)
-        records = load_corpus(fcfg)
-        out[form] = (fcfg, texts_by_split(records, True), texts_by_split(records, False))
-    return out
-
-
 def unknown_share(texts: list[str], vocab) -> float:
     ids = [i for t in texts for i in vocab.encode(t, start=False)]
     return sum(i == vocab.id("<unk>") for i in ids) / len(ids)
-
-
-def joint_dataset(data, vocab, cfg, seed: int):
-    """Batches of one form each, 五绝 and 七绝 drawn half and half, forever."""
-    import tensorflow as tf
-
-    from poetry_lstm.network import poem_ids, window_dataset
-
-    parts = []
-    for form in FORMS:
-        fcfg, splits, _ = data[form]
-        parts.append(window_dataset(poem_ids(splits["train"], vocab), fcfg.model.window, fcfg.model.stride,
-                                    cfg.train.batch_size, cfg.train.shuffle_buffer, seed).repeat())
-    return tf.data.Dataset.sample_from_datasets(parts, weights=[0.5, 0.5], seed=seed)
 
 
 def build(cfg, vocab, embedding):
@@ -118,16 +92,17 @@ def main() -> None:
 
     from poetry_lstm import files, vectors
     from poetry_lstm.config import load_config
+    from poetry_lstm.joint import both_forms_dataset, form_data, valid_datasets
     from poetry_lstm.modeldir import Vocab
-    from poetry_lstm.network import custom_layers, poem_ids, seed_everything, window_dataset
+    from poetry_lstm.network import custom_layers, seed_everything
 
     cfg = load_config(None)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, units=384, dropout=0.2))
-    data = corpora(cfg)
-    train = data["wujue"][1]["train"] + data["qijue"][1]["train"]
+    data = {form: form_data(cfg, form) for form in FORMS}  # (config, train texts, valid texts, quatrains)
+    train = data["wujue"][1] + data["qijue"][1]
     vocab = Vocab.build(train, cfg.model.min_char_count)
-    unknown = {form: {"joint": round(unknown_share(data[form][2]["valid"], vocab), 5),
-                      "separate": round(unknown_share(data[form][2]["valid"],
+    unknown = {form: {"joint": round(unknown_share(data[form][2], vocab), 5),
+                      "separate": round(unknown_share(data[form][2],
                                                       Vocab.load(SEPARATE[form] / "vocab.json")), 5)}
                for form in FORMS}
     seed_everything(cfg.train.seed)
@@ -146,14 +121,14 @@ def main() -> None:
     else:
         model = build(cfg, vocab, embedding)
     log(f"joint: vocabulary {len(vocab)}, {model.count_params():,} parameters; "
-        f"train windows {len(data['wujue'][1]['train'])} 五绝-shaped + {len(data['qijue'][1]['train'])} 七绝-shaped")
-    valid = {form: window_dataset(poem_ids(data[form][2]["valid"], vocab), data[form][0].model.window,
-                                  data[form][0].model.stride, cfg.train.batch_size) for form in FORMS}
+        f"train windows {len(data['wujue'][1])} 五绝-shaped + {len(data['qijue'][1])} 七绝-shaped")
+    valid = valid_datasets(data, vocab, cfg.train.batch_size)
     for epoch in range(len(state["history"]), opts.epochs):
         started = time.perf_counter()
         # a fresh shuffle each epoch, as a resumed `train` offsets its seed by the epochs done
-        model.fit(joint_dataset(data, vocab, cfg, cfg.train.seed + epoch), epochs=1,
-                  steps_per_epoch=cfg.train.steps_per_epoch, verbose=2, shuffle=False)
+        t = cfg.train
+        batches = both_forms_dataset(data, vocab, t.batch_size, t.shuffle_buffer, t.seed + epoch)
+        model.fit(batches, epochs=1, steps_per_epoch=cfg.train.steps_per_epoch, verbose=2, shuffle=False)
         row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - started, 1)}
         row.update({form: round(math.exp(model.evaluate(ds, verbose=0)), 2) for form, ds in valid.items()})
         mean = sum(math.log(row[f]) for f in FORMS) / len(FORMS)

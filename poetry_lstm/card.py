@@ -163,7 +163,8 @@ def _vector_lines(config: dict) -> list[str]:
     cost = ("one worker: the vectors are bit-reproducible" if v.get("workers", 1) == 1 else
             f"{v['workers']} workers, which halves their time but lets thread scheduling change the vectors "
             "slightly from run to run (set [vectors] workers = 1 for bit-reproducible vectors)")
-    return [f"- skip-gram vectors over every training text (all {_kind(config)[1]} verse): {v['epochs']} epochs, "
+    verse = "five- and seven-character" if config.get("joint") else _kind(config)[1]
+    return [f"- skip-gram vectors over every training text (all {verse} verse): {v['epochs']} epochs, "
             f"window {v['window']}, {v['negative']} negatives; {cost}"]
 
 
@@ -174,8 +175,13 @@ def _phase_lines(config: dict, history: list) -> list[str]:
     if not pre:
         return []
     tuned = [r for r in history if r.get("phase") == "finetune"]
+    joint = config.get("joint")
     out = [f"- pretraining on all windows: {pre['epochs']} epochs, "
-           f"best valid perplexity {pre['best_val_perplexity']:.1f} (epoch {pre['best_epoch']})"]
+           f"best valid perplexity {pre['best_val_perplexity']:.1f} (epoch {pre['best_epoch']})"
+           + (f", in one network for both forms (`train --form both`): batches of 五绝 and of 七绝 windows half "
+              f"and half ({' + '.join(str(n) for n in joint['training_texts'].values())} texts), one vocabulary "
+              f"of {joint['vocabulary']}, early-stopped on the two forms' mean valid loss; this folder holds the "
+              f"{_kind(config)[0]}'s copy, fine-tuned on its own" if joint else "")]
     if tuned:
         best = min(tuned, key=lambda r: r["val_loss"])
         helped = math.exp(best["val_loss"]) < pre["best_val_perplexity"]

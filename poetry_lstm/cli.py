@@ -260,8 +260,10 @@ def clean(ctx, forms):
 @click.option("--resume", is_flag=True, help="Continue a stopped run from its last checkpoint.")
 @click.option("--backward", is_flag=True, default=None,
               help="Train the backward scorer (poems read from the end) into models/backward/.")
-@form_option("wujue (五绝, the default) learns corpus/ into models/<mode>/; qijue (七绝) learns corpus/qijue/ into "
-             "models/qijue/<mode>/.")
+@click.option("--form", type=click.Choice([*FORMS, "both"]), default=None,
+              help="wujue (五绝, the default) learns corpus/ into models/<mode>/; qijue (七绝) learns corpus/qijue/ "
+                   "into models/qijue/<mode>/; both pretrains one network on both corpora (checkpoints in "
+                   "models/.train-joint-<mode>/), then fine-tunes a copy for each form into those two folders.")
 @setting("train", "epochs", "Upper bound on epochs; early stopping may end sooner")
 @setting("model", "units", "LSTM units per layer")
 @setting("model", "layers", "Stacked LSTM layers")
@@ -276,7 +278,8 @@ def clean(ctx, forms):
 def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, backward, form, epochs, units, layers, dropout,
           learning_rate, fine_tune_epochs, batch_size, max_minutes, seed):
     """Train a next-character LSTM on corpus/ into models/<mode>/ (with --backward, models/backward/;
-    with --form qijue, on corpus/qijue/ into models/qijue/<mode>/).
+    with --form qijue, on corpus/qijue/ into models/qijue/<mode>/; with --form both, one network on both,
+    fine-tuned into both folders).
 
     Needs the train extra: pip install -e ".[train]".
 
@@ -287,6 +290,7 @@ def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, backward, form,
       poetry-lstm train --mode word2vec --max-minutes 75 --dropout 0.2
       poetry-lstm train --mode word2vec --backward
       poetry-lstm train --mode word2vec --form qijue
+      poetry-lstm train --mode word2vec --form both --units 384 --dropout 0.2
     """
     cfg = with_flags(config_of(ctx), "train", mode=mode, fine_tune_vectors=fine_tune_vectors, epochs=epochs,
                      learning_rate=learning_rate, fine_tune_epochs=fine_tune_epochs, batch_size=batch_size,
@@ -299,6 +303,11 @@ def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, backward, form,
     start_distribution()  # before any TensorFlow op: several workers (TF_CONFIG) configure the runtime first
     import_keras()
     command = "poetry-lstm " + " ".join(sys.argv[1:])
+    if form == "both":
+        from .joint import train_joint
+        train_joint(cfg, cfg.train.mode, resume=resume, retrain_vectors=retrain_vectors, command=command,
+                    log=lambda msg: click.echo(msg))
+        return
     run_training(cfg, cfg.train.mode, form=form or "wujue", resume=resume, retrain_vectors=retrain_vectors,
                  command=command, log=lambda msg: click.echo(msg))
 

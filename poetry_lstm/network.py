@@ -197,6 +197,17 @@ def build_model(vocab_size: int, mode: str, units: int, layers: int, dropout: fl
     return model
 
 
+def as_one_form(model, args: dict, chars: int):
+    """A network for both forms (`period_id` in `args`) as one form's shipped kind: the same weights, in a
+    network whose rhyme context sits at the fixed place of `chars`-character lines, which the NumPy stepper
+    runs and one form's fine-tuning and model folder expect. Neither rhyme-context layer holds weights, so the
+    two networks' weight lists match one to one."""
+    fixed = {k: v for k, v in args.items() if k != "period_id"}
+    copy = build_model(**(fixed if chars == 5 else {**fixed, "chars": chars}))
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def poem_ids(texts: list[str], vocab) -> np.ndarray:
     """(poems, 1 + slots) int32: the start token then the 24 (a 七绝: 32) slots of each poem (`vocab`: a
     modeldir.Vocab)."""

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from .evaluate import evaluate_model
 from .loading import TrainedModel, load_model, store_weights_as, write_weight_index
 from .metrics import HASH_FILE, LineHashes
 from .modeldir import BACKWARD, Vocab, shape_of_args
-from .network import build_model, count_windows, custom_layers, poem_ids, seed_everything, window_dataset
+from .network import as_one_form, build_model, count_windows, custom_layers, poem_ids, seed_everything, window_dataset
 from .stepper import LstmStepper
 from .tables import load_tables, write_tables
 
@@ -102,7 +103,7 @@ def sample_poem(stepper: LstmStepper, vocab: Vocab, first_line: str, rng: np.ran
     return text
 
 
-def _epoch_callback(cfg, ckpt: Path, state: dict, vocab: Vocab, log, run_started: float, started: float,
+def epoch_callback(cfg, ckpt: Path, state: dict, vocab: Vocab, log, run_started: float, started: float,
                     phase: str = "pretrain", budget_minutes: float = 0, patience: int = 0):
     import keras
 
@@ -123,6 +124,8 @@ def _epoch_callback(cfg, ckpt: Path, state: dict, vocab: Vocab, log, run_started
                    "perplexity": math.exp(logs["loss"]), "val_perplexity": math.exp(logs["val_loss"]),
                    "accuracy": logs["accuracy"], "val_accuracy": logs["val_accuracy"],
                    "seconds": round(time.perf_counter() - self.started, 1)}
+            # a network for both forms also logs each form's valid perplexity (poetry_lstm/joint.py)
+            row.update({k: v for k, v in logs.items() if k.startswith(("val_perplexity_", "val_accuracy_"))})
             state["history"].append({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
             if row["val_loss"] < state["best_val_loss"]:
                 state.update(best_val_loss=row["val_loss"], best_epoch=epoch + 1, wait=0)
@@ -139,8 +142,11 @@ def _epoch_callback(cfg, ckpt: Path, state: dict, vocab: Vocab, log, run_started
             state["epochs_done"] = epoch + 1
             state["seconds"] = state["seconds_before"] + time.perf_counter() - started  # survives a kill
             files.write_json(ckpt / "state.json", state)
-            shape = shape_of_args(state["model_args"])
-            sample = sample_poem(LstmStepper(self.model), vocab, SAMPLE_LINE[shape.chars][cfg.model.reverse],
+            args = state["model_args"]
+            shape = shape_of_args(args)
+            # a network for both forms samples as a 五绝 network (the stepper reads the fixed place only)
+            net = as_one_form(self.model, args, shape.chars) if "period_id" in args else self.model
+            sample = sample_poem(LstmStepper(net), vocab, SAMPLE_LINE[shape.chars][cfg.model.reverse],
                                  np.random.default_rng(epoch))
             sample = shape.reverse_poem(sample) if cfg.model.reverse else sample  # shown as it is read
             log(f"{phase} epoch {epoch + 1}: loss {row['loss']:.3f} val_loss {row['val_loss']:.3f} "
@@ -172,7 +178,7 @@ def prepare_vectors(cfg: Config, train: list[str], out: Path, retrain: bool, log
     return kv
 
 
-def _compiled(cfg: Config, args: dict, embedding: np.ndarray | None, vocab: Vocab):
+def compiled_model(cfg: Config, args: dict, embedding: np.ndarray | None, vocab: Vocab):
     import keras
 
     table = prosody.feature_table(vocab.tokens) if args.get("prosody_dim") else None
@@ -182,7 +188,7 @@ def _compiled(cfg: Config, args: dict, embedding: np.ndarray | None, vocab: Voca
     return model
 
 
-def _load_checkpoint(ckpt: Path, args: dict):
+def load_checkpoint(ckpt: Path, args: dict):
     import keras
 
     custom_layers()
@@ -196,7 +202,7 @@ def _load_checkpoint(ckpt: Path, args: dict):
                           "run without --resume.") from None
 
 
-def _fine_tune(cfg: Config, ckpt: Path, model, state: dict, vocab: Vocab, quatrains: list[str], valid_ds, log,
+def fine_tune(cfg: Config, ckpt: Path, model, state: dict, vocab: Vocab, quatrains: list[str], valid_ds, log,
                started: float, verbose: int) -> None:
     """Real 五绝 (a 七绝 model: real 七绝) alone, from the best pretrained weights at a smaller learning rate; a
     fine-tune epoch that beats the pretrained valid loss becomes the best checkpoint, else the pretrained one stays."""
@@ -220,17 +226,60 @@ def _fine_tune(cfg: Config, ckpt: Path, model, state: dict, vocab: Vocab, quatra
                         cfg.train.seed + state["epochs_done"])
     model.fit(ds, validation_data=valid_ds, epochs=end, initial_epoch=state["epochs_done"], verbose=verbose,
               shuffle=False,
-              callbacks=[_epoch_callback(cfg, ckpt, state, vocab, log, time.perf_counter(), started, phase="finetune",
+              callbacks=[epoch_callback(cfg, ckpt, state, vocab, log, time.perf_counter(), started, phase="finetune",
                                          patience=min(2, cfg.train.patience))])
 
 
-def _model_and_state(cfg: Config, ckpt: Path, args: dict, embedding, vocab: Vocab, resume: bool):
+def model_and_state(cfg: Config, ckpt: Path, args: dict, embedding, vocab: Vocab, resume: bool):
     """The compiled model and training state: from the checkpoint with --resume, else fresh."""
     if resume and (ckpt / "state.json").exists():
-        return _load_checkpoint(ckpt, args)
+        return load_checkpoint(ckpt, args)
     state = {"model_args": args, "epochs_done": 0, "best_val_loss": float("inf"), "best_epoch": 0, "wait": 0,
              "history": [], "seconds_before": 0.0}
-    return _compiled(cfg, args, embedding, vocab), state
+    return compiled_model(cfg, args, embedding, vocab), state
+
+
+class Run(NamedTuple):
+    """What a training run works with, fresh or resumed."""
+    out: Path            # the model folder it writes
+    ckpt: Path           # its checkpoint folder
+    vocab: Vocab
+    embedding: np.ndarray | None  # (vocab, dim) skip-gram vectors in word2vec mode
+    args: dict           # model_args
+    model: object        # the compiled Keras model
+    state: dict          # state.json: epochs, best loss, history
+
+
+def prepare_run(cfg: Config, mode: str, folder: str, train_texts: list[str], shape: layout.Shape | None,
+                resume: bool, retrain_vectors: bool, command: str, log) -> Run:
+    """Vocabulary, vectors, model and state of a run writing models/<folder>/ (checkpoints in
+    models/.train-<folder>/), from the checkpoint with `resume`; `shape` None: a network for both forms."""
+    # the chief writes models/; other workers a temporary folder
+    out, ckpt = worker_dirs(cfg, folder, resume, log)
+    # A run killed while it wrote leaves a half-built model folder and temporary checkpoint files.
+    files.remove_stale_temps(out.parent, f".{out.name}.tmp-*")
+    files.remove_stale_temps(ckpt, ".*.tmp*")
+    vocab = Vocab.build(train_texts, cfg.model.min_char_count)
+    embedding = None
+    if mode == "word2vec":
+        kv = prepare_vectors(cfg, train_texts, ckpt, retrain_vectors, log)
+        embedding = vectors.embedding_matrix(kv, vocab.tokens, cfg.train.seed)
+    args = model_args(cfg, mode, vocab, None if embedding is None else embedding.shape[1], shape or layout.FIVE)
+    if shape is None:  # line 2's end found before each poem's first 。, whatever its line length
+        args["period_id"] = vocab.id("。")
+    strategy = distribution(log)
+    with strategy.scope():  # variables made here are mirrored across GPUs and workers
+        model, state = model_and_state(cfg, ckpt, args, embedding, vocab, resume)
+    start_together(strategy, model, state, vocab)  # several workers: same corpus and checkpoint, the chief's weights
+    state["commands"] = state.get("commands", []) + [command]  # a resumed model was made by every run in turn
+    if state["epochs_done"]:
+        if (ckpt / "vocab.json").exists() and Vocab.load(ckpt / "vocab.json") != vocab:
+            raise PoetryError(f"The corpus changed since the checkpoint in {ckpt} (other vocabulary); "
+                              "run without --resume to start over.")
+        state["seconds_before"] = state.get("seconds", state.get("seconds_before", 0.0))  # wall time of the runs before
+        log(f"resuming after epoch {state['epochs_done']} from {ckpt}")
+    vocab.save(ckpt / "vocab.json")
+    return Run(out, ckpt, vocab, embedding, args, model, state)
 
 
 def train(cfg: Config, mode: str, *, form: str = "wujue", resume: bool = False, retrain_vectors: bool = False,
@@ -244,29 +293,8 @@ def train(cfg: Config, mode: str, *, form: str = "wujue", resume: bool = False, 
     # before TensorFlow loads
     train_texts, valid_texts = training_texts(as_read(cfg, texts_by_split(records, cfg.train.use_windows), shape))
     seed_everything(cfg.train.seed)
-    # the chief writes models/; other workers a temporary folder
-    out, ckpt = worker_dirs(cfg, folder_name(cfg, mode), resume, log)
-    # A run killed while it wrote leaves a half-built model folder and temporary checkpoint files.
-    files.remove_stale_temps(out.parent, f".{out.name}.tmp-*")
-    files.remove_stale_temps(ckpt, ".*.tmp*")
-    vocab = Vocab.build(train_texts, cfg.model.min_char_count)
-    embedding = None
-    if mode == "word2vec":
-        kv = prepare_vectors(cfg, train_texts, ckpt, retrain_vectors, log)
-        embedding = vectors.embedding_matrix(kv, vocab.tokens, cfg.train.seed)
-    args = model_args(cfg, mode, vocab, None if embedding is None else embedding.shape[1], shape)
-    strategy = distribution(log)
-    with strategy.scope():  # variables made here are mirrored across GPUs and workers
-        model, state = _model_and_state(cfg, ckpt, args, embedding, vocab, resume)
-    start_together(strategy, model, state, vocab)  # several workers: same corpus and checkpoint, the chief's weights
-    state["commands"] = state.get("commands", []) + [command]  # a resumed model was made by every run in turn
-    if state["epochs_done"]:
-        if (ckpt / "vocab.json").exists() and Vocab.load(ckpt / "vocab.json") != vocab:
-            raise PoetryError(f"The corpus changed since the checkpoint in {ckpt} (other vocabulary); "
-                              "run without --resume to start over.")
-        state["seconds_before"] = state.get("seconds", state.get("seconds_before", 0.0))  # wall time of the runs before
-        log(f"resuming after epoch {state['epochs_done']} from {ckpt}")
-    vocab.save(ckpt / "vocab.json")
+    run = prepare_run(cfg, mode, folder_name(cfg, mode), train_texts, shape, resume, retrain_vectors, command, log)
+    out, ckpt, vocab, model, state = run.out, run.ckpt, run.vocab, run.model, run.state
     m = cfg.model
     # A resumed run must not replay the first run's shuffle order: offset the seed by the epochs done.
     train_ds = window_dataset(poem_ids(train_texts, vocab), m.window, m.stride, cfg.train.batch_size,
@@ -284,10 +312,18 @@ def train(cfg: Config, mode: str, *, form: str = "wujue", resume: bool = False, 
             and state["epochs_done"] < cfg.train.epochs):
         model.fit(train_ds, validation_data=valid_ds, epochs=cfg.train.epochs, initial_epoch=state["epochs_done"],
                   steps_per_epoch=steps, verbose=verbose, shuffle=False,
-                  callbacks=[_epoch_callback(cfg, ckpt, state, vocab, log, time.perf_counter(), started,
+                  callbacks=[epoch_callback(cfg, ckpt, state, vocab, log, time.perf_counter(), started,
                                              budget_minutes=cfg.train.max_minutes)])
     if cfg.train.use_windows and cfg.train.fine_tune_epochs and (ckpt / "best.weights.h5").exists():
-        _fine_tune(cfg, ckpt, model, state, vocab, quatrains["train"], valid_ds, log, started, verbose)
+        fine_tune(cfg, ckpt, model, state, vocab, quatrains["train"], valid_ds, log, started, verbose)
+    finish_model(cfg, out, ckpt, model, vocab, train_texts, quatrains, state, command, started, log)
+    return out
+
+
+def finish_model(cfg: Config, out: Path, ckpt: Path, model, vocab: Vocab, train_texts: list[str],
+                 quatrains: dict[str, list[str]], state: dict, command: str, started: float, log) -> None:
+    """The best checkpoint into the model folder `out`, scored on the test quatrains, then its over-used
+    characters measured."""
     state["seconds"] = state.get("seconds_before", 0.0) + time.perf_counter() - started
     state["seconds_before"] = state["seconds"]
     files.write_json(ckpt / "state.json", state)
@@ -295,15 +331,13 @@ def train(cfg: Config, mode: str, *, form: str = "wujue", resume: bool = False, 
         raise PoetryError(f"Training reached no finite validation loss in {state['epochs_done']} epochs; "
                           "lower [train] learning_rate and run again without --resume.")
     model.load_weights(ckpt / "best.weights.h5")
-    test_texts = quatrains["test"]
-    write_model_dir(cfg, out, ckpt, model, args, vocab, train_texts, test_texts, state, command)
+    write_model_dir(cfg, out, ckpt, model, state["model_args"], vocab, train_texts, quatrains["test"], state, command)
     log(f"saved {out} (best epoch {state['best_epoch']}, valid perplexity {math.exp(state['best_val_loss']):.1f})")
     # other workers write scratch folders; the backward scorer writes no poems to measure
     if cfg.train.overuse_poems and quatrains["train"] and worker_role()[0] == 0 and not cfg.model.reverse:
         # The decoder's over-used characters belong to this model: measure them now (`poetry-lstm calibrate`
         # again later).
         calibrate(load_model(out, overuse=False), quatrains["train"], cfg, log)
-    return out
 
 
 def _machine() -> str:
@@ -349,7 +383,8 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
                   "machine": _machine(),
                   "wall_seconds": round(state["seconds"], 1), "best_epoch": state["best_epoch"],
                   "training_poems": len(train_texts), "train_lines": len(hashes), "train_lines_sha1": hashes.digest(),
-                  "pretrain": state.get("pretrain"), "fine_tune_from_epoch": state.get("fine_tune_from")}
+                  "pretrain": state.get("pretrain"), "fine_tune_from_epoch": state.get("fine_tune_from"),
+                  "joint": state.get("joint")}  # pretrained on both forms (poetry_lstm/joint.py), else None
         files.write_json(tmp / "config.json", config)
         # the backward scorer's input vectors are in its model.keras, and no theme reads them
         if (ckpt / "vectors").exists() and not cfg.model.reverse:

@@ -374,10 +374,10 @@ def test_unknown_config_key(tmp_path):
 
 
 def test_a_long_epoch_logs_its_progress(tiny_root):
-    from poetry_lstm.train import PROGRESS_STEPS, _epoch_callback
+    from poetry_lstm.train import PROGRESS_STEPS, epoch_callback
 
     lines = []
-    callback = _epoch_callback(tiny_config(tiny_root), tiny_root, {}, None, lines.append, 0.0, 0.0, phase="pretrain")
+    callback = epoch_callback(tiny_config(tiny_root), tiny_root, {}, None, lines.append, 0.0, 0.0, phase="pretrain")
     callback.on_epoch_begin(2)
     for batch in range(2 * PROGRESS_STEPS):
         callback.on_train_batch_end(batch, {"loss": 4.25})

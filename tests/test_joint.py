@@ -1,0 +1,121 @@
+"""One network for both forms (`train --form both`): pretrained on 五绝 and 七绝 together, then a fine-tuned
+copy written into each form's model folder, which the decoder reads as any other."""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import tiny_config
+
+from poetry_lstm import complete_poem
+from poetry_lstm.cli import cli
+from poetry_lstm.errors import PoetryError
+from poetry_lstm.layout import FIVE, SEVEN
+from poetry_lstm.loading import load_model
+from poetry_lstm.modeldir import Vocab
+from poetry_lstm.network import as_one_form, build_model
+from poetry_lstm.stepper import LstmStepper
+
+
+@pytest.fixture(scope="module")
+def joint_models(tiny_root, tmp_path_factory):
+    """Both forms' word2vec folders from one network: 2 pretraining epochs of 6 steps, 1 fine-tuning epoch."""
+    from poetry_lstm.joint import train_joint
+
+    models = tmp_path_factory.mktemp("joint") / "models"
+    cfg = tiny_config(tiny_root).replace("paths", models_dir=str(models)).replace("train", epochs=2,
+                                                                                  steps_per_epoch=6)
+    lines = []
+    outs = train_joint(cfg, "word2vec", command="poetry-lstm train --mode word2vec --form both", log=lines.append)
+    return cfg, models, outs, lines
+
+
+def test_both_forms_folders_share_the_vocabulary_and_load_for_poems(joint_models):
+    cfg, models, outs, lines = joint_models
+    assert outs == [models / "word2vec", models / "qijue" / "word2vec"]
+    joint_vocab = Vocab.load(models / ".train-joint-word2vec" / "vocab.json")
+    five, seven = (load_model(out) for out in outs)
+    assert five.vocab == seven.vocab == joint_vocab  # the same tokens, in the same order
+    # each folder counts its own form's characters and 叠字 places (4 in a five-character line, 6 in a seven)
+    assert five.vocab.counts != seven.vocab.counts
+    assert (len(five.vocab.doubles_at), len(seven.vocab.doubles_at)) == (4, 6)
+    assert five.shape == FIVE and seven.shape == SEVEN
+    for model, first in ((five, "白日依山尽"), (seven, "朝辞白帝彩云间")):
+        assert "period_id" not in model.config["model_args"]  # the fixed place: the kind the stepper runs
+        assert model.config["joint"]["forms"] == ["wujue", "qijue"]
+        assert model.config["joint"]["vocabulary"] == len(joint_vocab)
+        poem = complete_poem(model, first, n=1, seed=3).poems[0]
+        assert model.shape.lines_of(poem.text)[0] == first and len(poem.text) == model.shape.slots
+        assert (model.path / "vectors").is_dir() and (model.path / "overuse.json").exists()
+        assert "one network for both forms" in (model.path / "card.md").read_text(encoding="utf-8")
+    assert sum(bool(re.match(r"pretrain epoch \d+:", line)) for line in lines) == 2
+
+
+def test_each_folder_keeps_its_own_column_of_the_joint_history(joint_models):
+    _, models, outs, _ = joint_models
+    joint = json.loads((models / ".train-joint-word2vec" / "state.json").read_text(encoding="utf-8"))
+    assert [r["epoch"] for r in joint["history"]] == [1, 2] and joint["phase"] == "forms"
+    for out, form in zip(outs, ("wujue", "qijue")):
+        history = json.loads((out / "history.json").read_text(encoding="utf-8"))
+        pre = [r for r in history if r["phase"] == "pretrain"]
+        assert [r["phase"] for r in history] == ["pretrain", "pretrain", "finetune"]
+        for row, both in zip(pre, joint["history"]):
+            assert row["val_perplexity"] == both[f"val_perplexity_{form}"]
+            assert row["both_forms_val_loss"] == both["val_loss"]
+        # the joint loss weighs the forms alike
+        both = joint["history"][-1]
+        assert both["val_loss"] == pytest.approx(
+            (np.log(both["val_perplexity_wujue"]) + np.log(both["val_perplexity_qijue"])) / 2, abs=1e-3)
+        config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        assert config["pretrain"]["epochs"] == 2 and config["test"]["perplexity"] > 1
+
+
+def test_a_resumed_run_after_both_folders_are_written_trains_nothing(joint_models):
+    from poetry_lstm.joint import train_joint
+
+    cfg, models, outs, _ = joint_models
+    before = [(out / "model.keras").stat().st_mtime_ns for out in outs]
+    lines = []
+    assert train_joint(cfg, "word2vec", resume=True, log=lines.append) == outs
+    assert not any(re.match(r"(pretrain|finetune) epoch", line) for line in lines)
+    assert sum("written from this run's best epoch already" in line for line in lines) == 2
+    assert [(out / "model.keras").stat().st_mtime_ns for out in outs] == before
+
+
+def test_one_form_copy_predicts_as_the_network_for_both_forms():
+    """Neither rhyme-context layer holds weights: the copy with the fixed place predicts what the network
+    for both forms does on whole poems of its form, and the NumPy stepper runs it."""
+    rng = np.random.default_rng(2)
+    table = rng.normal(size=(40, 4)).astype(np.float32)
+    args = {"vocab_size": 40, "mode": "onehot", "units": 8, "layers": 2, "dropout": 0.0, "embedding_dim": 8,
+            "prosody_dim": 4, "rhyme_context": True, "period_id": 3}
+    joint = build_model(**args, prosody=table)
+    for shape in (FIVE, SEVEN):
+        ids = rng.integers(5, 40, size=(2, 1 + shape.slots)).astype(np.int32)
+        ids[:, 0] = 2
+        for pos, mark in shape.marks.items():
+            ids[:, 1 + pos] = 3 if mark == "。" else 4
+        copy = as_one_form(joint, args, shape.chars)
+        np.testing.assert_allclose(copy.predict(ids[:, :-1], verbose=0), joint.predict(ids[:, :-1], verbose=0),
+                                   rtol=1e-5, atol=1e-6)
+        LstmStepper(copy)  # the shipped kind
+        with pytest.raises(ValueError, match="stepper runs the shipped kind only"):
+            LstmStepper(joint)
+
+
+def test_both_forms_refuses_the_backward_scorer_and_endless_epochs(tiny_root, tmp_path):
+    from poetry_lstm.joint import train_joint
+
+    cfg = tiny_config(tiny_root).replace("paths", models_dir=str(tmp_path / "models"))
+    with pytest.raises(PoetryError, match="without --form both"):
+        train_joint(cfg.replace("model", reverse=True), "word2vec", log=lambda _: None)
+    with pytest.raises(PoetryError, match="steps_per_epoch above 0"):
+        train_joint(cfg, "word2vec", log=lambda _: None)
+    result = CliRunner().invoke(cli, ["--config", str(tiny_root / "config.toml"), "train", "--form", "both",
+                                      "--backward"])
+    assert result.exit_code != 0 and "without --form both" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "models").exists()
