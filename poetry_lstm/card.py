@@ -36,7 +36,9 @@ def _size_mb(folder: Path) -> float:
 def model_card(folder: Path, config: dict, report: dict, test: dict | None = None) -> str:
     args = config["model_args"]
     history = json.loads((folder / "history.json").read_text(encoding="utf-8"))
-    best = min(history, key=lambda r: r["val_loss"]) if history else None
+    # the shipped epoch's row (a network for both forms chose it by both forms' loss); else the lowest loss
+    best = next((r for r in history if r.get("epoch") == config.get("best_epoch")), None) or (
+        min(history, key=lambda r: r["val_loss"]) if history else None)
     lines = [
         f"# poetry-lstm model card: `{args['mode']}`" + (", backward" if config.get("reverse") else "")
         + (f", {_kind(config)[0]}" if args.get("chars", 5) != 5 else ""),

@@ -7,8 +7,10 @@ network on both corpora (each form's texts with the windows of its longer poems)
 one form, 五绝 and 七绝 drawn half and half, over one vocabulary and skip-gram vectors learned on both, the
 rhyme context finding line 2's end before each poem's first 。. Validation scores each form's valid quatrains
 and stops early on their mean loss; checkpoints go to models/.train-joint-<mode>/ (`--resume`). Then each form
-fine-tunes its own copy on its real quatrains, the rhyme context at its fixed place (the network the decoder
-runs), and writes its model folder as `train --form` does: the two folders share vocabulary and vectors.
+fine-tunes its own copy on its real quatrains (a fresh optimizer at the fine-tuning rate), the rhyme context at its
+fixed place (the network the decoder runs), and writes its model folder as `train --form` does: the two folders
+share tokens and vectors, each with its own form's character counts. A fresh run, or one whose pretraining went on,
+starts the forms' copies over; a resumed run finds each form where it stopped.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from pathlib import Path
 from . import files, layout
 from .clean import load_corpus, texts_by_split
 from .config import Config
-from .distributed import worker_role
+from .distributed import distribution, start_together, worker_role
 from .errors import PoetryError
 from .network import poem_ids, seed_everything, window_dataset
 from .train import (
@@ -103,7 +105,12 @@ def train_joint(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors
                                               for f in FORMS)
         + f"; vocabulary {len(run.vocab)}; {run.model.count_params():,} parameters")
     verbose = 1 if sys.stdout.isatty() else 2
-    if state.get("phase", "pretrain") == "pretrain" and state["wait"] < t.patience and state["epochs_done"] < t.epochs:
+    pretraining = (state.get("phase", "pretrain") == "pretrain" and state["wait"] < t.patience
+                   and state["epochs_done"] < t.epochs)
+    if pretraining or not resume:  # the forms' copies of an earlier run (or of fewer epochs) are stale
+        for form in FORMS:
+            shutil.rmtree(run.ckpt / form, ignore_errors=True)
+    if pretraining:
         # A resumed run must not replay the first run's shuffle order: offset the seed by the epochs done.
         ds = both_forms_dataset(data, run.vocab, t.batch_size, t.shuffle_buffer, t.seed + state["epochs_done"])
         run.model.fit(ds, epochs=t.epochs, initial_epoch=state["epochs_done"], steps_per_epoch=t.steps_per_epoch,
@@ -132,15 +139,22 @@ def fine_tune_form(cfg: Config, form: str, mode: str, run: Run, data: tuple, val
     vocab = run.vocab.with_stats(train_texts)
     args = model_args(fcfg, mode, run.vocab, run.args["embedding_dim"], layout.FORMS[form])
     out = Path(fcfg.paths.models_dir) / mode if worker_role()[0] == 0 else run.out / form  # others: scratch
+    # a run killed while it wrote leaves a half-built model folder and temporary checkpoint files
+    files.remove_stale_temps(out.parent, f".{out.name}.tmp-*")
+    files.remove_stale_temps(fckpt, ".*.tmp*")
+    strategy = distribution(log)
     if (fckpt / "state.json").exists():
-        model, state = load_checkpoint(fckpt, args)
+        with strategy.scope():  # variables made here are mirrored across GPUs and workers
+            model, state = load_checkpoint(fckpt, args)
         state["seconds_before"] = state.get("seconds", state["seconds_before"])
         state["commands"] = run.state["commands"]
         if state.get("written") == run.state["best_epoch"]:
             log(f"{out} was written from this run's best epoch already")
             return out
     else:
-        model, state = form_copy(fcfg, form, args, run, fckpt, valid_ds, log)
+        with strategy.scope():
+            model, state = form_copy(fcfg, form, args, run, fckpt, valid_ds, log)
+    start_together(strategy, model, state, vocab)  # several workers: the chief's weights
     if fcfg.train.fine_tune_epochs:
         fine_tune(fcfg, fckpt, model, state, vocab, quatrains["train"], valid_ds, log, started, verbose)
     finish_model(fcfg, out, fckpt, model, vocab, train_texts, quatrains, state, command, started, log)
@@ -150,8 +164,9 @@ def fine_tune_form(cfg: Config, form: str, mode: str, run: Run, data: tuple, val
 
 
 def form_copy(fcfg: Config, form: str, args: dict, run: Run, fckpt: Path, valid_ds, log):
-    """The pretrained network's best weights in one form's network, with the state a checkpoint of that
-    form's pretraining would hold: its valid loss and its own column of the joint history."""
+    """The pretrained network's best weights in one form's network (compiled with a fresh optimizer: its
+    fine-tuning starts with no moments), with the state a checkpoint of that form's pretraining would hold: its
+    valid loss and its own column of the joint history. Written before it is returned, so a kill resumes here."""
     model = compiled_model(fcfg, args, run.embedding, run.vocab)
     model.set_weights(run.model.get_weights())  # neither rhyme-context layer holds weights: the lists match
     loss = model.evaluate(valid_ds, verbose=0)[0]
@@ -168,7 +183,8 @@ def form_copy(fcfg: Config, form: str, args: dict, run: Run, fckpt: Path, valid_
                        "training_texts": run.state["training_texts"],
                        "checkpoint": str(run.ckpt)}}
     fckpt.mkdir(parents=True, exist_ok=True)
-    if (run.ckpt / "vectors").is_dir() and not (fckpt / "vectors").is_dir():  # the model folder ships them
+    if (run.ckpt / "vectors").is_dir():  # the model folder ships them
+        shutil.rmtree(fckpt / "vectors", ignore_errors=True)
         shutil.copytree(run.ckpt / "vectors", fckpt / "vectors")
     with files.atomic_path(fckpt / "best.weights.h5", suffix=".weights.h5") as tmp:
         model.save_weights(tmp)

@@ -252,8 +252,9 @@ class Run(NamedTuple):
 
 def prepare_run(cfg: Config, mode: str, folder: str, train_texts: list[str], shape: layout.Shape | None,
                 resume: bool, retrain_vectors: bool, command: str, log) -> Run:
-    """Vocabulary, vectors, model and state of a run writing models/<folder>/ (checkpoints in
-    models/.train-<folder>/), from the checkpoint with `resume`; `shape` None: a network for both forms."""
+    """Vocabulary, vectors, model and state of a run with checkpoints in models/.train-<folder>/ (writing
+    models/<folder>/, but a network for both forms, `shape` None, writes its forms' folders), from the checkpoint
+    with `resume`."""
     # the chief writes models/; other workers a temporary folder
     out, ckpt = worker_dirs(cfg, folder, resume, log)
     # A run killed while it wrote leaves a half-built model folder and temporary checkpoint files.

@@ -119,3 +119,20 @@ def test_both_forms_refuses_the_backward_scorer_and_endless_epochs(tiny_root, tm
     assert result.exit_code != 0 and "without --form both" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "models").exists()
+
+
+def test_a_fresh_run_starts_the_forms_over(tiny_root, tmp_path):
+    """Without --resume, the forms' copies left by an earlier run are not reused: both folders hold the new
+    run's weights and only its command."""
+    from poetry_lstm.joint import train_joint
+
+    cfg = tiny_config(tiny_root).replace("paths", models_dir=str(tmp_path / "models")).replace(
+        "train", epochs=1, steps_per_epoch=3, fine_tune_epochs=0, overuse_poems=0)
+    weights = []
+    for seed in (1, 2):
+        outs = train_joint(cfg.replace("train", seed=seed), "onehot", command=f"run {seed}", log=lambda _: None)
+        weights.append([load_model(out, keras=True).keras_model.get_weights() for out in outs])
+        for out in outs:
+            assert json.loads((out / "config.json").read_text(encoding="utf-8"))["commands"] == [f"run {seed}"]
+    for first, second in zip(*weights):  # each form's folder: some trained weights differ
+        assert any(not np.array_equal(a, b) for a, b in zip(first, second))
