@@ -45,13 +45,21 @@ def rebuild_command(folder: Path) -> str:
     """The command that rebuilds the model folder `folder`, quoted for a message: training writes
     `<models_dir>/<mode>/` (a 七绝's `<models_dir>/qijue/<mode>/`), so the folder's name is its mode."""
     name = Path(folder).name
-    form = form_flag(folder)
+    form = " --form both" if _made_for_both_forms(folder) else form_flag(folder)
     if name in MODES:
         return f"`poetry-lstm train --mode {name}{form}`"
     if name == BACKWARD:
         return f"`poetry-lstm train --mode word2vec --backward{form}`"
     return ("`poetry-lstm train --mode word2vec` (or `--mode onehot`) "
             f"with [paths] models_dir = \"{Path(folder).parent}\"")
+
+
+def _made_for_both_forms(folder: Path) -> bool:
+    """Whether the folder's config.json, where it can be read, says `train --form both` made it."""
+    try:
+        return bool(files.read_json(Path(folder) / "config.json", "model config").get("joint"))
+    except (PoetryError, AttributeError):  # missing, torn or not an object: the usual command then
+        return False
 
 
 def missing_model_error(folder: Path) -> PoetryError | None:

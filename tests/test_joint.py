@@ -136,3 +136,18 @@ def test_a_fresh_run_starts_the_forms_over(tiny_root, tmp_path):
             assert json.loads((out / "config.json").read_text(encoding="utf-8"))["commands"] == [f"run {seed}"]
     for first, second in zip(*weights):  # each form's folder: some trained weights differ
         assert any(not np.array_equal(a, b) for a, b in zip(first, second))
+
+
+def test_a_broken_folder_names_the_command_that_made_it(joint_models, tmp_path):
+    import shutil
+
+    _, _, outs, _ = joint_models
+    for out, form, parent in zip(outs, ("", " --form qijue"), ("models", "qijue")):
+        copy = tmp_path / parent / out.name  # a 七绝 folder sits in a qijue folder, as in models/
+        shutil.copytree(out, copy)
+        (copy / "model.keras").unlink()
+        with pytest.raises(PoetryError, match="train --mode word2vec --form both"):
+            load_model(copy)
+        (copy / "config.json").write_text("{", encoding="utf-8")  # unreadable: the form's usual command
+        with pytest.raises(PoetryError, match=f"train --mode word2vec{form}`"):
+            load_model(copy)
