@@ -7,8 +7,8 @@ network on both corpora (each form's texts with the windows of its longer poems)
 one form, 五绝 and 七绝 drawn half and half, over one vocabulary and skip-gram vectors learned on both, the
 rhyme context finding line 2's end before each poem's first 。. Validation scores each form's valid quatrains
 and stops early on their mean loss; checkpoints go to models/.train-joint-<mode>/ (`--resume`). Then each form
-fine-tunes its own copy on its real quatrains (a fresh optimizer at the fine-tuning rate), the rhyme context at its
-fixed place (the network the decoder runs), and writes its model folder as `train --form` does: the two folders
+fine-tunes its own copy on its real quatrains (the optimizer carried on, at the fine-tuning rate), the rhyme context
+at its fixed place (the network the decoder runs), and writes its model folder as `train --form` does: the two folders
 share tokens and vectors, each with its own form's character counts. A fresh run, or one whose pretraining went on,
 starts the forms' copies over; a resumed run finds each form where it stopped.
 """
@@ -163,12 +163,24 @@ def fine_tune_form(cfg: Config, form: str, mode: str, run: Run, data: tuple, val
     return out
 
 
+def carry_optimizer(source, target) -> None:
+    """Adam's step count and moments of `source` into `target`'s optimizer, variable by variable (the same
+    layers in the same order), as a single form's fine-tuning carries its pretraining's on."""
+    target.optimizer.build(target.trainable_variables)
+    theirs = {v.path.split("/", 1)[-1]: v for v in source.optimizer.variables}
+    for mine in target.optimizer.variables:
+        match = theirs.get(mine.path.split("/", 1)[-1])
+        if match is not None and tuple(match.shape) == tuple(mine.shape):
+            mine.assign(match)
+
+
 def form_copy(fcfg: Config, form: str, args: dict, run: Run, fckpt: Path, valid_ds, log):
-    """The pretrained network's best weights in one form's network (compiled with a fresh optimizer: its
-    fine-tuning starts with no moments), with the state a checkpoint of that form's pretraining would hold: its
+    """The pretrained network's best weights in one form's network (its optimizer carried on), with the state a
+    checkpoint of that form's pretraining would hold: its
     valid loss and its own column of the joint history. Written before it is returned, so a kill resumes here."""
     model = compiled_model(fcfg, args, run.embedding, run.vocab)
     model.set_weights(run.model.get_weights())  # neither rhyme-context layer holds weights: the lists match
+    carry_optimizer(run.model, model)
     loss = model.evaluate(valid_ds, verbose=0)[0]
     label = layout.FORMS[form].label
     log(f"{label}: the pretrained network's best epoch {run.state['best_epoch']} scores valid perplexity "

@@ -106,6 +106,34 @@ def test_one_form_copy_predicts_as_the_network_for_both_forms():
             LstmStepper(joint)
 
 
+def test_a_form_copy_carries_the_optimizer_on():
+    """Adam's step count and moments pass from the network for both forms to a form's copy, as a single
+    form's fine-tuning keeps its pretraining's."""
+    import keras
+
+    from poetry_lstm.joint import carry_optimizer
+
+    rng = np.random.default_rng(3)
+    table = rng.normal(size=(40, 4)).astype(np.float32)
+    args = {"vocab_size": 40, "mode": "onehot", "units": 8, "layers": 2, "dropout": 0.0, "embedding_dim": 8,
+            "prosody_dim": 4, "rhyme_context": True, "period_id": 3}
+    joint = build_model(**args, prosody=table)
+    joint.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    x = rng.integers(5, 40, size=(4, 24)).astype(np.int32)
+    x[:, 12] = 3
+    for _ in range(3):
+        joint.train_on_batch(x, x)
+    copy = build_model(**{k: v for k, v in args.items() if k != "period_id"}, prosody=table)
+    copy.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    copy.set_weights(joint.get_weights())
+    carry_optimizer(joint, copy)
+    assert int(copy.optimizer.iterations.numpy()) == 3
+    mine, theirs = copy.optimizer.variables, joint.optimizer.variables
+    assert len(mine) == len(theirs) > 2
+    for a, b in zip(mine, theirs):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_both_forms_refuses_the_backward_scorer_and_endless_epochs(tiny_root, tmp_path):
     from poetry_lstm.joint import train_joint
 
