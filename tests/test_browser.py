@@ -237,7 +237,7 @@ def test_browser_desk_check_and_repair(server, browser_parts, tmp_path):
             expect(problems.filter(has_text="第4句第5字「天」")).to_have_count(1)
             assert "落韵" in problems.last.inner_text()
             fixes = page.locator('[class*="st-key-desk_fix_"][class*="_4_5_"] button')
-            assert fixes.count() >= 1 and fixes.first.is_visible()
+            expect(fixes.first).to_be_visible(timeout=60_000)  # the repairs render after the problems
 
             page.wait_for_function(IDLE, timeout=30_000)
             page.evaluate("document.fonts.ready.then(() => true)")
