@@ -95,6 +95,7 @@ def main() -> None:
     from poetry_lstm.joint import both_forms_dataset, form_data, valid_datasets
     from poetry_lstm.modeldir import Vocab
     from poetry_lstm.network import custom_layers, seed_everything
+    from poetry_lstm.train import prepare_vectors
 
     cfg = load_config(None)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, units=384, dropout=0.2))
@@ -107,11 +108,7 @@ def main() -> None:
                for form in FORMS}
     seed_everything(cfg.train.seed)
     opts.out.mkdir(parents=True, exist_ok=True)
-    kv = vectors.matching_vectors(opts.out / "vectors", train, cfg.vectors)
-    if kv is None:
-        log(f"skip-gram vectors on {len(train)} texts of both forms")
-        kv = vectors.train_vectors(train, cfg.vectors, log)
-        vectors.save_vectors(kv, opts.out / "vectors", train, cfg.vectors)
+    kv = prepare_vectors(cfg, train, opts.out, False, log)  # reused when corpus and settings match
     embedding = vectors.embedding_matrix(kv, vocab.tokens, cfg.train.seed)
     state = {"history": [], "best": math.inf}
     if opts.resume and (opts.out / "state.json").exists():
