@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS = {"T0.85": {}, "T0.75": {"temperature": 0.75}, "T0.7": {"temperature": 0.7},
+SETTINGS = {"T0.85": {}, "T0.8": {"temperature": 0.8}, "T0.75": {"temperature": 0.75}, "T0.7": {"temperature": 0.7},
             "T0.65": {"temperature": 0.65},
             "T0.85 overuse0": {"overuse_penalty": 0.0},
             "T0.75 overuse0.5": {"temperature": 0.75, "overuse_penalty": 0.5}}
