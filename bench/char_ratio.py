@@ -7,8 +7,6 @@ the README table's 不 row (round 3's decoder wrote 不 2.9× as often as real p
 from __future__ import annotations
 
 import argparse
-from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 
@@ -21,18 +19,20 @@ def main() -> None:
 
     from poetry_lstm.clean import load_corpus, texts_by_split
     from poetry_lstm.config import load_config
+    from poetry_lstm.evaluate import generation_settings
     from poetry_lstm.generate import complete_all
     from poetry_lstm.loading import load_model
     from poetry_lstm.metrics import poem_lines
+    from poetry_lstm.reading import char_counts
 
     cfg = load_config(args.config)
     real = texts_by_split(load_corpus(cfg), False)["test"]
     trained = load_model(Path(cfg.paths.models_dir) / args.mode)
-    defaults = cfg.generate.settings(args.mode)
-    theirs = Counter(c for p in real for line in poem_lines(p)[1:] for c in line)[args.char]
-    for name, setting in {"defaults": defaults, "beam 8": replace(defaults, beam=8)}.items():
-        poems, _ = complete_all(trained, [poem_lines(p)[0] for p in real], setting)
-        ours = Counter(c for p in poems for line in poem_lines(p)[1:] for c in line)[args.char]
+    settings = generation_settings(cfg.generate, args.mode)  # evaluate's: the defaults and beam 8 are two of them
+    theirs = char_counts(real)[args.char]
+    for name in ("defaults", "beam 8"):
+        poems, _ = complete_all(trained, [poem_lines(p)[0] for p in real], settings[name])
+        ours = char_counts(poems)[args.char]
         print(f"{args.mode}, {name}: {args.char} {ours} times in {len(poems)} poems, real {theirs}: "
               f"{ours / max(theirs, 1):.2f}×")
 
