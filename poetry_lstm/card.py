@@ -33,6 +33,22 @@ def _size_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != "train_lines.u64") / 1e6
 
 
+def _warm_start_lines(config: dict) -> list[str]:
+    """Where a run started with `--init-from` began: the folders whose mean weights it took, and their scores."""
+    sources = config.get("init_from") or []
+    if not sources:
+        return []
+    lines = ["", "The last command started from the weights of "
+             + (" and ".join(f"`{s['folder']}`" for s in sources) + " (their mean)" if len(sources) > 1
+                else f"`{sources[0]['folder']}`")
+             + ", which the commands before it had made; its epochs count from 1 again:"]
+    for s in sources:
+        test = s.get("test") or {}
+        lines.append(f"- `{s['folder']}`: pretrained {s.get('pretrain_epochs')} epochs"
+                     + (f", test perplexity {test['perplexity']}" if test.get("perplexity") else ""))
+    return lines
+
+
 def model_card(folder: Path, config: dict, report: dict, test: dict | None = None) -> str:
     args = config["model_args"]
     history = json.loads((folder / "history.json").read_text(encoding="utf-8"))
@@ -48,6 +64,7 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
            "the copy check is the forward models' (`../train_lines.u64`).", ""] if config.get("reverse") else []),
         "Made by: " + ", then ".join(f"`{c}`" for c in config.get("commands") or [config["command"]]),
         *([f"({config['paths_note']})"] if config.get("paths_note") else []),
+        *_warm_start_lines(config),
         "",
         "## Network",
         ("- input: "

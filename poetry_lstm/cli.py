@@ -258,6 +258,9 @@ def clean(ctx, forms):
 @click.option("--fine-tune-vectors", is_flag=True, default=None, help="word2vec: let the skip-gram vectors learn too.")
 @click.option("--retrain-vectors", is_flag=True, help="word2vec: train new vectors even if matching ones exist.")
 @click.option("--resume", is_flag=True, help="Continue a stopped run from its last checkpoint.")
+@click.option("--init-from", "init_from", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Start a new run from the weights of this model folder (given twice: their mean), e.g. a shipped "
+                   "model trained further; same corpus, vocabulary and network. Its epochs count from 1 again.")
 @click.option("--backward", is_flag=True, default=None,
               help="Train the backward scorer (poems read from the end) into models/backward/.")
 @click.option("--form", type=click.Choice([*FORMS, "both"]), default=None,
@@ -275,8 +278,8 @@ def clean(ctx, forms):
 @setting("train", "seed", "The one seed: Python, NumPy, TensorFlow")
 @click.pass_context
 @friendly
-def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, backward, form, epochs, units, layers, dropout,
-          learning_rate, fine_tune_epochs, batch_size, max_minutes, seed):
+def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, init_from, backward, form, epochs, units, layers,
+          dropout, learning_rate, fine_tune_epochs, batch_size, max_minutes, seed):
     """Train a next-character LSTM on corpus/ into models/<mode>/ (with --backward, models/backward/;
     with --form qijue, on corpus/qijue/ into models/qijue/<mode>/; with --form both, one network on both,
     fine-tuned into both folders).
@@ -291,6 +294,8 @@ def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, backward, form,
       poetry-lstm train --mode word2vec --backward
       poetry-lstm train --mode word2vec --form qijue
       poetry-lstm train --mode word2vec --form both --units 384 --dropout 0.2
+      poetry-lstm train --mode word2vec --form both --units 384 --dropout 0.2 --learning-rate 0.001 \\
+          --epochs 4 --init-from models/word2vec --init-from models/qijue/word2vec
     """
     cfg = with_flags(config_of(ctx), "train", mode=mode, fine_tune_vectors=fine_tune_vectors, epochs=epochs,
                      learning_rate=learning_rate, fine_tune_epochs=fine_tune_epochs, batch_size=batch_size,
@@ -306,10 +311,10 @@ def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, backward, form,
     if form == "both":
         from .joint import train_joint
         train_joint(cfg, cfg.train.mode, resume=resume, retrain_vectors=retrain_vectors, command=command,
-                    log=lambda msg: click.echo(msg))
+                    log=lambda msg: click.echo(msg), init_from=init_from)
         return
     run_training(cfg, cfg.train.mode, form=form or "wujue", resume=resume, retrain_vectors=retrain_vectors,
-                 command=command, log=lambda msg: click.echo(msg))
+                 command=command, log=lambda msg: click.echo(msg), init_from=init_from)
 
 
 def _models_dir(cfg: Config, mode: str, form: str = "wujue"):

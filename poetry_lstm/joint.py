@@ -85,7 +85,7 @@ def validate_each_form(valid: dict):
 
 
 def train_joint(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors: bool = False, command: str = "",
-                log=print) -> list[Path]:
+                log=print, init_from: tuple[Path, ...] = ()) -> list[Path]:
     """Pretrain one `mode` network on both forms, then fine-tune and write each form's model folder;
     returns those folders (五绝's, 七绝's)."""
     started = time.perf_counter()
@@ -97,7 +97,7 @@ def train_joint(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors
     data = {form: form_data(cfg, form) for form in FORMS}  # before TensorFlow loads
     seed_everything(cfg.train.seed)
     run = prepare_run(cfg, mode, f"joint-{mode}", [t for form in FORMS for t in data[form][1]], None, resume,
-                      retrain_vectors, command, log)
+                      retrain_vectors, command, log, init_from)
     state, t = run.state, cfg.train
     state["training_texts"] = {form: len(data[form][1]) for form in FORMS}
     valid = valid_datasets(data, run.vocab, t.batch_size)
@@ -112,7 +112,8 @@ def train_joint(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors
             shutil.rmtree(run.ckpt / form, ignore_errors=True)
     if pretraining:
         # A resumed run must not replay the first run's shuffle order: offset the seed by the epochs done.
-        ds = both_forms_dataset(data, run.vocab, t.batch_size, t.shuffle_buffer, t.seed + state["epochs_done"])
+        ds = both_forms_dataset(data, run.vocab, t.batch_size, t.shuffle_buffer,
+                                t.seed + state["epochs_done"] + state.get("seed_offset", 0))
         run.model.fit(ds, epochs=t.epochs, initial_epoch=state["epochs_done"], steps_per_epoch=t.steps_per_epoch,
                       verbose=verbose, shuffle=False,
                       callbacks=[validate_each_form(valid),
@@ -191,6 +192,7 @@ def form_copy(fcfg: Config, form: str, args: dict, run: Run, fckpt: Path, valid_
     state = {"model_args": args, "epochs_done": run.state["epochs_done"], "best_val_loss": loss,
              "best_epoch": run.state["best_epoch"], "wait": 0, "history": history,
              "seconds_before": run.state["seconds"], "commands": run.state["commands"],
+             "init_from": run.state.get("init_from"),
              "joint": {"forms": list(FORMS), "vocabulary": len(run.vocab), "best_epoch": run.state["best_epoch"],
                        "training_texts": run.state["training_texts"],
                        "checkpoint": str(run.ckpt)}}

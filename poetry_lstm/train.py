@@ -239,6 +239,51 @@ def model_and_state(cfg: Config, ckpt: Path, args: dict, embedding, vocab: Vocab
     return compiled_model(cfg, args, embedding, vocab), state
 
 
+def check_warm_sources(folders: tuple[Path, ...], vocab: Vocab, train_texts: list[str], cfg: Config, mode: str,
+                       ckpt: Path) -> None:
+    """Refuse model folders a run cannot start from (other tokens, other vectors); a word2vec run takes the first
+    one's skip-gram vectors, which its frozen embedding holds, into its checkpoint."""
+    for folder in folders:
+        if not (folder / "model.keras").exists() or not (folder / "vocab.json").exists():
+            raise PoetryError(f"{folder} is not a model folder (no model.keras and vocab.json); "
+                              "give --init-from a folder that `poetry-lstm train` wrote.")
+        if Vocab.load(folder / "vocab.json").tokens != vocab.tokens:
+            raise PoetryError(f"The model in {folder} learned another vocabulary than this corpus gives; "
+                              "start from a model trained on this corpus, or train without --init-from.")
+    if mode == "word2vec":
+        source = folders[0] / "vectors"
+        if vectors.matching_vectors(source, train_texts, cfg.vectors) is None:
+            raise PoetryError(f"The skip-gram vectors in {source} were made from other texts or settings than this "
+                              "run's; start from a model of the same --form and corpus, or train without --init-from.")
+        shutil.rmtree(ckpt / "vectors", ignore_errors=True)
+        shutil.copytree(source, ckpt / "vectors")
+
+
+def warm_start(model, folders: tuple[Path, ...], log) -> list[dict]:
+    """Set `model`'s weights to the mean of the model folders' (one folder: its own), layer by layer; a network
+    for both forms takes a form's copy, since neither rhyme-context layer holds weights. Returns where each came
+    from, with the commands that made it, for the new model's config and card."""
+    import keras
+
+    custom_layers()
+    mine = [w.shape for w in model.get_weights()]
+    sums, made_by = None, []
+    for folder in folders:
+        weights = [w.astype(np.float64) for w in keras.saving.load_model(folder / "model.keras").get_weights()]
+        if [w.shape for w in weights] != mine:
+            raise PoetryError(f"The network in {folder} has other shapes than this run's (units, layers, mode); "
+                              "give the settings it was trained with (its card.md), or train without --init-from.")
+        sums = weights if sums is None else [a + b for a, b in zip(sums, weights)]
+        config = files.read_json(folder / "config.json", "model config")
+        made_by.append({"folder": str(folder), "commands": config.get("commands") or [config.get("command")],
+                        "pretrain_epochs": (config.get("pretrain") or {}).get("epochs") or config.get("best_epoch"),
+                        "best_epoch": config.get("best_epoch"), "test": config.get("test")})
+    model.set_weights([(w / len(folders)).astype(np.float32) for w in sums])
+    log("starting from the weights of " + " and ".join(str(f) for f in folders)
+        + (" (their mean)" if len(folders) > 1 else ""))
+    return made_by
+
+
 class Run(NamedTuple):
     """What a training run works with, fresh or resumed."""
     out: Path            # the model folder it writes
@@ -251,16 +296,19 @@ class Run(NamedTuple):
 
 
 def prepare_run(cfg: Config, mode: str, folder: str, train_texts: list[str], shape: layout.Shape | None,
-                resume: bool, retrain_vectors: bool, command: str, log) -> Run:
+                resume: bool, retrain_vectors: bool, command: str, log, init_from: tuple[Path, ...] = ()) -> Run:
     """Vocabulary, vectors, model and state of a run with checkpoints in models/.train-<folder>/ (writing
     models/<folder>/, but a network for both forms, `shape` None, writes its forms' folders), from the checkpoint
-    with `resume`."""
+    with `resume`; a fresh run starts from the mean weights of the model folders `init_from`, if given."""
     # the chief writes models/; other workers a temporary folder
     out, ckpt = worker_dirs(cfg, folder, resume, log)
     # A run killed while it wrote leaves a half-built model folder and temporary checkpoint files.
     files.remove_stale_temps(out.parent, f".{out.name}.tmp-*")
     files.remove_stale_temps(ckpt, ".*.tmp*")
     vocab = Vocab.build(train_texts, cfg.model.min_char_count)
+    warm = bool(init_from) and not (resume and (ckpt / "state.json").exists())  # a resumed one holds them already
+    if warm:
+        check_warm_sources(init_from, vocab, train_texts, cfg, mode, ckpt)
     embedding = None
     if mode == "word2vec":
         kv = prepare_vectors(cfg, train_texts, ckpt, retrain_vectors, log)
@@ -271,6 +319,11 @@ def prepare_run(cfg: Config, mode: str, folder: str, train_texts: list[str], sha
     strategy = distribution(log)
     with strategy.scope():  # variables made here are mirrored across GPUs and workers
         model, state = model_and_state(cfg, ckpt, args, embedding, vocab, resume)
+        if warm:
+            state["init_from"] = warm_start(model, init_from, log)
+            # a new shuffle order, not the source run's first epochs again
+            state["seed_offset"] = max(src["pretrain_epochs"] or 0 for src in state["init_from"])
+            state["commands"] = list(dict.fromkeys(c for src in state["init_from"] for c in src["commands"]))
     start_together(strategy, model, state, vocab)  # several workers: same corpus and checkpoint, the chief's weights
     state["commands"] = state.get("commands", []) + [command]  # a resumed model was made by every run in turn
     if state["epochs_done"]:
@@ -284,7 +337,7 @@ def prepare_run(cfg: Config, mode: str, folder: str, train_texts: list[str], sha
 
 
 def train(cfg: Config, mode: str, *, form: str = "wujue", resume: bool = False, retrain_vectors: bool = False,
-          command: str = "", log=print) -> Path:
+          command: str = "", log=print, init_from: tuple[Path, ...] = ()) -> Path:
     """Train `mode` for `form` (wujue, or qijue: corpus/qijue/ into models/qijue/) and write its model
     directory; returns that directory."""
     started = time.perf_counter()
@@ -294,12 +347,14 @@ def train(cfg: Config, mode: str, *, form: str = "wujue", resume: bool = False, 
     # before TensorFlow loads
     train_texts, valid_texts = training_texts(as_read(cfg, texts_by_split(records, cfg.train.use_windows), shape))
     seed_everything(cfg.train.seed)
-    run = prepare_run(cfg, mode, folder_name(cfg, mode), train_texts, shape, resume, retrain_vectors, command, log)
+    run = prepare_run(cfg, mode, folder_name(cfg, mode), train_texts, shape, resume, retrain_vectors, command, log,
+                      init_from)
     out, ckpt, vocab, model, state = run.out, run.ckpt, run.vocab, run.model, run.state
     m = cfg.model
     # A resumed run must not replay the first run's shuffle order: offset the seed by the epochs done.
     train_ds = window_dataset(poem_ids(train_texts, vocab), m.window, m.stride, cfg.train.batch_size,
-                              cfg.train.shuffle_buffer, cfg.train.seed + state["epochs_done"])
+                              cfg.train.shuffle_buffer,
+                              cfg.train.seed + state["epochs_done"] + state.get("seed_offset", 0))
     valid_ds = window_dataset(poem_ids(valid_texts, vocab), m.window, m.stride, cfg.train.batch_size)
     n_windows = count_windows(len(train_texts), shape.slots + 1, m.window, m.stride)
     log(f"{mode}: {len(train_texts)} training poems → {n_windows} windows of {m.window}; "
@@ -385,7 +440,8 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
                   "wall_seconds": round(state["seconds"], 1), "best_epoch": state["best_epoch"],
                   "training_poems": len(train_texts), "train_lines": len(hashes), "train_lines_sha1": hashes.digest(),
                   "pretrain": state.get("pretrain"), "fine_tune_from_epoch": state.get("fine_tune_from"),
-                  "joint": state.get("joint")}  # pretrained on both forms (poetry_lstm/joint.py), else None
+                  "joint": state.get("joint"),  # pretrained on both forms (poetry_lstm/joint.py), else None
+                  "init_from": state.get("init_from")}  # the model folders a warm-started run began from
         files.write_json(tmp / "config.json", config)
         # the backward scorer's input vectors are in its model.keras, and no theme reads them
         if (ckpt / "vectors").exists() and not cfg.model.reverse:

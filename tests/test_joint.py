@@ -179,3 +179,55 @@ def test_a_broken_folder_names_the_command_that_made_it(joint_models, tmp_path):
         (copy / "config.json").write_text("{", encoding="utf-8")  # unreadable: the form's usual command
         with pytest.raises(PoetryError, match=f"train --mode word2vec{form}`"):
             load_model(copy)
+
+
+def test_a_warm_start_begins_from_the_mean_of_the_form_copies(joint_models, tmp_path):
+    """`train --init-from A --init-from B`: a new run whose network starts from the mean of two model folders'
+    weights (a shipped model trained further), whose folders name them and carry the commands that made them."""
+    from poetry_lstm.joint import FORMS, form_data, train_joint
+    from poetry_lstm.train import prepare_run
+
+    cfg, _, outs, _ = joint_models
+    cfg = cfg.replace("paths", models_dir=str(tmp_path / "models")).replace(
+        "train", epochs=1, steps_per_epoch=2, fine_tune_epochs=0, overuse_poems=0)
+    texts = [t for form in FORMS for t in form_data(cfg, form)[1]]
+    run = prepare_run(cfg, "word2vec", "joint-word2vec", texts, None, False, False, "next", lambda _: None,
+                      tuple(outs))
+    copies = [load_model(out, keras=True).keras_model.get_weights() for out in outs]
+    for mine, a, b in zip(run.model.get_weights(), *copies):
+        np.testing.assert_allclose(mine, (a.astype(np.float64) + b) / 2, rtol=1e-6, atol=1e-7)
+    assert any(not np.array_equal(a, b) for a, b in zip(*copies))  # the fine-tuned copies differ: a real mean
+    # the frozen embedding is the sources' skip-gram vectors, which the run keeps beside its checkpoint
+    assert (tmp_path / "models" / ".train-joint-word2vec" / "vectors" / "vectors.bin").exists()
+
+    lines = []
+    written = train_joint(cfg, "word2vec", command="poetry-lstm train --form both --init-from A --init-from B",
+                          log=lines.append, init_from=tuple(outs))
+    assert any("(their mean)" in line for line in lines)
+    for out in written:
+        config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        assert [src["folder"] for src in config["init_from"]] == [str(o) for o in outs]
+        assert config["commands"] == ["poetry-lstm train --mode word2vec --form both",
+                                      "poetry-lstm train --form both --init-from A --init-from B"]
+        card = (out / "card.md").read_text(encoding="utf-8")
+        assert f"started from the weights of `{outs[0]}` and `{outs[1]}` (their mean)" in card
+    state = json.loads((tmp_path / "models" / ".train-joint-word2vec" / "state.json").read_text(encoding="utf-8"))
+    assert state["seed_offset"] == 2 and [r["epoch"] for r in state["history"]] == [1]
+
+
+def test_init_from_refuses_a_folder_it_cannot_start_from(joint_models, tiny_root, tiny_models, tmp_path):
+    _, _, outs, _ = joint_models
+    toml = tmp_path / "config.toml"
+    toml.write_text((tiny_root / "config.toml").read_text(encoding="utf-8").replace(
+        str(tiny_root / "models"), str(tmp_path / "models")).replace("steps_per_epoch = 0", "steps_per_epoch = 2"),
+        encoding="utf-8")
+    cases = [(tiny_models / "word2vec", "another vocabulary"),  # the 五绝 alone: other characters
+             (tmp_path, "not a model folder"),
+             (outs[0], "other shapes")]  # with --units 32 below
+    for folder, said in cases:
+        extra = ["--units", "32"] if said == "other shapes" else []
+        result = CliRunner().invoke(cli, ["--config", str(toml), "train", "--mode", "word2vec", "--form", "both",
+                                          "--init-from", str(folder), *extra])
+        assert result.exit_code == 1, result.output
+        assert said in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "models" / "word2vec").exists()
