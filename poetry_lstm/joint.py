@@ -107,6 +107,11 @@ def train_joint(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors
     verbose = 1 if sys.stdout.isatty() else 2
     pretraining = (state.get("phase", "pretrain") == "pretrain" and state["wait"] < t.patience
                    and state["epochs_done"] < t.epochs)
+    if resume and state.get("phase") == "forms" and state["epochs_done"] < t.epochs:
+        # its budget or early stopping ended pretraining; going on here would overwrite the forms it fine-tuned
+        log(f"pretraining ended after epoch {state['epochs_done']}; to train further, start a new run from what it "
+            f"wrote: --init-from {Path(cfg.paths.models_dir) / mode} --init-from "
+            f"{Path(cfg.for_form('qijue').paths.models_dir) / mode}")
     if pretraining or not resume:  # the forms' copies of an earlier run (or of fewer epochs) are stale
         for form in FORMS:
             shutil.rmtree(run.ckpt / form, ignore_errors=True)

@@ -83,6 +83,12 @@ def test_a_resumed_run_after_both_folders_are_written_trains_nothing(joint_model
     assert not any(re.match(r"(pretrain|finetune) epoch", line) for line in lines)
     assert sum("written from this run's best epoch already" in line for line in lines) == 2
     assert [(out / "model.keras").stat().st_mtime_ns for out in outs] == before
+    # more epochs asked of a finished run: it says how to go on instead of training the forms over
+    lines = []
+    assert train_joint(cfg.replace("train", epochs=4), "word2vec", resume=True, log=lines.append) == outs
+    said = [line for line in lines if line.startswith("pretraining ended after epoch 2")]
+    assert said and f"--init-from {outs[0]} --init-from {outs[1]}" in said[0]
+    assert [(out / "model.keras").stat().st_mtime_ns for out in outs] == before
 
 
 def test_one_form_copy_predicts_as_the_network_for_both_forms():
