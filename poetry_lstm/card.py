@@ -45,7 +45,7 @@ def _warm_start_lines(config: dict) -> list[str]:
     for s in sources:
         test = s.get("test") or {}
         lines.append(f"- `{s['folder']}`: pretrained {s.get('pretrain_epochs')} epochs"
-                     + (f", test perplexity {test['perplexity']}" if test.get("perplexity") else ""))
+                     + (f", test perplexity {test['perplexity']:.1f}" if test.get("perplexity") else ""))
     return lines
 
 
