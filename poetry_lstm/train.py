@@ -239,48 +239,50 @@ def model_and_state(cfg: Config, ckpt: Path, args: dict, embedding, vocab: Vocab
     return compiled_model(cfg, args, embedding, vocab), state
 
 
-def check_warm_sources(folders: tuple[Path, ...], vocab: Vocab, train_texts: list[str], cfg: Config, mode: str,
-                       ckpt: Path) -> None:
-    """Refuse model folders a run cannot start from (other tokens, other vectors); a word2vec run takes the first
-    one's skip-gram vectors, which its frozen embedding holds, into its checkpoint."""
+def warm_sources(folders: tuple[Path, ...], vocab: Vocab, train_texts: list[str], cfg: Config, mode: str,
+                 ckpt: Path) -> list[TrainedModel]:
+    """The model folders a run starts from, loaded as every folder is (`loading.load_model`), refusing those it
+    cannot start from (other tokens, other vectors); a word2vec run takes the first one's skip-gram vectors, which
+    its frozen embedding holds, into its checkpoint."""
+    sources = []
     for folder in folders:
         if not (folder / "model.keras").exists() or not (folder / "vocab.json").exists():
             raise PoetryError(f"{folder} is not a model folder (no model.keras and vocab.json); "
                               "give --init-from a folder that `poetry-lstm train` wrote.")
-        if Vocab.load(folder / "vocab.json").tokens != vocab.tokens:
+        source = load_model(folder, keras=True, overuse=False, line_hashes=False, backward=False)
+        if source.vocab.tokens != vocab.tokens:
             raise PoetryError(f"The model in {folder} learned another vocabulary than this corpus gives; "
                               "start from a model trained on this corpus, or train without --init-from.")
+        sources.append(source)
     if mode == "word2vec":
-        source = folders[0] / "vectors"
-        if vectors.matching_vectors(source, train_texts, cfg.vectors) is None:
-            raise PoetryError(f"The skip-gram vectors in {source} were made from other texts or settings than this "
+        found = folders[0] / "vectors"
+        if vectors.matching_vectors(found, train_texts, cfg.vectors) is None:
+            raise PoetryError(f"The skip-gram vectors in {found} were made from other texts or settings than this "
                               "run's; start from a model of the same --form and corpus, or train without --init-from.")
         shutil.rmtree(ckpt / "vectors", ignore_errors=True)
-        shutil.copytree(source, ckpt / "vectors")
+        shutil.copytree(found, ckpt / "vectors")
+    return sources
 
 
-def warm_start(model, folders: tuple[Path, ...], log) -> list[dict]:
-    """Set `model`'s weights to the mean of the model folders' (one folder: its own), layer by layer; a network
+def warm_start(model, sources: list[TrainedModel], log) -> list[dict]:
+    """Set `model`'s weights to the mean of the loaded folders' (one folder: its own), layer by layer; a network
     for both forms takes a form's copy, since neither rhyme-context layer holds weights. Returns where each came
     from, with the commands that made it, for the new model's config and card."""
-    import keras
-
-    custom_layers()
     mine = [w.shape for w in model.get_weights()]
     sums, made_by = None, []
-    for folder in folders:
-        weights = [w.astype(np.float64) for w in keras.saving.load_model(folder / "model.keras").get_weights()]
+    for source in sources:
+        weights = [w.astype(np.float64) for w in source.keras_model.get_weights()]
         if [w.shape for w in weights] != mine:
-            raise PoetryError(f"The network in {folder} has other shapes than this run's (units, layers, mode); "
+            raise PoetryError(f"The network in {source.path} has other shapes than this run's (units, layers, mode); "
                               "give the settings it was trained with (its card.md), or train without --init-from.")
         sums = weights if sums is None else [a + b for a, b in zip(sums, weights)]
-        config = files.read_json(folder / "config.json", "model config")
-        made_by.append({"folder": str(folder), "commands": config.get("commands") or [config.get("command")],
+        config = source.config
+        made_by.append({"folder": str(source.path), "commands": config.get("commands") or [config.get("command")],
                         "pretrain_epochs": (config.get("pretrain") or {}).get("epochs") or config.get("best_epoch"),
                         "best_epoch": config.get("best_epoch"), "test": config.get("test")})
-    model.set_weights([(w / len(folders)).astype(np.float32) for w in sums])
-    log("starting from the weights of " + " and ".join(str(f) for f in folders)
-        + (" (their mean)" if len(folders) > 1 else ""))
+    model.set_weights([(w / len(sources)).astype(np.float32) for w in sums])
+    log("starting from the weights of " + " and ".join(str(s.path) for s in sources)
+        + (" (their mean)" if len(sources) > 1 else ""))
     return made_by
 
 
@@ -307,8 +309,7 @@ def prepare_run(cfg: Config, mode: str, folder: str, train_texts: list[str], sha
     files.remove_stale_temps(ckpt, ".*.tmp*")
     vocab = Vocab.build(train_texts, cfg.model.min_char_count)
     warm = bool(init_from) and not (resume and (ckpt / "state.json").exists())  # a resumed one holds them already
-    if warm:
-        check_warm_sources(init_from, vocab, train_texts, cfg, mode, ckpt)
+    sources = warm_sources(init_from, vocab, train_texts, cfg, mode, ckpt) if warm else []
     embedding = None
     if mode == "word2vec":
         kv = prepare_vectors(cfg, train_texts, ckpt, retrain_vectors, log)
@@ -319,8 +320,8 @@ def prepare_run(cfg: Config, mode: str, folder: str, train_texts: list[str], sha
     strategy = distribution(log)
     with strategy.scope():  # variables made here are mirrored across GPUs and workers
         model, state = model_and_state(cfg, ckpt, args, embedding, vocab, resume)
-        if warm:
-            state["init_from"] = warm_start(model, init_from, log)
+        if sources:
+            state["init_from"] = warm_start(model, sources, log)
             # a new shuffle order, not the source run's first epochs again
             state["seed_offset"] = max(src["pretrain_epochs"] or 0 for src in state["init_from"])
             state["commands"] = list(dict.fromkeys(c for src in state["init_from"] for c in src["commands"]))
