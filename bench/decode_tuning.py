@@ -87,11 +87,22 @@ CRITIC = {
     "critic 2": dict(critic=2.0),
     "critic 1, 16 candidates": dict(critic=1.0, candidates=16),
 }
+# Round 15: how far the cooler, truncated sampling readers preferred in round 14 can go, and what the choice
+# among candidates favours (the frequency penalty prefers rarer characters).
+COOLER = {
+    "defaults (T 0.7, top-p 0.9)": {},
+    "T 0.65": dict(temperature=0.65),
+    "T 0.6": dict(temperature=0.6),
+    "top-p 0.8": dict(top_p=0.8),
+    "top-p 0.7": dict(top_p=0.7),
+    "penalty 0.15": dict(frequency_penalty=0.15),
+    "penalty 0": dict(frequency_penalty=0.0),
+}
 # The defaults alone, as config/default.toml sets them: the reference for a decoder change.
 DEFAULTS = {"defaults": {}, "beam 8": dict(beam=8)}
 GROUPS = {"sampling": SAMPLING, "beam": BEAM, "final": FINAL, "defaults": DEFAULTS, "overuse": OVERUSE,
           "temperature": TEMPERATURE, "noise": NOISE, "repeats": REPEATS,
-          "critic": CRITIC}
+          "critic": CRITIC, "cooler": COOLER}
 ROUND_4 = ("sampling", "beam", "final")  # measured before overuse.json existed: they run without its penalty
 SHOWN = ("discriminator_accuracy", "judge_ratio_to_real", "formula_rate", "coherence_lift", "distinct_chars",
          "overused_ratio", "stutter", "echo", "repeated_char", "line_1_char_back", "lines_2_4_regulated", "rhyme",

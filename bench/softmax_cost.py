@@ -1,4 +1,4 @@
-"""How much of a training step the 7,715-way softmax takes: `python bench/softmax_cost.py [--steps 60]`.
+"""How much of a training step the ~8,400-way softmax takes: `python bench/softmax_cost.py [--steps 60]`.
 
 The meaning issue asks whether a cheaper softmax (sampled in training, or adaptive: the frequent characters in
 a small head) would buy more epochs in the same hours. This times training steps of the shipped word2vec
@@ -7,7 +7,10 @@ network (its config.json's model_args, batch 64, 24 positions, Adam with clipnor
 cheaper softmax could save, since an adaptive one still pays for its head, and either pays something for the
 rest. Both run in this process, alternating, so a busy CPU slows both alike; it prints the ratio, and how
 much of the training text the `--head` most frequent characters cover (what an adaptive head would hold).
-`--units N` also times the full network at N units a layer, for what a bigger model costs a step.
+`--units N` also times the full network at N units a layer, for what a bigger model costs a step;
+`--sampled K` times the shipped network trained on a sampled softmax of K characters a step
+(`network.use_sampled_softmax`, what `train --sampled-softmax K` does): the saving actually bought; with `--units`
+too, the bigger network on it.
 """
 from __future__ import annotations
 
@@ -24,13 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def compiled(args: dict, vocab_size: int):
+def compiled(args: dict, vocab_size: int, sampled: int = 0, counts=()):
     import keras
 
-    from poetry_lstm.network import build_model
+    from poetry_lstm.network import build_model, use_sampled_softmax
 
     model = build_model(**{**args, "vocab_size": vocab_size})
     model.compile(optimizer=keras.optimizers.Adam(0.002, clipnorm=1.0), loss="sparse_categorical_crossentropy")
+    if sampled:
+        use_sampled_softmax(model, sampled, counts)
     return model
 
 
@@ -50,6 +55,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60, help="timed steps per network, in rounds of 10")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--units", type=int, default=0, help="also time the full network at this many units")
+    parser.add_argument("--sampled", type=int, default=0,
+                        help="also time the shipped network on a sampled softmax of this many characters")
     args = parser.parse_args()
     import numpy as np
 
@@ -62,9 +69,14 @@ def main() -> None:
     variants = [("full", full_v, model_args), ("head", args.head, model_args)]
     if args.units:
         variants.append((f"{args.units} units", full_v, {**model_args, "units": args.units}))
+    if args.sampled:
+        variants.append((f"sampled {args.sampled}", full_v, model_args))
+    if args.sampled and args.units:
+        variants.append((f"sampled {args.sampled}, {args.units} units", full_v, {**model_args, "units": args.units}))
     for name, v, net_args in variants:
         x = rng.integers(3, v, size=(args.batch, 24), dtype=np.int32)
-        nets[name] = (compiled(net_args, v), x, np.roll(x, -1, axis=1))
+        sampled = args.sampled if name.startswith("sampled") else 0
+        nets[name] = (compiled(net_args, v, sampled, counts), x, np.roll(x, -1, axis=1))
         step_seconds(*nets[name], 3)  # build the graph, warm the caches
     times = {name: [] for name in nets}
     for _ in range(max(1, args.steps // 10)):  # alternate, so load on the machine hits both alike
@@ -82,6 +94,16 @@ def main() -> None:
         bigger = statistics.median(times[f"{args.units} units"])
         print(f"  full softmax, {args.units} units a layer ({model_args['units']} shipped): {1000 * bigger:7.1f} ms "
               f"(ratio to full {bigger / full:.2f})")
+
+
+    if args.sampled:
+        cheap = statistics.median(times[f"sampled {args.sampled}"])
+        print(f"  sampled softmax of {args.sampled} characters: {1000 * cheap:7.1f} ms   (ratio to full "
+              f"{cheap / full:.2f}): {full / cheap:.2f}× the steps in the same hours")
+    if args.sampled and args.units:
+        both = statistics.median(times[f"sampled {args.sampled}, {args.units} units"])
+        print(f"  sampled softmax, {args.units} units a layer: {1000 * both:7.1f} ms   (ratio to the shipped "
+              f"network's full step {both / full:.2f})")
 
 
 if __name__ == "__main__":

@@ -44,8 +44,12 @@ def _warm_start_lines(config: dict) -> list[str]:
              + ", which the commands before it had made; its epochs count from 1 again:"]
     for s in sources:
         test = s.get("test") or {}
+        narrower = s.get("units") and s["units"] < config.get("model_args", {}).get("units", 0)
         lines.append(f"- `{s['folder']}`: pretrained {s.get('pretrain_epochs')} epochs"
-                     + (f", test perplexity {test['perplexity']:.1f}" if test.get("perplexity") else ""))
+                     + (f", test perplexity {test['perplexity']:.1f}" if test.get("perplexity") else "")
+                     + (f"; {s['units']} units a layer, widened so that the new network began by computing "
+                        "exactly what it did (the new units' paths into the old ones and the output start at 0)"
+                        if narrower else ""))
     return lines
 
 
@@ -200,7 +204,9 @@ def _phase_lines(config: dict, history: list) -> list[str]:
            + (f", in one network for both forms (`train --form both`): batches of 五绝 and of 七绝 windows half "
               f"and half ({' + '.join(str(n) for n in joint['training_texts'].values())} texts), one vocabulary "
               f"of {joint['vocabulary']}, early-stopped on the two forms' mean valid loss; this folder holds the "
-              f"{_kind(config)[0]}'s copy, fine-tuned on its own" if joint else "")]
+              f"{_kind(config)[0]}'s copy, fine-tuned on its own" if joint else "")
+           + (f"; each step on a sampled softmax of {k} characters drawn by frequency (`--sampled-softmax {k}`), "
+              "validated on the full one" if (k := config["train"].get("sampled_softmax")) else "")]
     if tuned:
         best = min(tuned, key=lambda r: r["val_loss"])
         helped = math.exp(best["val_loss"]) < pre["best_val_perplexity"]

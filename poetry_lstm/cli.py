@@ -272,6 +272,7 @@ def clean(ctx, forms):
 @setting("model", "layers", "Stacked LSTM layers")
 @setting("model", "dropout", "Dropout between layers and before the softmax")
 @setting("train", "learning_rate", "Adam's learning rate while pretraining")
+@setting("train", "sampled_softmax", "Pretraining: a sampled softmax of this many characters a step; 0 = the full one")
 @setting("train", "fine_tune_epochs", "Epochs on real 五绝 after pretraining; 0 = none")
 @setting("train", "batch_size", "Windows per step")
 @setting("train", "max_minutes", "Stop pretraining after the epoch that passes this many minutes; 0 = no limit")
@@ -279,7 +280,7 @@ def clean(ctx, forms):
 @click.pass_context
 @friendly
 def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, init_from, backward, form, epochs, units, layers,
-          dropout, learning_rate, fine_tune_epochs, batch_size, max_minutes, seed):
+          dropout, learning_rate, sampled_softmax, fine_tune_epochs, batch_size, max_minutes, seed):
     """Train a next-character LSTM on corpus/ into models/<mode>/ (with --backward, models/backward/;
     with --form qijue, on corpus/qijue/ into models/qijue/<mode>/; with --form both, one network on both,
     fine-tuned into both folders).
@@ -298,8 +299,8 @@ def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, init_from, back
           --epochs 4 --init-from models/word2vec --init-from models/qijue/word2vec
     """
     cfg = with_flags(config_of(ctx), "train", mode=mode, fine_tune_vectors=fine_tune_vectors, epochs=epochs,
-                     learning_rate=learning_rate, fine_tune_epochs=fine_tune_epochs, batch_size=batch_size,
-                     max_minutes=max_minutes, seed=seed)
+                     learning_rate=learning_rate, sampled_softmax=sampled_softmax,
+                     fine_tune_epochs=fine_tune_epochs, batch_size=batch_size, max_minutes=max_minutes, seed=seed)
     cfg = with_flags(cfg, "model", units=units, layers=layers, dropout=dropout, reverse=backward)
     require_training_extra("train")
     from .distributed import start_distribution

@@ -95,7 +95,8 @@ RULES: dict[str, dict[str, Bound | OneOf]] = {
               "weights_dtype": OneOf(("float16", "float32"))},
     "train": {"mode": OneOf(MODES), "fine_tune_epochs": AT_LEAST_0, "fine_tune_learning_rate": POSITIVE,
               "batch_size": AT_LEAST_1, "learning_rate": POSITIVE, "lr_decay": Bound(0, 1, above=True),
-              "clipnorm": POSITIVE, "epochs": AT_LEAST_1, "patience": AT_LEAST_1, "seed": SEED,
+              "clipnorm": POSITIVE, "sampled_softmax": AT_LEAST_0,
+              "epochs": AT_LEAST_1, "patience": AT_LEAST_1, "seed": SEED,
               "shuffle_buffer": AT_LEAST_0, "steps_per_epoch": AT_LEAST_0, "max_minutes": AT_LEAST_0,
               "overuse_poems": AT_LEAST_0},
     # n and beam have ceilings: each candidate costs a decode, and 100000 of them hang for minutes
@@ -209,6 +210,7 @@ class TrainConfig:
     learning_rate: float
     lr_decay: float
     clipnorm: float
+    sampled_softmax: int
     epochs: int
     patience: int
     seed: int

@@ -35,6 +35,7 @@ from .train import (
     load_checkpoint,
     model_args,
     prepare_run,
+    pretraining_softmax,
     training_texts,
 )
 
@@ -119,6 +120,7 @@ def train_joint(cfg: Config, mode: str, *, resume: bool = False, retrain_vectors
         # A resumed run must not replay the first run's shuffle order: offset the seed by the epochs done.
         ds = both_forms_dataset(data, run.vocab, t.batch_size, t.shuffle_buffer,
                                 t.seed + state["epochs_done"] + state.get("seed_offset", 0))
+        pretraining_softmax(cfg, run.model, run.vocab)
         run.model.fit(ds, epochs=t.epochs, initial_epoch=state["epochs_done"], steps_per_epoch=t.steps_per_epoch,
                       verbose=verbose, shuffle=False,
                       callbacks=[validate_each_form(valid),

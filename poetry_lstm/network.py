@@ -197,6 +197,67 @@ def build_model(vocab_size: int, mode: str, units: int, layers: int, dropout: fl
     return model
 
 
+def use_sampled_softmax(model, num_sampled: int, counts) -> None:
+    """Train `model` (from `build_model`, compiled) on a sampled softmax: each step scores the targets and
+    `num_sampled` characters drawn by frequency (counts ** 0.75, shared by the batch) instead of all ~8,400,
+    with the usual correction for how often each is drawn (tf.nn.sampled_softmax_loss). The network, its
+    weights and its full-softmax validation are unchanged; only `fit`'s step is, so a checkpoint saved either
+    way loads either way. The output layer takes ~45% of a full step (bench/softmax_cost.py). The logged
+    training loss is the sampled one (lower than the full loss); `accuracy` is not measured in training."""
+    import keras
+    import tensorflow as tf
+
+    last = [layer for layer in model.layers if layer.name.startswith("dropout_")][-1]
+    prosody = "group_scores" in [layer.name for layer in model.layers]
+    outputs = [last.output] + ([model.get_layer("group_scores").output] if prosody else [])
+    features = keras.Model(model.inputs, outputs, name="features")  # shares every layer with `model`
+    head = model.get_layer("next_char")
+    spread = model.get_layer("group_spread") if prosody else None
+    vocab_size = int(head.kernel.shape[-1])
+    unigrams = [float(max(c, 1)) for c in counts]  # every class drawable, even <s> and <unk>
+    if len(unigrams) != vocab_size:
+        raise PoetryError(f"The sampled softmax needs a count for each of the {vocab_size} characters, "
+                          f"not {len(unigrams)}.")
+    # fit() reads every compiled metric after an epoch: build them once (accuracy stays unmeasured in training)
+    model.compute_metrics(None, np.zeros((1, 1), "int32"), np.full((1, 1, vocab_size), 1 / vocab_size, "float32"), None)
+    model.reset_metrics()
+    loss_tracker = next(m for m in model.metrics if m.name == "loss")
+
+    def sampled_loss(x, y):
+        parts = features(x, training=True)
+        parts = parts if isinstance(parts, (list, tuple)) else [parts]
+        z = tf.concat(parts, axis=-1) if len(parts) > 1 else parts[0]  # (batch, time, units [+ groups])
+        z = tf.reshape(z, (-1, z.shape[-1]))
+        kernel = tf.concat([head.kernel, spread.kernel], axis=0) if spread is not None else head.kernel
+        labels = tf.reshape(tf.cast(y, tf.int64), (-1, 1))  # (batch·time, 1)
+        sampled = tf.random.fixed_unigram_candidate_sampler(labels, 1, num_sampled, True, vocab_size,
+                                                            distortion=0.75, unigrams=unigrams)
+        losses = tf.nn.sampled_softmax_loss(tf.transpose(kernel), head.bias, labels, z, num_sampled, vocab_size,
+                                            sampled_values=sampled, remove_accidental_hits=True)
+        return tf.reduce_mean(losses)
+
+    def train_step(data):
+        x, y = data[0], data[1]
+        with tf.GradientTape() as tape:
+            loss = sampled_loss(x, y)
+        variables = model.trainable_variables
+        model.optimizer.apply(tape.gradient(loss, variables), variables)
+        loss_tracker.update_state(loss)
+        return model.get_metrics_result()
+
+    model.train_step = train_step  # fit() builds its function from the instance's train_step
+    model.sampled_softmax = num_sampled  # the epoch callback marks the history rows
+    model.make_train_function(force=True)
+
+
+def use_full_softmax(model) -> None:
+    """Undo `use_sampled_softmax`: `fit` trains on the full softmax again (fine-tuning does)."""
+    if "train_step" in vars(model):
+        del model.train_step
+        model.sampled_softmax = 0
+        model.make_train_function(force=True)
+
+
 def as_one_form(model, args: dict, chars: int):
     """A network for both forms (`period_id` in `args`) as one form's shipped kind: the same weights, in a
     network whose rhyme context sits at the fixed place of `chars`-character lines, which the NumPy stepper

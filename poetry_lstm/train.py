@@ -33,7 +33,17 @@ from .evaluate import evaluate_model
 from .loading import TrainedModel, load_model, store_weights_as, write_weight_index
 from .metrics import HASH_FILE, LineHashes
 from .modeldir import BACKWARD, Vocab, shape_of_args
-from .network import as_one_form, build_model, count_windows, custom_layers, poem_ids, seed_everything, window_dataset
+from .network import (
+    as_one_form,
+    build_model,
+    count_windows,
+    custom_layers,
+    poem_ids,
+    seed_everything,
+    use_full_softmax,
+    use_sampled_softmax,
+    window_dataset,
+)
 from .stepper import LstmStepper
 from .tables import load_tables, write_tables
 
@@ -124,6 +134,8 @@ def epoch_callback(cfg, ckpt: Path, state: dict, vocab: Vocab, log, run_started:
                    "perplexity": math.exp(logs["loss"]), "val_perplexity": math.exp(logs["val_loss"]),
                    "accuracy": logs["accuracy"], "val_accuracy": logs["val_accuracy"],
                    "seconds": round(time.perf_counter() - self.started, 1)}
+            if getattr(self.model, "sampled_softmax", 0):  # a sampled loss: no training perplexity or accuracy
+                row.update(perplexity=None, accuracy=None, sampled_softmax=self.model.sampled_softmax)
             # a network for both forms also logs each form's valid perplexity (poetry_lstm/joint.py)
             row.update({k: v for k, v in logs.items() if k.startswith(("val_perplexity_", "val_accuracy_"))})
             state["history"].append({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
@@ -188,6 +200,21 @@ def compiled_model(cfg: Config, args: dict, embedding: np.ndarray | None, vocab:
     return model
 
 
+def pretraining_softmax(cfg: Config, model, vocab: Vocab) -> None:
+    """Pretrain on a sampled softmax when [train] sampled_softmax asks for one (fine-tuning undoes it)."""
+    k = cfg.train.sampled_softmax
+    if not k:
+        return
+    if k >= len(vocab):
+        raise PoetryError(f"--sampled-softmax {k} is not fewer than the vocabulary's {len(vocab)} characters; "
+                          "choose fewer (1024 is a good start), or 0 for the full softmax.")
+    strategy = getattr(model, "_distribute_strategy", None)
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        raise PoetryError("The sampled softmax trains on one device only; run without --sampled-softmax "
+                          "on several GPUs or workers.")
+    use_sampled_softmax(model, k, vocab.counts)
+
+
 def load_checkpoint(ckpt: Path, args: dict):
     import keras
 
@@ -207,6 +234,7 @@ def fine_tune(cfg: Config, ckpt: Path, model, state: dict, vocab: Vocab, quatrai
     """Real 五绝 (a 七绝 model: real 七绝) alone, from the best pretrained weights at a smaller learning rate; a
     fine-tune epoch that beats the pretrained valid loss becomes the best checkpoint, else the pretrained one stays."""
     m = cfg.model
+    use_full_softmax(model)  # the last epochs learn exactly what validation measures
     if state.get("phase", "pretrain") == "pretrain":
         model.load_weights(ckpt / "best.weights.h5")
         shutil.copyfile(ckpt / "best.weights.h5", ckpt / "pretrained.weights.h5")  # to measure what fine-tuning adds
@@ -264,14 +292,49 @@ def warm_sources(folders: tuple[Path, ...], vocab: Vocab, train_texts: list[str]
     return sources
 
 
+def widened(model, source) -> list[np.ndarray]:
+    """`source`'s weights (a Keras model of fewer LSTM units a layer, same layers otherwise) in `model`'s shapes,
+    so that `model` computes exactly what `source` does (Net2Net's function-preserving widening): the old units
+    keep their weights, the new ones keep `model`'s own fresh ones, and every path from a new unit into an old
+    unit or into the output starts at 0 and learns. Keras LSTM weights: kernel (in, 4u), recurrent (u, 4u),
+    bias (4u), the gates i, f, c, o in blocks of u."""
+    out = []
+    for layer in model.layers:
+        fresh = layer.get_weights()
+        if not fresh:
+            continue
+        old = source.get_layer(layer.name).get_weights()
+        if all(a.shape == b.shape for a, b in zip(fresh, old)):
+            out += old
+        elif layer.name.startswith("lstm_"):
+            kernel, recurrent, bias = (w.copy() for w in fresh)
+            k_old, r_old, b_old = old
+            u, big, rows = r_old.shape[0], recurrent.shape[0], k_old.shape[0]  # a wider input only after lstm_0
+            for g in range(4):
+                new_cols, old_cols = slice(g * big, g * big + u), slice(g * u, (g + 1) * u)
+                kernel[:, new_cols], recurrent[:, new_cols] = 0.0, 0.0  # new inputs into old units: none yet
+                kernel[:rows, new_cols], recurrent[:u, new_cols] = k_old[:, old_cols], r_old[:, old_cols]
+                bias[new_cols] = b_old[old_cols]
+            out += [kernel, recurrent, bias]
+        else:  # next_char, group_scores: (units, n) and (n,); a new unit adds nothing yet
+            kernel = np.zeros_like(fresh[0])
+            kernel[:old[0].shape[0]] = old[0]
+            out += [kernel, *old[1:]]
+    return out
+
+
 def warm_start(model, sources: list[TrainedModel], log) -> list[dict]:
     """Set `model`'s weights to the mean of the loaded folders' (one folder: its own), layer by layer; a network
-    for both forms takes a form's copy, since neither rhyme-context layer holds weights. Returns where each came
-    from, with the commands that made it, for the new model's config and card."""
+    for both forms takes a form's copy, since neither rhyme-context layer holds weights. A source of fewer units
+    a layer is widened first (`widened`). Returns where each came from, with the commands that made it, for the
+    new model's config and card."""
     mine = [w.shape for w in model.get_weights()]
-    sums, made_by = None, []
+    sums, made_by, wider = None, [], False
     for source in sources:
-        weights = [w.astype(np.float64) for w in source.keras_model.get_weights()]
+        weights = source.keras_model.get_weights()
+        if [w.shape for w in weights] != mine and _only_narrower(source.config.get("model_args", {}), model):
+            weights, wider = widened(model, source.keras_model), True
+        weights = [w.astype(np.float64) for w in weights]
         if [w.shape for w in weights] != mine:
             raise PoetryError(f"The network in {source.path} has other shapes than this run's (units, layers, mode); "
                               "give the settings it was trained with (its card.md), or train without --init-from.")
@@ -279,11 +342,19 @@ def warm_start(model, sources: list[TrainedModel], log) -> list[dict]:
         config = source.config
         made_by.append({"folder": str(source.path), "commands": config.get("commands") or [config.get("command")],
                         "pretrain_epochs": (config.get("pretrain") or {}).get("epochs") or config.get("best_epoch"),
-                        "best_epoch": config.get("best_epoch"), "test": config.get("test")})
+                        "best_epoch": config.get("best_epoch"), "test": config.get("test"),
+                        "units": config.get("model_args", {}).get("units")})
     model.set_weights([(w / len(sources)).astype(np.float32) for w in sums])
     log("starting from the weights of " + " and ".join(str(s.path) for s in sources)
-        + (" (their mean)" if len(sources) > 1 else ""))
+        + (" (their mean)" if len(sources) > 1 else "")
+        + (f", widened to {model.get_layer('lstm_0').units} units a layer" if wider else ""))
     return made_by
+
+
+def _only_narrower(args: dict, model) -> bool:
+    """Whether a source network of these model_args differs from `model` only by fewer LSTM units a layer."""
+    layers = [layer for layer in model.layers if layer.name.startswith("lstm_")]
+    return bool(args.get("units")) and args.get("layers") == len(layers) and args["units"] < layers[0].units
 
 
 class Run(NamedTuple):
@@ -367,6 +438,7 @@ def train(cfg: Config, mode: str, *, form: str = "wujue", resume: bool = False, 
     verbose = 1 if sys.stdout.isatty() else 2
     if (state.get("phase", "pretrain") == "pretrain" and state["wait"] < cfg.train.patience
             and state["epochs_done"] < cfg.train.epochs):
+        pretraining_softmax(cfg, model, vocab)
         model.fit(train_ds, validation_data=valid_ds, epochs=cfg.train.epochs, initial_epoch=state["epochs_done"],
                   steps_per_epoch=steps, verbose=verbose, shuffle=False,
                   callbacks=[epoch_callback(cfg, ckpt, state, vocab, log, time.perf_counter(), started,

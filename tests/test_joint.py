@@ -229,11 +229,35 @@ def test_init_from_refuses_a_folder_it_cannot_start_from(joint_models, tiny_root
         encoding="utf-8")
     cases = [(tiny_models / "word2vec", "another vocabulary"),  # the 五绝 alone: other characters
              (tmp_path, "not a model folder"),
-             (outs[0], "other shapes")]  # with --units 32 below
+             (outs[0], "other shapes")]  # with --units 16 below: fewer units than it has (more widen it)
     for folder, said in cases:
-        extra = ["--units", "32"] if said == "other shapes" else []
+        extra = ["--units", "16"] if said == "other shapes" else []
         result = CliRunner().invoke(cli, ["--config", str(toml), "train", "--mode", "word2vec", "--form", "both",
                                           "--init-from", str(folder), *extra])
         assert result.exit_code == 1, result.output
         assert said in result.output and "Traceback" not in result.output
     assert not (tmp_path / "models" / "word2vec").exists()
+
+
+def test_a_wider_run_begins_by_computing_exactly_what_its_source_did(joint_models, tmp_path):
+    """`--init-from` a folder of 24 units a layer into a run of 40: the old units keep their weights, the new ones
+    reach nothing yet, so the wider network predicts what the folder's does; a step later the new units count."""
+    from poetry_lstm.joint import FORMS, form_data
+    from poetry_lstm.network import poem_ids
+    from poetry_lstm.train import prepare_run
+
+    cfg, _, outs, _ = joint_models
+    cfg = cfg.replace("paths", models_dir=str(tmp_path / "models")).replace("model", units=40)
+    texts = [t for form in FORMS for t in form_data(cfg, form)[1]]
+    lines = []
+    run = prepare_run(cfg, "word2vec", "joint-word2vec", texts, None, False, False, "wider", lines.append, (outs[0],))
+    source = load_model(outs[0], keras=True)
+    assert source.config["model_args"]["units"] == 24 and run.model.get_layer("lstm_1").units == 40
+    assert any("widened to 40 units a layer" in line for line in lines)
+    ids = poem_ids(form_data(cfg, "wujue")[3]["valid"][:8], source.vocab)  # whole 五绝, <s> first
+    np.testing.assert_allclose(run.model.predict(ids, verbose=0), source.keras_model.predict(ids, verbose=0),
+                               rtol=1e-4, atol=1e-6)
+    head = run.model.get_layer("next_char").get_weights()[0]  # (40, vocab)
+    assert not head[24:].any()
+    run.model.fit(ids[:, :-1], ids[:, 1:], batch_size=8, epochs=1, verbose=0)
+    assert run.model.get_layer("next_char").get_weights()[0][24:].any()
