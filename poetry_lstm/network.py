@@ -210,11 +210,14 @@ def use_sampled_softmax(model, num_sampled: int, counts) -> None:
     last = [layer for layer in model.layers if layer.name.startswith("dropout_")][-1]
     prosody = "group_scores" in [layer.name for layer in model.layers]
     outputs = [last.output] + ([model.get_layer("group_scores").output] if prosody else [])
-    features = keras.Model(model.inputs, outputs, name="features")  # shares every layer with `model`
+    features = keras.Model(model.input, outputs, name="features")  # shares every layer with `model`
     head = model.get_layer("next_char")
     spread = model.get_layer("group_spread") if prosody else None
     vocab_size = int(head.kernel.shape[-1])
-    unigrams = [float(max(c, 1)) for c in counts]  # every class drawable, even <s> and <unk>
+    # <unk> is a target (the characters too rare to keep) with no count of its own: drawn as often as a middling
+    # character, else its tiny proposal would leave it all but untrained; <pad> and <s> are never targets
+    seen = sorted(c for c in counts if c > 0)
+    unigrams = [float(c if c > 0 else (seen[len(seen) // 2] if seen else 1)) for c in counts]
     if len(unigrams) != vocab_size:
         raise PoetryError(f"The sampled softmax needs a count for each of the {vocab_size} characters, "
                           f"not {len(unigrams)}.")

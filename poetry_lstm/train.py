@@ -323,7 +323,7 @@ def widened(model, source) -> list[np.ndarray]:
     return out
 
 
-def warm_start(model, sources: list[TrainedModel], log) -> list[dict]:
+def warm_start(model, sources: list[TrainedModel], log, args: dict | None = None) -> list[dict]:
     """Set `model`'s weights to the mean of the loaded folders' (one folder: its own), layer by layer; a network
     for both forms takes a form's copy, since neither rhyme-context layer holds weights. A source of fewer units
     a layer is widened first (`widened`). Returns where each came from, with the commands that made it, for the
@@ -332,7 +332,7 @@ def warm_start(model, sources: list[TrainedModel], log) -> list[dict]:
     sums, made_by, wider = None, [], False
     for source in sources:
         weights = source.keras_model.get_weights()
-        if [w.shape for w in weights] != mine and _only_narrower(source.config.get("model_args", {}), model):
+        if [w.shape for w in weights] != mine and _only_narrower(source.config.get("model_args", {}), args or {}):
             weights, wider = widened(model, source.keras_model), True
         weights = [w.astype(np.float64) for w in weights]
         if [w.shape for w in weights] != mine:
@@ -351,10 +351,11 @@ def warm_start(model, sources: list[TrainedModel], log) -> list[dict]:
     return made_by
 
 
-def _only_narrower(args: dict, model) -> bool:
-    """Whether a source network of these model_args differs from `model` only by fewer LSTM units a layer."""
-    layers = [layer for layer in model.layers if layer.name.startswith("lstm_")]
-    return bool(args.get("units")) and args.get("layers") == len(layers) and args["units"] < layers[0].units
+def _only_narrower(theirs: dict, mine: dict) -> bool:
+    """Whether a source network of model_args `theirs` differs from this run's `mine` only by fewer LSTM units
+    (dropout holds no weights; a form's copy reads line 2's end at a fixed place, the joint network by its 。)."""
+    same = lambda args: {k: v for k, v in args.items() if k not in ("units", "dropout", "period_id", "chars")}
+    return bool(theirs.get("units")) and theirs["units"] < mine.get("units", 0) and same(theirs) == same(mine)
 
 
 class Run(NamedTuple):
@@ -392,7 +393,7 @@ def prepare_run(cfg: Config, mode: str, folder: str, train_texts: list[str], sha
     with strategy.scope():  # variables made here are mirrored across GPUs and workers
         model, state = model_and_state(cfg, ckpt, args, embedding, vocab, resume)
         if sources:
-            state["init_from"] = warm_start(model, sources, log)
+            state["init_from"] = warm_start(model, sources, log, args)
             # a new shuffle order, not the source run's first epochs again
             state["seed_offset"] = max(src["pretrain_epochs"] or 0 for src in state["init_from"])
             state["commands"] = list(dict.fromkeys(c for src in state["init_from"] for c in src["commands"]))

@@ -47,7 +47,8 @@ def test_a_sampled_softmax_learns_what_the_full_softmax_measures():
     before = {name: [w.copy() for w in model.get_layer(name).get_weights()]
               for name in ("embedding", "lstm_0", "next_char", "group_scores", "group_spread")}
     start = _full_loss(model, x, y)
-    use_sampled_softmax(model, 8, counts=[10] * VOCAB)
+    # a skewed proposal, as real character counts are: the correction for how often each is drawn must hold
+    use_sampled_softmax(model, 8, counts=[5000 if i < 4 else 0 if i == 5 else 3 + i for i in range(VOCAB)])
     history = model.fit(x, y, batch_size=16, epochs=25, verbose=0, validation_data=(x, y))
     after = _full_loss(model, x, y)
     assert after < start - 1.0, (start, after)
@@ -59,6 +60,16 @@ def test_a_sampled_softmax_learns_what_the_full_softmax_measures():
     assert changed == {"embedding": False, "lstm_0": True, "next_char": True, "group_scores": True,
                        "group_spread": False}
     assert model.sampled_softmax == 8
+
+
+def test_fit_steps_on_the_sampled_loss():
+    """With one character drawn against each target the step's loss is a two-way softmax's, near log 2 for a fresh
+    network, where the full one over 40 characters is near log 40: fit really trains on the sampled loss."""
+    model, (x, y) = _network(), _data(16)
+    full = _full_loss(model, x, y)
+    use_sampled_softmax(model, 1, counts=range(VOCAB))
+    logged = model.fit(x, y, batch_size=16, epochs=1, verbose=0).history["loss"][0]
+    assert full > 3.0 and logged < 0.5 * full, (full, logged)
 
 
 def test_the_full_softmax_comes_back_for_fine_tuning():
@@ -125,3 +136,22 @@ def test_the_network_for_both_forms_pretrains_on_a_sampled_softmax(tiny_root, tm
         history = json.loads((out / "history.json").read_text(encoding="utf-8"))
         assert [r.get("sampled_softmax") for r in history] == [8, 8, None]
         assert all(r["val_perplexity"] > 1 for r in history) and load_model(out).vocab
+
+
+def test_a_narrower_folder_that_differs_otherwise_is_refused_not_widened():
+    """Only fewer units a layer is widened; a narrower network without the prosody features (or of another mode)
+    is refused in the usual sentence instead of failing inside the widening."""
+    from types import SimpleNamespace
+
+    from poetry_lstm.errors import PoetryError
+    from poetry_lstm.train import _only_narrower, warm_start
+
+    mine = dict(vocab_size=VOCAB, mode="word2vec", units=16, layers=2, dropout=0.0, embedding_dim=8,
+                prosody_dim=PROSODY)
+    plain = build_model(**{**mine, "units": 8, "prosody_dim": 0})
+    source = SimpleNamespace(keras_model=plain, path="narrow", config={"model_args": {**mine, "units": 8,
+                                                                                        "prosody_dim": 0}})
+    assert _only_narrower({**mine, "units": 8, "dropout": 0.2}, mine)
+    assert not _only_narrower(source.config["model_args"], mine) and not _only_narrower({**mine, "units": 32}, mine)
+    with pytest.raises(PoetryError, match="other shapes than this run's"):
+        warm_start(_network(), [source], lambda _: None, mine)
