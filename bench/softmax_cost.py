@@ -94,8 +94,6 @@ def main() -> None:
         bigger = statistics.median(times[f"{args.units} units"])
         print(f"  full softmax, {args.units} units a layer ({model_args['units']} shipped): {1000 * bigger:7.1f} ms "
               f"(ratio to full {bigger / full:.2f})")
-
-
     if args.sampled:
         cheap = statistics.median(times[f"sampled {args.sampled}"])
         print(f"  sampled softmax of {args.sampled} characters: {1000 * cheap:7.1f} ms   (ratio to full "

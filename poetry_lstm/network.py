@@ -227,9 +227,8 @@ def use_sampled_softmax(model, num_sampled: int, counts) -> None:
     loss_tracker = next(m for m in model.metrics if m.name == "loss")
 
     def sampled_loss(x, y):
-        parts = features(x, training=True)
-        parts = parts if isinstance(parts, (list, tuple)) else [parts]
-        z = tf.concat(parts, axis=-1) if len(parts) > 1 else parts[0]  # (batch, time, units [+ groups])
+        parts = features(x, training=True)  # the last LSTM's output [, the group scores]: (batch, time, ·)
+        z = tf.concat(parts if isinstance(parts, (list, tuple)) else [parts], axis=-1)
         z = tf.reshape(z, (-1, z.shape[-1]))
         kernel = tf.concat([head.kernel, spread.kernel], axis=0) if spread is not None else head.kernel
         labels = tf.reshape(tf.cast(y, tf.int64), (-1, 1))  # (batch·time, 1)

@@ -208,8 +208,7 @@ def pretraining_softmax(cfg: Config, model, vocab: Vocab) -> None:
     if k >= len(vocab):
         raise PoetryError(f"--sampled-softmax {k} is not fewer than the vocabulary's {len(vocab)} characters; "
                           "choose fewer (1024 is a good start), or 0 for the full softmax.")
-    strategy = getattr(model, "_distribute_strategy", None)
-    if strategy is not None and strategy.num_replicas_in_sync > 1:
+    if model.distribute_strategy.num_replicas_in_sync > 1:
         raise PoetryError("The sampled softmax trains on one device only; run without --sampled-softmax "
                           "on several GPUs or workers.")
     use_sampled_softmax(model, k, vocab.counts)
@@ -323,16 +322,16 @@ def widened(model, source) -> list[np.ndarray]:
     return out
 
 
-def warm_start(model, sources: list[TrainedModel], log, args: dict | None = None) -> list[dict]:
+def warm_start(model, sources: list[TrainedModel], log, args: dict) -> list[dict]:
     """Set `model`'s weights to the mean of the loaded folders' (one folder: its own), layer by layer; a network
     for both forms takes a form's copy, since neither rhyme-context layer holds weights. A source of fewer units
-    a layer is widened first (`widened`). Returns where each came from, with the commands that made it, for the
-    new model's config and card."""
+    a layer than this run's `args` is widened first (`widened`). Returns where each came from, with the commands
+    that made it, for the new model's config and card."""
     mine = [w.shape for w in model.get_weights()]
     sums, made_by, wider = None, [], False
     for source in sources:
         weights = source.keras_model.get_weights()
-        if [w.shape for w in weights] != mine and _only_narrower(source.config.get("model_args", {}), args or {}):
+        if [w.shape for w in weights] != mine and _only_narrower(source.config.get("model_args", {}), args):
             weights, wider = widened(model, source.keras_model), True
         weights = [w.astype(np.float64) for w in weights]
         if [w.shape for w in weights] != mine:
