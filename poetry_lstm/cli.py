@@ -295,8 +295,8 @@ def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, init_from, back
       poetry-lstm train --mode word2vec --backward
       poetry-lstm train --mode word2vec --form qijue
       poetry-lstm train --mode word2vec --form both --units 384 --dropout 0.2
-      poetry-lstm train --mode word2vec --form both --units 384 --dropout 0.2 --learning-rate 0.001 \\
-          --epochs 4 --init-from models/word2vec --init-from models/qijue/word2vec
+      poetry-lstm train --mode word2vec --form both --units 512 --dropout 0.05 --learning-rate 0.0003 \\
+          --sampled-softmax 1024 --epochs 5 --init-from models/word2vec --init-from models/qijue/word2vec
     """
     cfg = with_flags(config_of(ctx), "train", mode=mode, fine_tune_vectors=fine_tune_vectors, epochs=epochs,
                      learning_rate=learning_rate, sampled_softmax=sampled_softmax,
