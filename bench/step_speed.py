@@ -1,14 +1,17 @@
 """What else a training step could be made to cost: `python bench/step_speed.py [--steps 30] [--sampled 1024]`.
 
-The shipped network's pretraining step (its config.json's model_args, windows of 32 positions, Adam with clipnorm,
-on the sampled softmax `train --sampled-softmax K` uses; `--sampled 0` for the full one) is timed as `train` runs it,
-batch 64, beside the same step:
+A pretraining step of the shipped network (the 五绝 copy's config.json model_args, Adam with clipnorm and the
+accuracy metric as `train` compiles it, on the sampled softmax `train --sampled-softmax K` uses; `--sampled 0` for
+the full one), batch 64 of 32-position windows, is timed beside the same step:
 - at other batch sizes (`--batches 128,256`): the time per window is what counts, since an epoch is windows;
 - with each LSTM unrolled over the 32 positions (`unroll=True`: no while-loop);
-- under XLA (`jit_compile=True`; the sampled softmax's candidate sampler has no XLA kernel, so that variant always
-  uses the full softmax, beside a full-softmax batch-64 step).
-All run in this process, alternating in rounds of 5 steps, so a busy CPU slows each alike; each prints its ratio
-to the batch-64 step's time per window. Training steps only: no variant changes what a step learns except the batch.
+- on the full softmax, and the same under XLA (`jit_compile=True`; the sampled softmax's candidate sampler has no XLA
+  kernel, so XLA is timed on the full softmax).
+All run in this process, alternating in rounds of 5 steps, so a busy CPU slows each alike. Each row's ratio is its time
+per window over the first row's, XLA's over the full-softmax row's. `train --form both` also feeds 24-position 五绝
+windows to a network that finds line 2's end by its 。; the ratios, not the absolute times, are what carry over.
+Unrolling and XLA change only the speed; the batch size changes what a step learns (docs/tuning.md round 16 measures
+what a window teaches at 128 and 256).
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ def compiled(model_args: dict, counts, *, sampled: int, unroll: bool = False, ji
     finally:
         keras.layers.LSTM = plain
     model.compile(optimizer=keras.optimizers.Adam(0.0003, clipnorm=1.0), loss="sparse_categorical_crossentropy",
-                  jit_compile=jit)
+                  metrics=["accuracy"], jit_compile=jit)
     if sampled:
         use_sampled_softmax(model, sampled, counts)
     return model
@@ -57,6 +60,9 @@ def main() -> None:
     model_args = json.loads((Path(args.model) / "config.json").read_text(encoding="utf-8"))["model_args"]
     counts = json.loads((Path(args.model) / "vocab.json").read_text(encoding="utf-8")).get("counts", [])
     vocab = model_args["vocab_size"]
+    if args.sampled and len(counts) != vocab:
+        sys.exit(f"{args.model}/vocab.json has no training count for each of its {vocab} tokens, which the sampled "
+                 "softmax draws by; give a model folder written by `train`, or --sampled 0.")
     base = f"batch 64{', sampled ' + str(args.sampled) if args.sampled else ', full softmax'}"
     variants = {base: dict(batch=64, sampled=args.sampled)}
     for b in (int(b) for b in args.batches.split(",") if b):
