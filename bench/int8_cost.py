@@ -70,7 +70,6 @@ def main() -> None:
         print(f"{name:26s} perplexity {ppl:8.2f}  ratio {ppl / base:.4f}  "
               f"matrices {int8_bytes / 1e6:5.1f} MB against {half_bytes / 1e6:5.1f} MB at float16 "
               f"({int8_bytes / half_bytes:.2f}×)")
-    trained.keras_model.set_weights(stored)
 
 
 if __name__ == "__main__":
