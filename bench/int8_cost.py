@@ -5,7 +5,8 @@ This rounds every weight matrix of the shipped model (the LSTM kernels, the outp
 int8 and back, one symmetric scale per output column (and, for comparison, one scale per matrix), and scores
 the held-out test poems as `poetry-lstm evaluate` does, beside the weights as stored, in this process. It
 prints each perplexity, its ratio to the stored weights', and the bytes the matrices would take (int8 plus a
-float32 scale per column) against float16. Nothing is written: the weights are set in memory.
+float32 scale per column) against float16. Nothing is written: the weights are set in memory. The round trip a
+scale per column is the library's own (`poetry_lstm.weightsfile`), which `[model] weights_dtype = "int8"` stores.
 """
 from __future__ import annotations
 
@@ -20,22 +21,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SMALL = 10_000  # biases, gates' scales and the 32-column prosody tables stay as they are: they are a few KB
+from poetry_lstm.weightsfile import dequantised, int8_columns, is_quantised  # noqa: E402
 
 
 def int8_round_trip(matrix: np.ndarray, per_column: bool = True) -> np.ndarray:
     """`matrix` (rows, columns) rounded to 127 symmetric steps of its column's (or its own) largest magnitude."""
+    if per_column:
+        return dequantised(*int8_columns(matrix)).astype(matrix.dtype)
     x = matrix.astype(np.float32)
-    largest = np.abs(x).max(axis=0, keepdims=True) if per_column else np.abs(x).max(keepdims=True)
-    scale = np.where(largest > 0, largest / 127.0, 1.0)
-    return (np.clip(np.round(x / scale), -127, 127) * scale).astype(matrix.dtype)
+    largest = np.abs(x).max()
+    if largest == 0:
+        return matrix.copy()
+    return (np.clip(np.round(x / largest * 127), -127, 127) * (largest / 127)).astype(matrix.dtype)
 
 
 def quantised(weights: list[np.ndarray], per_column: bool) -> tuple[list[np.ndarray], int, int]:
     """(the weights with every large matrix round-tripped, its bytes at int8 + scales, its bytes at float16)."""
     out, int8_bytes, half_bytes = [], 0, 0
     for w in weights:
-        if w.ndim == 2 and w.size > SMALL:
+        if is_quantised(w):  # biases and the 32-column prosody tables stay as they are: a few KB
             out.append(int8_round_trip(w, per_column))
             int8_bytes += w.size + 4 * (w.shape[1] if per_column else 1)
             half_bytes += 2 * w.size

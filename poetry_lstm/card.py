@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from . import files
+from .weightsfile import QUANTISED_MIN
 
 # by the line length a model writes (model_args "chars", 5 when absent): its quatrain, its longer poems' names
 KINDS = {5: ("五绝", "five-character", "五律", "五古 and 五排", "wulv", "wugu"),
@@ -53,6 +54,12 @@ def _warm_start_lines(config: dict) -> list[str]:
     return lines
 
 
+def _stored_as(dtype: str) -> str:
+    if dtype == "int8":
+        return f"int8 with a float32 scale per column (matrices of over {QUANTISED_MIN:,} weights; the rest float16)"
+    return dtype
+
+
 def model_card(folder: Path, config: dict, report: dict, test: dict | None = None) -> str:
     args = config["model_args"]
     history = json.loads((folder / "history.json").read_text(encoding="utf-8"))
@@ -83,7 +90,7 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
            + ("; from line 3 on, the columns of line 2's last character are read too (the rhyme context)"
               if args.get("rhyme_context") else "")]
           if args.get("prosody_dim") else []),
-        f"- weights stored as {config.get('weights_dtype', 'float32')} in model.keras, computed in float32",
+        f"- weights stored as {_stored_as(config.get('weights_dtype', 'float32'))} in model.keras, computed in float32",
         f"- windows of {config['window']} positions, stride {config['stride']}; "
         "every position predicts its next character",
         *_vector_lines(config),

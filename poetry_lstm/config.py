@@ -92,7 +92,7 @@ RULES: dict[str, dict[str, Bound | OneOf]] = {
     "model": {"min_char_count": AT_LEAST_1, "embedding_dim": AT_LEAST_1, "units": AT_LEAST_1,
               "layers": Bound(2),  # a stacked LSTM
               "dropout": Bound(0, 1, below=True), "window": AT_LEAST_1, "stride": AT_LEAST_1,
-              "weights_dtype": OneOf(("float16", "float32"))},
+              "weights_dtype": OneOf(("float16", "float32", "int8"))},
     "train": {"mode": OneOf(MODES), "fine_tune_epochs": AT_LEAST_0, "fine_tune_learning_rate": POSITIVE,
               "batch_size": AT_LEAST_1, "learning_rate": POSITIVE, "lr_decay": Bound(0, 1, above=True),
               "clipnorm": POSITIVE, "sampled_softmax": AT_LEAST_0,

@@ -10,7 +10,6 @@ embedding for coherence, and the training-line hashes of the copy check.
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -35,8 +34,9 @@ from .modeldir import (
     rebuild_command,
     shape_of_args,
 )
-from .stepper import INDEX_FILE, WEIGHTS_MEMBER, LstmStepper, stepper_from_file, weight_index
+from .stepper import INDEX_FILE, LstmStepper, stepper_from_file, weight_index
 from .tables import DecoderTables, load_tables
+from .weightsfile import rewrite_as
 
 
 @dataclass(eq=False)
@@ -157,42 +157,10 @@ def write_weight_index(folder: Path) -> Path | None:
     return path
 
 
-WEIGHT_DTYPES = ("float32", "float16")
-
-
 def store_weights_as(folder: Path, dtype: str) -> bool:
-    """Rewrite `folder`/model.keras with its float arrays stored as `dtype`; True when the file changed.
-
-    float16 halves the file; Keras and the NumPy stepper both read the arrays back into float32, so
-    only the stored values round (by at most 1 part in 2048). Every other member of the zip, and every
-    HDF5 attribute Keras keeps, is copied as it was. The weights index must be written again after."""
-    import h5py
-
-    path = Path(folder) / "model.keras"
-    with zipfile.ZipFile(path) as z:
-        members = [(info, z.read(info.filename)) for info in z.infolist()]
-    weights = dict((info.filename, data) for info, data in members)[WEIGHTS_MEMBER]
-    out, changed = io.BytesIO(), False
-    with h5py.File(io.BytesIO(weights), "r") as src, h5py.File(out, "w") as dst:
-        dst.attrs.update(src.attrs)
-
-        def copy(name, obj):
-            nonlocal changed
-            if isinstance(obj, h5py.Group):
-                dst.require_group(name).attrs.update(obj.attrs)
-                return
-            data = obj[()]
-            if data.dtype.kind == "f" and data.dtype != np.dtype(dtype):
-                data, changed = data.astype(dtype), True
-            dst.create_dataset(name, data=data).attrs.update(obj.attrs)
-
-        src.visititems(copy)
-    if not changed:
-        return False
-    with files.atomic_path(path, suffix=".keras") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
-        for info, data in members:  # stored, not deflated: the fast path maps the arrays straight out of the file
-            z.writestr(info.filename, out.getvalue() if info.filename == WEIGHTS_MEMBER else data)
-    return True
+    """Rewrite `folder`/model.keras with its weights stored as `dtype` (`weightsfile.WEIGHT_DTYPES`); True when the
+    file changed. The weights index must be written again after."""
+    return rewrite_as(Path(folder) / "model.keras", dtype)
 
 
 def _fast_stepper(path: Path, vocab: Vocab) -> LstmStepper | None:

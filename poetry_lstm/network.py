@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import PoetryError
 from .layout import LINE_TWO_END_STEP, shape_for
+from .weightsfile import float_copy
 
 
 @contextlib.contextmanager
@@ -315,7 +316,8 @@ def load_keras_model(path: Path, vocab_size: int, rebuild: str):
 
     custom_layers()  # registered, so safe mode can rebuild it
     try:
-        model = keras.saving.load_model(path, safe_mode=True)
+        with float_copy(path) as readable:  # int8 weights: Keras reads a float32 twin
+            model = keras.saving.load_model(readable, safe_mode=True)
     except Exception as exc:  # a torn zip, a foreign file or a layer Keras refuses: all mean "rebuild it"
         raise PoetryError(f"The model file {path} cannot be loaded ({exc.__class__.__name__}); run {rebuild} again.",
                           kind="model_corrupt", path=str(path), command=rebuild) from None

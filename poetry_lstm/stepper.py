@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .layout import SHAPES
+from .weightsfile import SCALES, WEIGHTS_MEMBER, dequantised
 
 
 def _has_layer(model, name: str) -> bool:
@@ -139,7 +140,6 @@ class WeightsOnly:
         return _Layer(self.layers[name], self.positions.get(name))
 
 
-WEIGHTS_MEMBER = "model.weights.h5"
 INDEX_FILE = "weights_index.json"  # beside model.keras: where each array lies in it (`weight_index`)
 
 
@@ -226,7 +226,8 @@ def _mapped_arrays(path: Path, info: zipfile.ZipInfo, index: dict):
 
 
 def read_keras_weights(path: Path, index: dict | None = None) -> dict[str, list[np.ndarray]]:
-    """{layer name: weight arrays} of a Keras 3 `.keras` file, checked against its own config.
+    """{layer name: weight arrays} of a Keras 3 `.keras` file, checked against its own config; an int8 matrix
+    comes back in float32, times its scales (`weightsfile`).
 
     With this file's `weight_index`, the arrays are mapped straight out of the file (no h5py, no copy);
     without one, or with a stale one, h5py reads them. Raises ValueError on a layout it does not know.
@@ -237,14 +238,23 @@ def read_keras_weights(path: Path, index: dict | None = None) -> dict[str, list[
         array = _mapped_arrays(path, info, index) if index else None
         if array is not None:
             names = set(index["arrays"])
+
+            def weight(name):
+                scale = f"{SCALES}/{name}"
+                return dequantised(array(name), array(scale)) if scale in names else array(name)
+
             return {layer: [] if group is None else
-                    [array(f"{group}/{i}") for i in range(sum(n.startswith(f"{group}/") for n in names))]
+                    [weight(f"{group}/{i}") for i in range(sum(n.startswith(f"{group}/") for n in names))]
                     for layer, group in _weight_groups(config)}
         weights_bytes = z.read(WEIGHTS_MEMBER)
     import h5py
 
     with h5py.File(io.BytesIO(weights_bytes), "r") as h5:
-        return {layer: [] if group is None else [np.asarray(h5[group][str(i)]) for i in range(len(h5[group]))]
+        def weight(name):
+            scale = f"{SCALES}/{name}"
+            return dequantised(np.asarray(h5[name]), np.asarray(h5[scale])) if scale in h5 else np.asarray(h5[name])
+
+        return {layer: [] if group is None else [weight(f"{group}/{i}") for i in range(len(h5[group]))]
                 for layer, group in _weight_groups(config)}
 
 

@@ -46,6 +46,7 @@ from .network import (
 )
 from .stepper import LstmStepper
 from .tables import load_tables, write_tables
+from .weightsfile import as_stored
 
 MIN_TRAIN_POEMS = 20
 # forward: line 1; backward: line 4 as it reads (更上一层楼, 轻舟已过万重山), by line length
@@ -486,7 +487,7 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
     try:
         clean_model = build_model(**args)  # no optimizer state: the shipped file stays small
         # Rounded as they will be stored, so the test scores below are the shipped file's.
-        clean_model.set_weights([w.astype(cfg.model.weights_dtype).astype(w.dtype) for w in model.get_weights()])
+        clean_model.set_weights([as_stored(w, cfg.model.weights_dtype) for w in model.get_weights()])
         clean_model.save(tmp / "model.keras")
         store_weights_as(tmp, cfg.model.weights_dtype)
         write_weight_index(tmp)
