@@ -111,6 +111,51 @@ def train_critic(real: list[str], ours: list[str], seed: int = 1234, epochs: int
     return critic
 
 
+# A patch: which of lines 2–4 (0-based) come from another poem.
+PATCHES = ((1,), (2,), (3,), (2, 3))
+
+
+def patched_poems(poems: list[str], seed: int = 0, pool: list[str] | None = None) -> list[str]:
+    """Each poem with one of lines 2, 3, 4 (or lines 3 and 4 together) taken from another poem of `pool` (default:
+    `poems`): lines at the same places, of the same 平仄 character by character, ending on the same characters, so
+    the patched poem keeps its form, tones and rhyme and differs from a real one only in what its lines say to each
+    other (the negatives of a coherence critic, which never sees a generated poem). A poem with no such donor is
+    left out."""
+    from .prosody import tone_of
+
+    def split(texts: list[str]) -> list[tuple[list[str], list[str]]]:  # (lines, their 平/仄/b(oth)/u(nknown))
+        lines = [layout.FIVE.lines_of(t) if len(t) == layout.SLOTS else [] for t in texts]
+        return [(ls, ["".join(tone_of(ch)[0] for ch in line) for line in ls]) for ls in lines]
+
+    def key(lines_tones, places: tuple[int, ...]) -> tuple:
+        lines, tones = lines_tones
+        return places, tuple(tones[k] for k in places), lines[places[-1]][-1]
+
+    rng = random.Random(seed)
+    targets = split(poems)
+    donor_texts = targets if pool is None else split(pool)
+    donors: dict[tuple, list[int]] = {}
+    for j, donor in enumerate(donor_texts):
+        if donor[0]:
+            for places in PATCHES:
+                donors.setdefault(key(donor, places), []).append(j)
+    out = []
+    for target in targets:
+        lines = target[0]
+        if not lines:
+            continue
+        for places in rng.sample(PATCHES, len(PATCHES)):
+            # a donor whose lines at these places differ from the poem's (not the poem itself, in its own pool)
+            found = donors.get(key(target, places), [])
+            picks = (donor_texts[rng.choice(found)][0] for _ in range(8 if found else 0))
+            donor = next((d for d in picks if any(d[k] != lines[k] for k in places)), None)
+            if donor is not None:
+                patched = [donor[k] if k in places else line for k, line in enumerate(lines)]
+                out.append("".join(line + mark for line, mark in zip(patched, layout.MARKS_OF_LINES)))
+                break
+    return out
+
+
 def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
     """The chance that a random real poem scores above a random one of ours (ties count half)."""
     from sklearn.metrics import roc_auc_score

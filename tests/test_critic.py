@@ -136,3 +136,37 @@ def test_the_critic_weight_without_a_critic_says_so(tiny_models):
     poem = G.complete_poem(trained, "山水风月花", n=1, seed=0, critic=1.0).poems[0]
     note = next(n for n in poem.notes if n.kind == "no_critic")
     assert "bench/critic.py train" in note.fields["command"] and poem.realness == 0.0
+
+
+REAL = ["白日依山尽，黄河入海流。欲穷千里目，更上一层楼。", "千山鸟飞绝，万径人踪灭。孤舟蓑笠翁，独钓寒江雪。",
+        "移舟泊烟渚，日暮客愁新。野旷天低树，江清月近人。", "松下问童子，言师采药去。只在此山中，云深不知处。"]
+
+
+def test_a_patched_poem_takes_lines_of_the_same_tones_and_ends_from_another():
+    from poetry_lstm.critic import PATCHES, patched_poems
+    from poetry_lstm.layout import FIVE
+    from poetry_lstm.prosody import tone_of
+
+    # donors: the real poems with lines 2–4 made over, character by character, into others of the same tones
+    rng = random.Random(3)
+    by_tone: dict[str, list[str]] = {}
+    for ch in CHARS:
+        by_tone.setdefault(tone_of(ch), []).append(ch)
+    donors = []
+    for poem in REAL * 3:
+        lines = FIVE.lines_of(poem)
+        made = [lines[0]] + ["".join(rng.choice(by_tone[tone_of(ch)]) for ch in line[:-1]) + line[-1]
+                             for line in lines[1:]]
+        donors.append("，".join(made[:2]) + "。" + "，".join(made[2:]) + "。")
+    patched = patched_poems(REAL, seed=1, pool=donors)
+    assert len(patched) == len(REAL)
+    for real, fake in zip(REAL, patched):
+        old, new = FIVE.lines_of(real), FIVE.lines_of(fake)
+        changed = tuple(k for k in range(4) if old[k] != new[k])
+        assert changed in PATCHES  # (a two-line patch whose donor shares one of the lines shows as one)
+        assert changed[-1] >= 1 and new[0] == old[0] and fake[5::6] == real[5::6]  # line 1 and the marks stay
+        for a, b in zip(old, new):
+            assert [tone_of(ch) for ch in a] == [tone_of(ch) for ch in b] and a[-1] == b[-1]
+    assert patched_poems(REAL, seed=1, pool=donors) == patched  # the seed decides
+    assert patched_poems(REAL, seed=1) == []  # no two of the four share the tones and ends of a line
+    assert patched_poems(REAL + ["短诗"], seed=1, pool=donors)[:4] == patched  # a text of another shape is skipped
