@@ -42,15 +42,20 @@ def first_lines(poems: list[str]) -> list[str]:
     return [p[:5] for p in poems]
 
 
+def training_windows() -> list[str]:
+    """Every four-line window of the training split's five-character verse (五律's too): the texts `train` learns."""
+    from poetry_lstm.clean import load_corpus, texts_by_split
+    from poetry_lstm.config import load_config
+
+    return texts_by_split(load_corpus(load_config()), True)["train"]
+
+
 def patched_pair(args) -> tuple[list[str], list[str], dict]:
     """(real four-line texts of the training split, the same with lines from others: `patched_poems`, the
     record of how they were made): `--against patched`, a critic of coherence that never sees our poems."""
-    from poetry_lstm.clean import load_corpus, texts_by_split
-    from poetry_lstm.config import load_config
     from poetry_lstm.critic import patched_poems
 
-    # every 4-line window of the five-character verse (五律's too), half of them by --part: two critics, apart
-    texts = texts_by_split(load_corpus(load_config()), True)["train"][args.part::2]
+    texts = training_windows()[args.part::2]  # half of them by --part: two critics, apart
     real = spread(texts, args.poems)
     return real, patched_poems(real, seed=args.seed), {"against": "patched", "part": args.part, "poems": len(real)}
 
@@ -58,11 +63,9 @@ def patched_pair(args) -> tuple[list[str], list[str], dict]:
 def patched_held_out(real: list[str], seed: int) -> list[str]:
     """The held-out poems `real`, each with a line or two from a training text (`patched_poems`): what a critic of
     coherence should tell apart, and a critic of our poems need not."""
-    from poetry_lstm.clean import load_corpus, texts_by_split
-    from poetry_lstm.config import load_config
     from poetry_lstm.critic import patched_poems
 
-    return patched_poems(real, seed=seed, pool=texts_by_split(load_corpus(load_config()), True)["train"])
+    return patched_poems(real, seed=seed, pool=training_windows())
 
 
 def train(args) -> None:

@@ -158,7 +158,7 @@ def write_weight_index(folder: Path) -> Path | None:
 
 
 def store_weights_as(folder: Path, dtype: str) -> bool:
-    """Rewrite `folder`/model.keras with its weights stored as `dtype` (`weightsfile.WEIGHT_DTYPES`); True when the
+    """Rewrite `folder`/model.keras with its weights stored as `dtype` (`[model] weights_dtype`); True when the
     file changed. The weights index must be written again after."""
     return rewrite_as(Path(folder) / "model.keras", dtype)
 

@@ -225,6 +225,15 @@ def _mapped_arrays(path: Path, info: zipfile.ZipInfo, index: dict):
     return array
 
 
+def _in_float32(array, exists):
+    """dataset name → its array (`array(name)`), times its scales where `exists` finds them (an int8 matrix)."""
+    def weight(name: str) -> np.ndarray:
+        scale = f"{SCALES}/{name}"
+        return dequantised(array(name), array(scale)) if exists(scale) else array(name)
+
+    return weight
+
+
 def read_keras_weights(path: Path, index: dict | None = None) -> dict[str, list[np.ndarray]]:
     """{layer name: weight arrays} of a Keras 3 `.keras` file, checked against its own config; an int8 matrix
     comes back in float32, times its scales (`weightsfile`).
@@ -238,11 +247,7 @@ def read_keras_weights(path: Path, index: dict | None = None) -> dict[str, list[
         array = _mapped_arrays(path, info, index) if index else None
         if array is not None:
             names = set(index["arrays"])
-
-            def weight(name):
-                scale = f"{SCALES}/{name}"
-                return dequantised(array(name), array(scale)) if scale in names else array(name)
-
+            weight = _in_float32(array, names.__contains__)
             return {layer: [] if group is None else
                     [weight(f"{group}/{i}") for i in range(sum(n.startswith(f"{group}/") for n in names))]
                     for layer, group in _weight_groups(config)}
@@ -250,10 +255,7 @@ def read_keras_weights(path: Path, index: dict | None = None) -> dict[str, list[
     import h5py
 
     with h5py.File(io.BytesIO(weights_bytes), "r") as h5:
-        def weight(name):
-            scale = f"{SCALES}/{name}"
-            return dequantised(np.asarray(h5[name]), np.asarray(h5[scale])) if scale in h5 else np.asarray(h5[name])
-
+        weight = _in_float32(lambda name: np.asarray(h5[name]), h5.__contains__)
         return {layer: [] if group is None else [weight(f"{group}/{i}") for i in range(len(h5[group]))]
                 for layer, group in _weight_groups(config)}
 

@@ -25,7 +25,6 @@ from . import files
 
 WEIGHTS_MEMBER = "model.weights.h5"
 SCALES = "int8_scales"  # top-level HDF5 group: SCALES/<a matrix's path> is that int8 matrix's (columns,) scale
-WEIGHT_DTYPES = ("float32", "float16", "int8")
 QUANTISED_MIN = 10_000  # smaller arrays stay float16 under int8: a few KB, and a bias has no columns
 
 
@@ -112,8 +111,8 @@ def _write_members(out: Path, members: list[tuple[str, bytes]]) -> None:
 
 
 def rewrite_as(path: Path, dtype: str) -> bool:
-    """Rewrite the `.keras` file `path` with its weights stored as `dtype` (WEIGHT_DTYPES), atomically; True when
-    the file changed. The weights index beside it must be written again after."""
+    """Rewrite the `.keras` file `path` with its weights stored as `dtype` (`[model] weights_dtype`), atomically;
+    True when the file changed. The weights index beside it must be written again after."""
     members, changed = _converted_file(path, dtype)
     if changed:
         with files.atomic_path(path, suffix=".keras") as tmp:
