@@ -105,7 +105,7 @@ RULES: dict[str, dict[str, Bound | OneOf]] = {
                  "candidates": Bound(1, 64), "coherence": AT_LEAST_0, "frequency_penalty": Bound(0, 2),
                  "sibling_penalty": AT_LEAST_0, "beam_noise": Bound(0, 5), "overuse_penalty": Bound(0, 5),
                  "max_char_uses": Bound(1, 2), "mutual": Bound(0, 5), "critic": Bound(0, 5),
-                 "rules": OneOf(("strict", "lenient"))},
+                 "sense": Bound(0, 5), "rules": OneOf(("strict", "lenient"))},
 }
 
 
@@ -243,6 +243,7 @@ class GenerateConfig:
     max_char_uses: int
     mutual: float
     critic: float
+    sense: float
     line_search: bool
     rules: str
     licences: bool
@@ -282,6 +283,7 @@ class DecodeSettings:
     max_char_uses: int        # novelty: how often one character may be written (a 叠字 in place is one use; 2 or 1)
     mutual: float             # weight of the backward model's mean log p(line 1 | lines 2–4) in the choice
     critic: float             # weight of the ranking critic's log-odds that the poem is real (models/critic)
+    sense: float              # weight of the judge of sense (sense.json: readers' ratings on the last hidden state)
     line_search: bool         # sampling: after lines 2 and 3, the worse half of an answer's candidates copy the better
     rules: str                # "strict" or "lenient" (also 三仄尾 and 仄平仄平仄): which lines tones allow (meter.py)
     licences: bool            # also write the licences the rules accept (拗救); False: plain lines only

@@ -26,7 +26,7 @@ from .clean import is_cjk
 from .config import DecodeSettings
 from .errors import Note
 from .loading import TrainedModel
-from .modeldir import BACKWARD, CRITIC, rebuild_command
+from .modeldir import BACKWARD, CRITIC, rebuild_command, sense_command
 from .tables import BOTH
 
 RELAX_ORDER = ("novelty", "rhyme", "tones")  # what a dead end gives up first
@@ -50,6 +50,7 @@ class Poem:
     rank: float = 0.0       # what the decoder maximised among candidates (Decoder.rank)
     line_one: float = 0.0   # mean log p(line 1 | lines 2–4), backward; 0 unless `mutual` (Decoder.score_line_one)
     realness: float = 0.0   # the ranking critic's log-odds that the poem is real; 0 unless `critic` (score_critic)
+    sense: float = 0.0      # the judge of sense on the poem's last hidden state; 0 unless `sense` (score_sense)
     notes: list[Note] = field(default_factory=list)  # how the poem read what it was given (a polyphonic line-1 end)
 
 
@@ -109,6 +110,7 @@ class Candidate:
     score: float = 0.0             # beam search: log-probabilities plus the frequency penalty, summed
     line_one: float = 0.0          # mean log p(line 1 | lines 2–4), read backwards (Decoder.score_line_one)
     realness: float = 0.0          # the ranking critic's log-odds that the poem is real (Decoder.score_critic)
+    sense: float = 0.0             # the judge of sense: what readers' ratings say of its last hidden state
 
     @property
     def shape(self) -> layout.Shape:
@@ -140,6 +142,11 @@ class Decoder:
                                     f"back to line 1; train one with {rebuild_command(folder)}", "no_backward",
                                     path=str(folder), command=rebuild_command(folder)))
         self.critic = trained.ranker() if settings.critic else None
+        self.sense = trained.sense if settings.sense else None
+        if settings.sense and self.sense is None:
+            self.missing.append(Note(f"no judge of sense in {trained.path}, so the choice did not weigh what readers' "
+                                     f"ratings say; fit one with {sense_command(trained.path)}", "no_sense",
+                                     path=str(trained.path), command=sense_command(trained.path)))
         if settings.critic and self.critic is None and self.shape != layout.FIVE:
             self.missing.append(Note("the ranking critic reads 五绝 only, so the choice among these 七绝 did not weigh "
                                      "how real each candidate reads", "no_critic", path="", command=""))
@@ -183,7 +190,18 @@ class Decoder:
         free = [self.vocab.id(ch) for i, ch in enumerate(c.chars) if ch and i not in c.forced and i not in marks]
         penalty = float(self.penalty[free].mean() if free else 0)
         return (c.logp / max(c.generated, 1) + penalty + self.settings.coherence * self.coherence(c)
-                + self.settings.mutual * c.line_one + self.settings.critic * c.realness)
+                + self.settings.mutual * c.line_one + self.settings.critic * c.realness + self.settings.sense * c.sense)
+
+    def score_sense(self, cands: list[Candidate], hidden: np.ndarray | None = None) -> None:
+        """Set each finished candidate's `sense`: the judge's weights (sense.json) times the model's last hidden
+        state after the whole poem, all candidates in one batch. Readers rated six of our poems from one first
+        line at a time; the judge learned which of them they rate higher, in units of the mean log-probability."""
+        if self.sense is None or not cands:
+            return
+        if hidden is None:  # sampling passes the state it ended in; beam search's winners are read again
+            hidden = final_hidden(self.m.stepper, self.vocab, ["".join(c.chars) for c in cands])  # (batch, units)
+        for c, value in zip(cands, hidden @ self.sense):
+            c.sense = float(value)
 
     def score_critic(self, cands: list[Candidate]) -> None:
         """Set each finished candidate's `realness`: the ranking critic's log-odds that the whole poem is
@@ -315,7 +333,16 @@ class Decoder:
         form = prosody.form_name(c.form, sh.chars) if c.form else None  # as poets name it for this line length
         return Poem(text, lines, round(c.logp / max(c.generated, 1), 4), checks, warnings, form, breaks,
                     round(self.coherence(c), 4), round(self.rank(c), 4), line_one=round(c.line_one, 4),
-                    realness=round(c.realness, 4), notes=notes)
+                    realness=round(c.realness, 4), sense=round(c.sense, 4), notes=notes)
+
+
+def final_hidden(stepper, vocab, poems: list[str]) -> np.ndarray:
+    """(poems, units) the last LSTM layer's hidden state after each whole poem, from <s> to its last mark."""
+    ids = np.array([vocab.encode(p) for p in poems])  # (batch, 1 + slots)
+    state = stepper.initial_state(len(poems))
+    for t in range(ids.shape[1]):
+        _, state = stepper.step(ids[:, t], state, logits=False)
+    return state[len(stepper.cells) - 1][0]
 
 
 def _fixed(c: Candidate, pos: int) -> str | None:
@@ -387,6 +414,9 @@ def sample_poems(dec: Decoder, cands: list[Candidate], rngs: list, temperature, 
             source = resample_lines(dec, cands, groups)
             state = [tuple(x[source] for x in layer) for layer in state]
             prev = prev[source]
+    if dec.sense is not None:  # one more step reads the closing mark: the state the judge of sense reads
+        _, state = stepper.step(prev, state, logits=False)
+        dec.score_sense(cands, state[len(stepper.cells) - 1][0])
     return cands
 
 
@@ -471,6 +501,7 @@ def decode(trained: TrainedModel, make_seed, settings: DecodeSettings) -> list[P
             beams = beam_poems(dec, make_seed(rng), s.beam, rng)
             dec.score_line_one(beams)
             dec.score_critic(beams)
+            dec.score_sense(beams)
             found = {"".join(c.chars): c for c in beams}
             picked = _apart(sorted((dec.finish(c) for c in found.values()), key=order), chosen)
             if picked:

@@ -31,6 +31,7 @@ from .modeldir import (
     read_line_hashes,
     read_model_config,
     read_overuse,
+    read_sense,
     rebuild_command,
     shape_of_args,
 )
@@ -55,6 +56,7 @@ class TrainedModel:
     backward: TrainedModel | None = field(default=None, init=False)  # that scorer, once loaded
     critic_path: Path | None = None  # models/critic beside it, when there is one (`ranker`)
     critic: NumpyCritic | None = field(default=None, init=False)  # that critic, once loaded
+    sense: np.ndarray | None = None  # (units,) the judge of sense on the last hidden state (sense.json), if fitted
     unit_embedding: np.ndarray = field(init=False)  # (V, dim) input vectors of length 1: coherence is a cosine
 
     def __post_init__(self):
@@ -130,8 +132,9 @@ def load_model(path: str | Path, *, keras: bool = False, overuse: bool = True,
     # the ranking critic reads whole 五绝 (24 slots): none beside a 七绝 model
     has_critic = (path.name != BACKWARD and shape == FIVE
                   and all((critic / name).exists() for name in NUMPY_FILES))
+    sense = read_sense(path, config["model_args"]["units"])
     return TrainedModel(path, vocab, config, stepper, load_tables(path, vocab), penalties, keras_model, hashes,
-                        scorer if found else None, critic if has_critic else None)
+                        scorer if found else None, critic if has_critic else None, sense)
 
 
 def read_weight_index(folder: Path) -> dict | None:

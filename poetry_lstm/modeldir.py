@@ -31,6 +31,7 @@ TABLES_FILE = "tables.npz"
 MODES = ("word2vec", "onehot")
 BACKWARD = "backward"  # the folder of the backward scorer (`train --backward`), beside the modes' folders
 CRITIC = "critic"  # the folder of the ranking critic (`python bench/critic.py train --out models/critic`), beside them
+SENSE_FILE = "sense.json"  # a model's judge of sense: readers' ratings of its poems read off its last hidden state
 PAD, UNK, START = "<pad>", "<unk>", "<s>"
 SPECIALS = (PAD, UNK, START)
 
@@ -114,6 +115,26 @@ def read_overuse(folder: Path, tokens: tuple[str, ...]) -> np.ndarray:
         if ch in index:
             out[index[ch]] = max(float(ratio), 0.0)
     return out
+
+
+def sense_command(folder: Path) -> str:
+    return f"`python bench/preference.py fit docs/readings/ratings/* --model {folder}`"
+
+
+def read_sense(folder: Path, units: int) -> np.ndarray | None:
+    """(units,) the weights of the model's judge of sense (`sense.json`, fitted by bench/preference.py on readers'
+    ratings of its poems) on its last layer's hidden state after a whole poem; None for a model without one."""
+    path = Path(folder) / SENSE_FILE
+    if not path.exists():
+        return None
+    fix = sense_command(Path(folder))
+    record = files.read_json(path, "judge of sense", fix=f"run {fix}")
+    weights = record.get("weights") if isinstance(record, dict) else None
+    if (not isinstance(weights, list) or len(weights) != units
+            or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in weights)):
+        raise PoetryError(f"The judge of sense in {path} does not fit this model's {units} units; run {fix} again.",
+                          kind="sense_corrupt", path=str(path), command=fix)
+    return np.asarray(weights, np.float32)
 
 
 def read_line_hashes(folder: Path, config: dict) -> LineHashes:

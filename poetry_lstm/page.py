@@ -300,6 +300,7 @@ ZH_BY_KIND = {
     "model_incomplete": lambda f: f"模型文件夹缺少 {'、'.join(f['missing'])}，请重新训练",
     "model_corrupt": lambda f: "模型文件损坏或无法读取，请按英文说明重建",
     "overuse_corrupt": lambda f: "overuse.json（常用字统计）损坏，请按英文说明重新校准",
+    "sense_corrupt": lambda f: "sense.json（读者评分学得的评判）与模型不符，请按英文说明重新拟合",
     "vectors_missing": lambda f: "没有字向量，请先训练 word2vec 模型",
     "vectors_corrupt": lambda f: "字向量文件损坏，请按英文说明重建",
     "hashes_mismatch": lambda f: "训练句哈希与模型不是同一份语料，请重新训练",
@@ -323,6 +324,7 @@ ZH_BY_KIND = {
     "critic_too_few": lambda f: "评诗模型需要至少十首真诗与十首生成诗",
     "critic_missing": lambda f: f"{f['path']} 没有评诗模型；先用 python bench/critic.py train 训练一个",
     "no_backward": lambda f: f"{f['path']} 没有反向模型，择优未计首句呼应；用 {f['command']} 训练一个",
+    "no_sense": lambda f: f"{f['path']} 没有读者评分学得的评判，择优未计它；用 {f['command']} 拟合一个",
     "no_critic": lambda f: (f"{f['path']} 没有择优评判模型，择优未计像不像真诗；用 {f['command']} 训练一个" if f["path"]
                             else "择优评判模型只读五绝，这些七绝的择优未计像不像真诗"),
     "polyphonic_end": lambda f: (f"{f['char']} 平仄两读；{f['form']}取平声（{'、'.join(f['groups'])}），"
