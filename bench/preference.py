@@ -3,6 +3,8 @@
     python bench/preference.py sheet --split valid --seed 20261303 --out docs/readings/NAME \
         --judge /work/runs/r18/w768-models/word2vec --judge models/onehot
     python bench/preference.py score docs/readings/NAME [docs/readings/OTHER ...]
+    python bench/preference.py sheet --split train --seed S --lines 16 --out docs/readings/ratings/NAME
+    python bench/preference.py fit docs/readings/ratings/* --model models/word2vec --check docs/readings/NAME
 
 Every choice the decoder makes among candidates is by a score: the model's own log-probability, the frequency
 penalty, the coherence with line 1, the backward model, a critic. Versus readings test one such score at a time,
@@ -13,16 +15,21 @@ and the worst. `key.json` keeps, for every poem, each score the decoder has or c
 
 - `model`: the model's mean log p of the characters it wrote; `rank`: what the decoder maximises (`model`, less the
   frequency and over-use penalties, plus `coherence`); `coherence`: lines 2–4's cosine to line 1;
-- `backward`: mean log p(line 1 | lines 2–4) by models/backward; `critic`: the measuring critic's p(real);
+- `backward`: mean log p(line 1 | lines 2–4) by models/backward; `critic` (`--critic`): a critic's log-odds of real;
 - `ngram`: a character 4-gram's mean log p of lines 2–4 (Kneser–Ney on every training line);
 - `judge:<folder>`: the mean log p of lines 2–4 under another model (`--judge`: a bigger network, the onehot one);
 - `attested_tails` / `attested_heads`: lines 2–4 whose last three (first two) characters open or close a training
-  line in that place; `unseen_pairs`: neighbouring characters in lines 2–4 never next to each other there.
+  line in that place; `unseen_pairs`: minus the neighbouring characters in lines 2–4 never next to each other there.
 
 `score` reads `answers.json` beside each key and prints, for each score, how often it orders two poems of one first
 line as the reader does (concordance; 0.5 = no better than chance, with a 95% interval over first lines by
 bootstrap), and the mean rating of the poem it would pick against the mean of all six. Given two readers of one
 sheet (`answers-2.json`), it prints how often they agree in the same way: the ceiling any score can reach.
+
+`fit` learns a judge of sense from rated sheets (drawn from training first lines, so valid ones stay for measuring):
+a pairwise logistic regression of the ratings on the model's mean log p and its last hidden state, written to
+`sense.json` in the model folder, where `[generate] sense` weighs it into the decoder's choice (docs/tuning.md
+round 19).
 """
 from __future__ import annotations
 
@@ -93,8 +100,7 @@ class LineFacts:
         self.pairs = {ln[i:i + 2] for ln in lines for i in range(4)}
 
     def of(self, poem: str) -> dict:
-        written = [ln for ln in show(poem).split("\n")[1:]]
-        written = [ln[:5] for ln in written]
+        written = [ln[:5] for ln in show(poem).split("\n")[1:]]  # lines 2–4, without their marks
         return {"ngram": float(self.judge.text_log_probs(written).mean()),
                 "attested_heads": sum(ln[:2] in self.heads for ln in written),
                 "attested_tails": sum(ln[2:] in self.tails for ln in written),
