@@ -129,8 +129,8 @@ def make_sheet(args) -> None:
             scores["critic"] = critic.logit_real(texts).tolist()
         for name, judge in judges.items():
             scores[f"judge:{name}"] = forward_logp(judge, texts).tolist()
-        for key in ("ngram", "attested_heads", "attested_tails", "unseen_pairs"):
-            scores[key] = [facts.of(t)[key] for t in texts]
+        known = [facts.of(t) for t in texts]
+        scores.update({key: [k[key] for k in known] for key in known[0]})
         order = list(range(len(texts)))
         rng.shuffle(order)
         shown = {LABELS[k]: {"poem": texts[j], **{s: round(v[j], 4) for s, v in scores.items()}}
