@@ -161,6 +161,11 @@ def concordance(items: list[tuple[dict, dict]], value) -> tuple[float, int]:
     return (agree / total if total else float("nan")), int(total)
 
 
+def rating_of_pick(items: list[tuple[dict, dict]], value) -> float:
+    """The mean rating of the poem `value` puts first among each first line's: what choosing by it would give."""
+    return float(np.mean([ratings[max(ratings, key=lambda lab: value(poems, lab))] for poems, ratings in items]))
+
+
 def bootstrap(items, value, draws: int = 1000, seed: int = 0) -> list[float]:
     rng = np.random.default_rng(seed)
     shares = [concordance([items[k] for k in rng.integers(0, len(items), len(items))], value)[0]
@@ -183,19 +188,17 @@ def score(folders: list[Path]) -> dict:
     for name in names:
         value = lambda poems, lab, name=name: poems[lab][name]  # noqa: E731
         share, pairs = concordance(items, value)
-        picked = [ratings[max(ratings, key=lambda lab: poems[lab][name])] for poems, ratings in items]
         out["scores"][name] = {"concordance": round(share, 3), "concordance_95": bootstrap(items, value),
-                               "pairs": pairs, "rating_of_its_pick": round(float(np.mean(picked)), 3)}
+                               "pairs": pairs, "rating_of_its_pick": round(rating_of_pick(items, value), 3)}
     twice = [f for f in folders if (f / "answers-2.json").exists()]
     if twice:  # a second reader of the same sheet: the first reader's ratings as a score of the second's
         both = [({lab: {"r": r} for lab, r in r1.items()}, r2) for f in twice
                 for (_, r1), (_, r2) in zip(read_answers(f), read_answers(f, "answers-2.json"))]
         first = lambda poems, lab: poems[lab]["r"]  # noqa: E731
         share, pairs = concordance(both, first)
-        apart = [({lab: p for lab, p in poems.items()}, r2) for poems, r2 in both]
-        strict = sum(1 for poems, r2 in apart for a in r2 for b in r2
+        strict = sum(1 for poems, r2 in both for a in r2 for b in r2
                      if r2[a] > r2[b] and poems[a]["r"] > poems[b]["r"])
-        rated_apart = sum(1 for poems, r2 in apart for a in r2 for b in r2
+        rated_apart = sum(1 for poems, r2 in both for a in r2 for b in r2
                           if r2[a] > r2[b] and poems[a]["r"] != poems[b]["r"])
         out["reader_agreement"] = {"concordance": round(share, 3), "concordance_95": bootstrap(both, first),
                                    "pairs": pairs, "where_both_rate_apart": round(strict / max(rated_apart, 1), 3),
@@ -235,9 +238,8 @@ def judged(sets, weights: np.ndarray) -> dict:
     out = {}
     for name in ("judge", "logp"):
         value = lambda poems, lab, name=name: poems[lab][name]  # noqa: E731
-        picked = [ratings[max(ratings, key=lambda lab: poems[lab][name])] for poems, ratings in items]
-        out[name] = {"concordance": round(concordance(items, value)[0], 3), "rating_of_its_pick":
-                     round(float(np.mean(picked)), 3)}
+        out[name] = {"concordance": round(concordance(items, value)[0], 3),
+                     "rating_of_its_pick": round(rating_of_pick(items, value), 3)}
     return out
 
 

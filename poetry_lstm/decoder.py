@@ -342,7 +342,7 @@ def final_hidden(stepper, vocab, poems: list[str]) -> np.ndarray:
     state = stepper.initial_state(len(poems))
     for t in range(ids.shape[1]):
         _, state = stepper.step(ids[:, t], state, logits=False)
-    return state[len(stepper.cells) - 1][0]
+    return stepper.top_hidden(state)
 
 
 def _fixed(c: Candidate, pos: int) -> str | None:
@@ -416,7 +416,7 @@ def sample_poems(dec: Decoder, cands: list[Candidate], rngs: list, temperature, 
             prev = prev[source]
     if dec.sense is not None:  # one more step reads the closing mark: the state the judge of sense reads
         _, state = stepper.step(prev, state, logits=False)
-        dec.score_sense(cands, state[len(stepper.cells) - 1][0])
+        dec.score_sense(cands, stepper.top_hidden(state))
     return cands
 
 

@@ -99,6 +99,11 @@ class LstmStepper:
         logits -= logits.max(axis=1, keepdims=True)
         return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True)), new_state
 
+    def top_hidden(self, state) -> np.ndarray:
+        """(batch, units) the last LSTM layer's hidden state in `state` (which ends with the rhyme context's pair
+        when the model reads one, so the last layer is found by count, not as state[-1])."""
+        return state[len(self.cells) - 1][0]
+
     def run(self, ids: list[int], batch: int = 1):
         """Feed a prefix; returns (log-probabilities after its last token, state), for `batch` copies."""
         state = self.initial_state(batch)
