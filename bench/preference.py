@@ -45,6 +45,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from blind_reading import commit, held_out, model_of, models_name, settings_from, show  # noqa: E402
 
+from poetry_lstm.prefer import read_sheet  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = "ABCDEF"
 
@@ -173,14 +175,8 @@ def bootstrap(items, value, draws: int = 1000, seed: int = 0) -> list[float]:
     return [round(float(np.nanpercentile(shares, 2.5)), 3), round(float(np.nanpercentile(shares, 97.5)), 3)]
 
 
-def read_answers(folder: Path, name: str = "answers.json") -> list[tuple[dict, dict]]:
-    key = json.loads((folder / "key.json").read_text(encoding="utf-8"))
-    answers = {a["item"]: a for a in json.loads((folder / name).read_text(encoding="utf-8"))}
-    return [(it["poems"], answers[it["item"]]["ratings"]) for it in key["items"] if it["item"] in answers]
-
-
 def score(folders: list[Path]) -> dict:
-    items = [pair for f in folders for pair in read_answers(f)]
+    items = [pair for f in folders for pair in read_sheet(f)]
     # the scores every sheet kept (a sheet drawn without --judge or --critic has fewer)
     names = sorted(set.intersection(*({s for p in poems.values() for s in p} for poems, _ in items)) - {"poem"})
     out = {"first_lines": len(items),
@@ -193,7 +189,7 @@ def score(folders: list[Path]) -> dict:
     twice = [f for f in folders if (f / "answers-2.json").exists()]
     if twice:  # a second reader of the same sheet: the first reader's ratings as a score of the second's
         both = [({lab: {"r": r} for lab, r in r1.items()}, r2) for f in twice
-                for (_, r1), (_, r2) in zip(read_answers(f), read_answers(f, "answers-2.json"))]
+                for (_, r1), (_, r2) in zip(read_sheet(f), read_sheet(f, "answers-2.json"))]
         first = lambda poems, lab: poems[lab]["r"]  # noqa: E731
         share, pairs = concordance(both, first)
         strict = sum(1 for poems, r2 in both for a in r2 for b in r2
@@ -212,7 +208,7 @@ def rated_features(model, folders: list[Path]) -> list[tuple[int, np.ndarray, np
 
     sets = []
     for k, folder in enumerate(folders):
-        for poems, ratings in read_answers(folder):
+        for poems, ratings in read_sheet(folder):
             texts = [poems[lab]["poem"] for lab in ratings]
             hidden = final_hidden(model.stepper, model.vocab, texts)  # (poems, units)
             sets.append((k, np.hstack([forward_logp(model, texts)[:, None], hidden]),

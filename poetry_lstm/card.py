@@ -121,6 +121,7 @@ def model_card(folder: Path, config: dict, report: dict, test: dict | None = Non
         f"- wall time {config['wall_seconds'] / 60:.1f} min, {_epochs(config, history)}, "
         f"best epoch {config['best_epoch']}",
         *_phase_lines(config, history),
+        *_preference_lines(config),
     ]
     if best:
         lines.append(f"- best validation loss {best['val_loss']:.3f} (perplexity {math.exp(best['val_loss']):.1f}, "
@@ -160,6 +161,22 @@ def _overuse_lines(folder: Path, quatrain: str = "五绝") -> list[str]:
             f"{options.get('temperature')}, best of {options.get('candidates')}), against those poems' own lines; "
             f"the strongest: {top}. The decoder takes `overuse_penalty` × log of each ratio from the character's "
             f"score; `poetry-lstm calibrate --mode {folder.name}{form}` measures it again"]
+
+
+def _preference_lines(config: dict) -> list[str]:
+    """How `poetry-lstm prefer` tuned the trained weights, when it did."""
+    p = config.get("preference")
+    if not p:
+        return []
+    last = (p.get("epochs_log") or [{}])[-1]
+    return [f"- then tuned toward the poems a reader preferred (`poetry-lstm prefer`, direct preference "
+            f"optimisation): {p['pairs']} pairs of our poems rated apart, from {p['first_lines']} rated training "
+            f"first lines in {len(p['sheets'])} sheets (pairs sha1 `{p['pairs_sha1']}`), starting from the weights "
+            f"of sha1 `{p['from_sha1']}`; β {p['beta']}, Adam lr {p['learning_rate']}, {p['epochs']} epoch(s) of "
+            f"batch {p['batch_size']}, anchored by {p['anchor']} × the loss on {p['anchor_batch']} real training "
+            f"五绝 a step; valid perplexity {p['valid_perplexity_before']} → {last.get('valid_perplexity')}; over the "
+            f"last epoch, the change from the start favoured the reader's choice in {last.get('agreement', 0):.0%} "
+            f"of the pairs; {p['seconds'] / 60:.1f} min"]
 
 
 def rewrite(folder: Path) -> None:

@@ -318,6 +318,48 @@ def train(ctx, mode, fine_tune_vectors, retrain_vectors, resume, init_from, back
                  command=command, log=lambda msg: click.echo(msg), init_from=init_from)
 
 
+@cli.command()
+@click.argument("ratings", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--mode", type=click.Choice(MODES), default=None,
+              help=f"The 五绝 model to tune, models/<mode>.  [default: {DEFAULTS.train.mode}]")
+@click.option("--from", "source", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Tune the model in this folder instead of models/<mode> itself (the result still goes there).")
+@click.option("--resume", is_flag=True, help="Continue a stopped run from its last finished epoch.")
+@setting("prefer", "epochs", "Epochs over all rated pairs")
+@setting("prefer", "beta", "How far from the model as it was the preference may pull it")
+@setting("prefer", "learning_rate", "Adam's learning rate")
+@setting("prefer", "anchor", "Weight of the loss on real training 五绝 beside the preference")
+@setting("prefer", "min_gap", "Two poems rated at least this far apart make a pair")
+@click.pass_context
+@friendly
+def prefer(ctx, ratings, mode, source, resume, epochs, beta, learning_rate, anchor, min_gap):
+    """Tune the trained 五绝 model toward the poems a reader rated higher, into models/<mode>/ again.
+
+    RATINGS are rated sheets of training first lines (`bench/preference.py sheet --split train`, each folder
+    with the reader's answers.json), or folders holding them; by default [prefer] ratings,
+    docs/readings/ratings. For every two poems of one first line rated apart, the tuning raises the log p of
+    the better one's lines 2–4 against the other's, measured from where the model started (direct preference
+    optimisation), while the loss on real training poems holds it to verse. Needs the corpus and the train
+    extra: pip install -e ".[train]".
+
+    \b
+    Examples:
+      poetry-lstm prefer
+      poetry-lstm prefer docs/readings/ratings --from /tmp/base/word2vec --epochs 2
+      poetry-lstm prefer --resume
+    """
+    cfg = with_flags(config_of(ctx), "prefer", epochs=epochs, beta=beta, learning_rate=learning_rate, anchor=anchor,
+                     min_gap=min_gap)
+    require_training_extra("prefer", ("tensorflow",))
+    from .network import import_keras
+    from .prefer import prefer as tune_on_preferences
+
+    import_keras()
+    tune_on_preferences(cfg, mode or cfg.train.mode, list(ratings) or [Path(cfg.prefer.ratings)], source=source,
+                        resume=resume, command="poetry-lstm " + " ".join(sys.argv[1:]),
+                        log=lambda msg: click.echo(msg))
+
+
 def _models_dir(cfg: Config, mode: str, form: str = "wujue"):
     """models/<mode>, or a 七绝 model's models/qijue/<mode>."""
     return Path(cfg.for_form(form).paths.models_dir) / mode

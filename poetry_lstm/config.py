@@ -99,6 +99,8 @@ RULES: dict[str, dict[str, Bound | OneOf]] = {
               "epochs": AT_LEAST_1, "patience": AT_LEAST_1, "seed": SEED,
               "shuffle_buffer": AT_LEAST_0, "steps_per_epoch": AT_LEAST_0, "max_minutes": AT_LEAST_0,
               "overuse_poems": AT_LEAST_0},
+    "prefer": {"beta": POSITIVE, "learning_rate": POSITIVE, "epochs": AT_LEAST_1, "batch_size": AT_LEAST_1,
+               "anchor": AT_LEAST_0, "anchor_batch": AT_LEAST_1, "min_gap": Bound(1, 4)},
     # n and beam have ceilings: each candidate costs a decode, and 100000 of them hang for minutes
     "generate": {"mode": OneOf(MODES), "n": Bound(1, 20), "temperature": Bound(0.05, 5), "top_k": AT_LEAST_0,
                  "top_p": Bound(0, 1, above=True), "beam": Bound(1, 64), "max_tries": AT_LEAST_1,
@@ -221,6 +223,18 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class PreferConfig:
+    ratings: str
+    beta: float
+    learning_rate: float
+    epochs: int
+    batch_size: int
+    anchor: float
+    anchor_batch: int
+    min_gap: int
+
+
+@dataclass(frozen=True)
 class GenerateConfig:
     mode: str
     n: int
@@ -319,6 +333,7 @@ class Config:
     vectors: VectorsConfig
     model: ModelConfig
     train: TrainConfig
+    prefer: PreferConfig
     generate: GenerateConfig
 
     def replace(self, section: str, **changes) -> "Config":

@@ -102,6 +102,18 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     return n
 
 
+def swap_folder(new: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Put the finished folder `new` at `path`: the old one is moved aside first and removed after, so `path`
+    holds the whole old folder or the whole new one, never a mix."""
+    new, path = Path(new), Path(path)
+    old = path.parent / f".{path.name}.old"
+    if path.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        path.rename(old)
+    new.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def read_json(path: str | os.PathLike, what: str = "file", fix: str = "delete it and rebuild it"):
     """Read a JSON file or raise a PoetryError naming it; `fix` says what to do about a broken one,
     best as the exact command ("run `poetry-lstm train --mode onehot` again")."""

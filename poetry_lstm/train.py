@@ -528,13 +528,8 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
             config["test"] = test
             files.write_json(tmp / "config.json", config)
         files.write_text(tmp / "card.md", model_card(tmp, config, report, test))
-        old = out.parent / f".{out.name}.old"
-        if out.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-        tmp.rename(out)
+        files.swap_folder(tmp, out)
         if not cfg.model.reverse:
             os.replace(out / HASH_FILE, out.parent / HASH_FILE)  # shared by the models of one corpus
-        shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -60,7 +60,7 @@ def test_a_polyphonic_line_one_end_sets_the_rhyme_when_the_form_rhymes_it(shippe
     assert prosody.tone_of("衣") == prosody.BOTH and prosody.rhyme_groups("衣") == {"上平五微"}
     poems = [p for seed in range(7, 12) for p in poetry_lstm.complete_poem(shipped, "秋风吹客衣", n=2, seed=seed).poems]
     rhyming = [p for p in poems if p.form in ("平起入韵", "仄起入韵")]
-    assert rhyming and poems[0].form == "平起入韵"  # seed 7's first poem is HEAD's 平起入韵 rhyming in 齐
+    assert rhyming and len(rhyming) < len(poems)  # both readings of 衣 occur among these ten
     for p in poems:
         (note,) = p.notes
         assert note.kind == "polyphonic_end" and note.fields["char"] == "衣"

@@ -548,10 +548,18 @@ def test_the_desk_repairs_and_rewrites_a_qijue_with_the_qijue_model(app_with_qij
         assert lines[2] != kept[2] and [lines[i] for i in (0, 1, 3)] == [kept[i] for i in (0, 1, 3)]
 
 
-def test_switching_model_and_settings(app):
+def test_switching_model_and_settings(tiny_root, tiny_models, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
     from poetry_lstm.config import load_config
 
-    gen = load_config().generate  # the tiny config leaves [generate] at the defaults
+    # The defaults give both 五绝 models T 0.75; here onehot has its own, so the slider must follow the model.
+    config = tmp_path / "config.toml"
+    config.write_text((tiny_root / "config.toml").read_text(encoding="utf-8")
+                      + "[generate]\nmodel_temperature = { onehot = 0.9 }\n", encoding="utf-8")
+    monkeypatch.setenv("POETRY_LSTM_CONFIG", str(config))
+    app = AppTest.from_file(str(APP), default_timeout=60).run()
+    gen = load_config(str(config)).generate
     ask(app, "山水风月花")
     first = poems(app)
     assert app.slider[1].value == gen.temperature_for("word2vec")
