@@ -30,6 +30,7 @@ from .errors import PoetryError
 from .evaluate import evaluate_model
 from .layout import FIVE
 from .loading import load_model, store_weights_as, write_weight_index
+from .modeldir import SENSE_FILE
 from .network import build_model, poem_ids, seed_everything
 from .weightsfile import as_stored
 
@@ -189,19 +190,9 @@ def prefer(cfg: Config, mode: str, ratings: list[Path], *, source: Path | None =
         log(f"resumed after epoch {state['epochs_done']}")
     # A resumed run starts Adam's moments afresh at the epoch boundary; the order of pairs is the same either way.
     step = train_step(km, keras.optimizers.Adam(p.learning_rate, clipnorm=cfg.train.clipnorm), p.beta, p.anchor)
-    steps = math.ceil(len(chosen) / p.batch_size)
     for epoch in range(state["epochs_done"] + 1, p.epochs + 1):
-        t0, rng = time.perf_counter(), np.random.default_rng(cfg.train.seed + epoch)
-        order, losses, agree = rng.permutation(len(chosen)), [], []
-        for s in range(steps):
-            k = order[s * p.batch_size:(s + 1) * p.batch_size]
-            real = real_ids[rng.integers(0, len(real_ids), p.anchor_batch)]
-            loss, share = step(chosen_ids[k], rejected_ids[k], ref_chosen[k], ref_rejected[k], real)
-            losses.append(float(loss))
-            agree.append(float(share))
-        row = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "agreement": round(float(np.mean(agree)), 4),
-               "valid_perplexity": round(real_perplexity(km, valid_ids), 3),
-               "seconds": round(time.perf_counter() - t0, 1)}
+        row = run_epoch(step, epoch, (chosen_ids, rejected_ids, ref_chosen, ref_rejected), real_ids, cfg)
+        row.update(valid_perplexity=round(real_perplexity(km, valid_ids), 3))
         with files.atomic_path(ckpt / "weights.weights.h5", suffix=".weights.h5") as tmp:
             km.save_weights(tmp)
         state["epochs"].append(row)
@@ -218,12 +209,29 @@ def prefer(cfg: Config, mode: str, ratings: list[Path], *, source: Path | None =
     return out
 
 
+def run_epoch(step, epoch: int, pairs: tuple, real_ids: np.ndarray, cfg: Config) -> dict:
+    """One pass over the pairs (chosen ids, rejected ids, their reference log p), in an order fixed by the seed and
+    the epoch, each step beside `anchor_batch` real poems; the epoch's mean loss and agreement."""
+    p, started = cfg.prefer, time.perf_counter()
+    rng = np.random.default_rng(cfg.train.seed + epoch)
+    order, losses, agree = rng.permutation(len(pairs[0])), [], []
+    for s in range(math.ceil(len(order) / p.batch_size)):
+        k = order[s * p.batch_size:(s + 1) * p.batch_size]
+        real = real_ids[rng.integers(0, len(real_ids), p.anchor_batch)]
+        loss, share = step(*(part[k] for part in pairs), real)
+        losses.append(float(loss))
+        agree.append(float(share))
+    return {"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "agreement": round(float(np.mean(agree)), 4),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
 def write_tuned_folder(cfg: Config, trained, out: Path, record: dict, command: str, quatrains: dict) -> None:
     """The source folder's files with the tuned weights, config and card, built aside and swapped in whole."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
         shutil.copytree(trained.path, tmp, dirs_exist_ok=True)
+        (tmp / SENSE_FILE).unlink(missing_ok=True)  # a judge of the old network's hidden states: refit it after
         dtype = trained.config.get("weights_dtype", "float32")
         clean = build_model(**trained.config["model_args"])  # no optimizer state
         clean.set_weights([as_stored(w, dtype) for w in trained.keras_model.get_weights()])

@@ -64,7 +64,10 @@ def test_tuning_moves_the_model_toward_the_poems_rated_higher(setup, tiny_models
     chosen, rejected, lines = rated_pairs(sheet_folders([ratings]), 1)
     assert lines == 7 and len(chosen) == len(rejected) > 0
     before = margins(tiny_models / "word2vec", chosen, rejected)
+    judge = Path(cfg.paths.models_dir) / "word2vec" / "sense.json"
+    judge.write_text(json.dumps({"weights": [0.1] * 24}), encoding="utf-8")  # fitted on the old hidden states
     out = prefer(cfg, "word2vec", [ratings], command="poetry-lstm prefer", log=lambda _: None)
+    assert not (out / "sense.json").exists()
     after = margins(out, chosen, rejected)
     assert after.mean() > before.mean() + 0.5 and (after > before).mean() > 0.7
 
