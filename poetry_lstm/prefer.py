@@ -29,10 +29,10 @@ from .config import Config
 from .errors import PoetryError
 from .evaluate import evaluate_model
 from .layout import FIVE
-from .loading import load_model, store_weights_as, write_weight_index
+from .loading import load_model
 from .modeldir import SENSE_FILE
-from .network import build_model, poem_ids, seed_everything
-from .weightsfile import as_stored
+from .network import poem_ids, seed_everything
+from .train import save_weights
 
 PROMPT_SLOTS = 6  # line 1 and its comma: the same for both poems of a pair, so no part of the preference
 
@@ -89,13 +89,19 @@ def pairs_digest(chosen: list[str], rejected: list[str]) -> str:
     return hashlib.sha1("\n".join(f"{c}>{r}" for c, r in zip(chosen, rejected)).encode()).hexdigest()
 
 
+def slot_logp(keras_model, ids, training: bool = False):
+    """(batch, 24) the log p of each slot's character given those before it; ids (batch, 1 + 24) int32."""
+    import tensorflow as tf
+
+    probs = keras_model(ids[:, :-1], training=training)  # (batch, 24, vocab)
+    return tf.math.log(tf.gather(probs, ids[:, 1:], batch_dims=2) + 1e-9)
+
+
 def lines_logp(keras_model, ids, training: bool = False):
     """(batch,) the log p of lines 2–4 (every slot after line 1's comma); ids (batch, 1 + 24) int32."""
     import tensorflow as tf
 
-    probs = keras_model(ids[:, :-1], training=training)  # (batch, 24, vocab)
-    picked = tf.gather(probs, ids[:, 1:], batch_dims=2)  # (batch, 24)
-    return tf.reduce_sum(tf.math.log(picked[:, PROMPT_SLOTS:] + 1e-9), axis=1)
+    return tf.reduce_sum(slot_logp(keras_model, ids, training)[:, PROMPT_SLOTS:], axis=1)
 
 
 def all_logp(keras_model, ids: np.ndarray, chunk: int = 256) -> np.ndarray:
@@ -103,13 +109,8 @@ def all_logp(keras_model, ids: np.ndarray, chunk: int = 256) -> np.ndarray:
 
 
 def real_perplexity(keras_model, ids: np.ndarray, chunk: int = 256) -> float:
-    """Perplexity over every slot of real poems, as `evaluate` counts it."""
-    import tensorflow as tf
-
-    total = 0.0
-    for i in range(0, len(ids), chunk):
-        probs = keras_model(ids[i:i + chunk, :-1], training=False)
-        total += float(tf.reduce_sum(tf.math.log(tf.gather(probs, ids[i:i + chunk, 1:], batch_dims=2) + 1e-9)))
+    """Perplexity over every slot of real poems, as training's validation counts it."""
+    total = sum(float(np.sum(slot_logp(keras_model, ids[i:i + chunk]))) for i in range(0, len(ids), chunk))
     return math.exp(-total / (ids.shape[0] * (ids.shape[1] - 1)))
 
 
@@ -124,8 +125,7 @@ def train_step(keras_model, optimizer, beta: float, anchor: float):
                              - (lines_logp(keras_model, rejected, True) - ref_rejected))
             loss = tf.reduce_mean(tf.nn.softplus(-margin))
             if anchor:
-                probs = keras_model(real[:, :-1], training=True)
-                loss += anchor * -tf.reduce_mean(tf.math.log(tf.gather(probs, real[:, 1:], batch_dims=2) + 1e-9))
+                loss += anchor * -tf.reduce_mean(slot_logp(keras_model, real, True))
         variables = keras_model.trainable_variables
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss, tf.reduce_mean(tf.cast(margin > 0, tf.float32))
@@ -176,7 +176,8 @@ def prefer(cfg: Config, mode: str, ratings: list[Path], *, source: Path | None =
                 "pairs_sha1": pairs_digest(chosen, rejected), "from_sha1": _file_sha1(source / "model.keras")}
     ckpt = out.parent / f".prefer-{mode}"
     state = _run_state(ckpt, settings, resume)
-    quatrains = texts_by_split(load_corpus(cfg), False)
+    records = load_corpus(cfg)  # read once: the 五绝 of each split, and the training windows for the test scores
+    quatrains = texts_by_split(records, False)
     km, vocab = trained.keras_model, trained.vocab
     chosen_ids, rejected_ids = poem_ids(chosen, vocab), poem_ids(rejected, vocab)
     valid_ids, real_ids = poem_ids(quatrains["valid"], vocab), poem_ids(quatrains["train"], vocab)
@@ -203,7 +204,7 @@ def prefer(cfg: Config, mode: str, ratings: list[Path], *, source: Path | None =
     record = {**settings, "sheets": [str(f) for f in folders], "pairs": len(chosen),
               "first_lines": lines, "from": str(source), "valid_perplexity_before": state["valid_perplexity_before"],
               "epochs_log": state["epochs"], "seconds": round(state["seconds"], 1)}
-    write_tuned_folder(cfg, trained, out, record, command, quatrains)
+    write_tuned_folder(trained, out, record, command, quatrains["test"], texts_by_split(records, True)["train"])
     shutil.rmtree(ckpt, ignore_errors=True)
     log(f"saved {out} ({time.perf_counter() - started:.0f} s)")
     return out
@@ -225,26 +226,21 @@ def run_epoch(step, epoch: int, pairs: tuple, real_ids: np.ndarray, cfg: Config)
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-def write_tuned_folder(cfg: Config, trained, out: Path, record: dict, command: str, quatrains: dict) -> None:
-    """The source folder's files with the tuned weights, config and card, built aside and swapped in whole."""
+def write_tuned_folder(trained, out: Path, record: dict, command: str, test: list[str], windows: list[str]) -> None:
+    """The source folder's files with the tuned weights, config and card, built aside and swapped in whole; scored on
+    the `test` quatrains beside the trigram baseline of the training `windows`, as `train` scores its folders."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
         shutil.copytree(trained.path, tmp, dirs_exist_ok=True)
         (tmp / SENSE_FILE).unlink(missing_ok=True)  # a judge of the old network's hidden states: refit it after
-        dtype = trained.config.get("weights_dtype", "float32")
-        clean = build_model(**trained.config["model_args"])  # no optimizer state
-        clean.set_weights([as_stored(w, dtype) for w in trained.keras_model.get_weights()])
-        clean.save(tmp / "model.keras")
-        store_weights_as(tmp, dtype)
-        write_weight_index(tmp)
+        save_weights(tmp, trained.keras_model, trained.config["model_args"],
+                     trained.config.get("weights_dtype", "float32"))
         base = trained.config
         config = {**base, "command": command, "commands": [*(base.get("commands") or [base["command"]]), command],
                   "preference": record}
         files.write_json(tmp / "config.json", config)
-        windows = texts_by_split(load_corpus(cfg), True)["train"]  # the trigram baseline's training texts
-        config["test"] = evaluate_model(load_model(tmp, keras=True, line_hashes=False, backward=False),
-                                        quatrains["test"], windows)
+        config["test"] = evaluate_model(load_model(tmp, keras=True, line_hashes=False, backward=False), test, windows)
         files.write_json(tmp / "config.json", config)
         report = files.read_json(tmp / "corpus_report.json", "corpus report")
         files.write_text(tmp / "card.md", model_card(tmp, config, report, config["test"]))

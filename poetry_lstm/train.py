@@ -478,6 +478,18 @@ def _machine() -> str:
             f"Python {platform.python_version()}")
 
 
+def save_weights(folder: Path, model, args: dict, dtype: str):
+    """`model`'s weights as `folder`/model.keras at `dtype`, with its weights index; returns the network built from
+    `args` holding them rounded as stored (no optimizer state: the shipped file stays small), so scores taken from
+    it are the stored file's."""
+    clean_model = build_model(**args)
+    clean_model.set_weights([as_stored(w, dtype) for w in model.get_weights()])
+    clean_model.save(folder / "model.keras")
+    store_weights_as(folder, dtype)
+    write_weight_index(folder)
+    return clean_model
+
+
 def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab: Vocab, train_texts: list[str],
                     test_texts: list[str], state: dict, command: str) -> None:
     """Build the whole directory under a temporary name, then swap it in: never half-written."""
@@ -485,12 +497,7 @@ def write_model_dir(cfg: Config, out: Path, ckpt: Path, model, args: dict, vocab
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     os.chmod(tmp, 0o777 & ~files._UMASK)  # mkdtemp makes 0700; the model directory is for everyone to read
     try:
-        clean_model = build_model(**args)  # no optimizer state: the shipped file stays small
-        # Rounded as they will be stored, so the test scores below are the shipped file's.
-        clean_model.set_weights([as_stored(w, cfg.model.weights_dtype) for w in model.get_weights()])
-        clean_model.save(tmp / "model.keras")
-        store_weights_as(tmp, cfg.model.weights_dtype)
-        write_weight_index(tmp)
+        clean_model = save_weights(tmp, model, args, cfg.model.weights_dtype)
         vocab.save(tmp / "vocab.json")
         write_tables(tmp, vocab)
         report_path = Path(cfg.paths.corpus_dir) / "report.json"

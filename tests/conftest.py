@@ -138,3 +138,19 @@ def famous_corpus(tmp_path_factory) -> Path:
     cfg = tiny_config(root).replace("clean", valid_share=0.0, test_share=1.0)
     clean_corpus(cfg)
     return root / "corpus" / "quatrains.jsonl"
+
+
+def rated_sheet(folder: Path, model, first_lines: list[str], split: str = "train") -> None:
+    """A sheet as `bench/preference.py sheet` writes it (of `split` first lines), rated by a rule a model or a judge
+    can learn: more 山 rates higher."""
+    from poetry_lstm.generate import complete_poem
+
+    items, answers = [], []
+    for i, first in enumerate(first_lines, 1):
+        poems = [p.text for p in complete_poem(model, first, n=6, candidates=1, seed=i).poems]
+        labels = "ABCDEF"[:len(poems)]
+        items.append({"item": i, "first_line": first, "poems": {lab: {"poem": p} for lab, p in zip(labels, poems)}})
+        answers.append({"item": i, "ratings": {lab: 1 + min(p[6:].count("山"), 4) for lab, p in zip(labels, poems)}})
+    folder.mkdir(parents=True)
+    (folder / "key.json").write_text(json.dumps({"split": split, "items": items}, ensure_ascii=False), "utf-8")
+    (folder / "answers.json").write_text(json.dumps(answers, ensure_ascii=False), encoding="utf-8")

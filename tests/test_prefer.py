@@ -11,24 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import rated_sheet, tiny_config
 
 FIRST_LINES = (["春风吹柳絮", "山水风月花", "明月照高楼", "白云生远岫"], ["孤舟明月夜", "秋风吹落叶", "青山横北郭"])
-
-
-def rated_sheet(folder: Path, model, first_lines: list[str], split: str = "train") -> None:
-    """A sheet as `bench/preference.py sheet` writes it, rated by a rule the model can learn: more 山 rates higher."""
-    from poetry_lstm.generate import complete_poem
-
-    items, answers = [], []
-    for i, first in enumerate(first_lines, 1):
-        poems = [p.text for p in complete_poem(model, first, n=6, candidates=1, seed=i).poems]
-        labels = "ABCDEF"[:len(poems)]
-        items.append({"item": i, "first_line": first, "poems": {lab: {"poem": p} for lab, p in zip(labels, poems)}})
-        answers.append({"item": i, "ratings": {lab: 1 + min(p[6:].count("山"), 4) for lab, p in zip(labels, poems)}})
-    folder.mkdir(parents=True)
-    (folder / "key.json").write_text(json.dumps({"split": split, "items": items}, ensure_ascii=False), "utf-8")
-    (folder / "answers.json").write_text(json.dumps(answers, ensure_ascii=False), encoding="utf-8")
 
 
 @pytest.fixture()

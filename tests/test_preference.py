@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import rated_sheet
 
 BENCH = Path(__file__).parent.parent / "bench"
 sys.path.insert(0, str(BENCH))  # preference.py reads blind_reading.py beside it
@@ -57,21 +58,6 @@ def test_score_reads_the_key_and_both_readers(tmp_path):
     assert out["reader_agreement"]["concordance"] == 0.0  # the second reader reversed every rating
 
 
-def _rated_sheet(folder: Path, model, first_lines: list[str]) -> None:
-    """A sheet as `preference.py sheet` writes it, rated by a rule a judge can learn: more 山 rates higher."""
-    from poetry_lstm.generate import complete_poem
-
-    items, answers = [], []
-    for i, first in enumerate(first_lines, 1):
-        poems = [p.text for p in complete_poem(model, first, n=6, candidates=1, seed=i).poems]
-        labels = "ABCDEF"[:len(poems)]
-        items.append({"item": i, "first_line": first, "poems": {lab: {"poem": p} for lab, p in zip(labels, poems)}})
-        answers.append({"item": i, "ratings": {lab: 1 + min(p[6:].count("山"), 4) for lab, p in zip(labels, poems)}})
-    folder.mkdir(parents=True)
-    (folder / "key.json").write_text(json.dumps({"items": items}, ensure_ascii=False), encoding="utf-8")
-    (folder / "answers.json").write_text(json.dumps(answers, ensure_ascii=False), encoding="utf-8")
-
-
 @pytest.fixture()
 def judged_model(tiny_models, tmp_path):
     """A copy of the tiny word2vec model with a judge of sense fitted on two rated sheets."""
@@ -86,7 +72,7 @@ def judged_model(tiny_models, tmp_path):
     model = load_model(folder)
     sheets = (["春风吹柳絮", "山水风月花", "明月照高楼"], ["白云生远岫", "孤舟明月夜", "秋风吹落叶"])
     for k, firsts in enumerate(sheets):
-        _rated_sheet(tmp_path / f"sheet{k}", model, firsts)
+        rated_sheet(tmp_path / f"sheet{k}", model, firsts)
     preference.fit(argparse.Namespace(folders=[str(tmp_path / "sheet0"), str(tmp_path / "sheet1")], model=str(folder),
                                       c=1.0, check=[str(tmp_path / "sheet1")]))
     return folder
